@@ -1,0 +1,307 @@
+//! Who is calling: bearer tokens, verified once per request, shared by every subgraph.
+//!
+//! Tokens are opaque random strings issued by the users subgraph, which stores only their keyed hash.
+//! Every subgraph verifies the caller's token through an [`Authenticator`]:
+//!
+//! - the users subgraph looks the token up in its own database (revocation is immediate there);
+//! - the beers and orders subgraphs use [`RemoteAuthenticator`], which asks the users subgraph's
+//!   `POST /auth/introspect` endpoint with the same `Authorization` header and caches the answer, keyed
+//!   by the token's SHA-256, for at most [`MAX_CACHE_TTL`]. That bound is how long a revoked token can
+//!   keep working in another subgraph.
+//!
+//! Identity never comes from a header a client could set: only the token is trusted, and only after
+//! its issuer confirms it. Verification is lazy and happens at most once per request, so operations
+//! that need no identity (the catalog) cost no round trip.
+
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use async_graphql::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::error::{graphql_error, internal_error, ErrorCode};
+
+/// The longest a subgraph may trust a cached token verification.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// The verified caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Caller {
+    /// The users subgraph's id of the account.
+    pub user_id: i64,
+    /// Whether the account may change the catalog.
+    pub is_admin: bool,
+}
+
+/// Verification could not be done (the issuer is down, its database failed). Not the caller's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("token verification unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// A boxed future, so [`Authenticator`] can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Turns a bearer token into a caller.
+pub trait Authenticator: Send + Sync + 'static {
+    /// `Ok(Some(caller))` for a valid token; `Ok(None)` for an unknown, expired or revoked one.
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>>;
+}
+
+/// What the request's `Authorization` header held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// No header: an anonymous caller.
+    None,
+    /// A header that is not `Bearer <token>`.
+    Malformed,
+    /// A bearer token, not yet verified.
+    Bearer(String),
+}
+
+impl Credentials {
+    /// Reads an `Authorization` header value (`None` when the header is absent).
+    pub fn from_header(value: Option<&[u8]>) -> Self {
+        let Some(value) = value else {
+            return Credentials::None;
+        };
+        let Ok(value) = std::str::from_utf8(value) else {
+            return Credentials::Malformed;
+        };
+        match value.trim().split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                let token = token.trim();
+                if is_well_formed(token) {
+                    Credentials::Bearer(token.to_owned())
+                } else {
+                    Credentials::Malformed
+                }
+            }
+            _ => Credentials::Malformed,
+        }
+    }
+}
+
+/// Tokens are printable ASCII without spaces, at most 256 characters. Anything else is rejected
+/// before it reaches a database or another service.
+fn is_well_formed(token: &str) -> bool {
+    !token.is_empty() && token.len() <= 256 && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Per-request auth state, put into the GraphQL request's data by the HTTP layer.
+pub struct RequestAuth {
+    credentials: Credentials,
+    verified: OnceCell<Result<Option<Caller>, ErrorCode>>,
+}
+
+impl RequestAuth {
+    /// State for a request that presented `credentials`.
+    pub fn new(credentials: Credentials) -> Self {
+        RequestAuth {
+            credentials,
+            verified: OnceCell::new(),
+        }
+    }
+}
+
+/// The bearer token the request presented, unverified (for revoking it).
+pub fn bearer_token<'a>(ctx: &'a Context<'_>) -> Option<&'a str> {
+    match &ctx.data_opt::<RequestAuth>()?.credentials {
+        Credentials::Bearer(token) => Some(token),
+        _ => None,
+    }
+}
+
+/// The caller, or `None` when no token was sent. An invalid token is `UNAUTHENTICATED`.
+pub async fn caller(ctx: &Context<'_>) -> async_graphql::Result<Option<Caller>> {
+    let auth = ctx
+        .data_opt::<RequestAuth>()
+        .expect("the HTTP layer puts RequestAuth into every request");
+    let result = auth
+        .verified
+        .get_or_init(|| async {
+            match &auth.credentials {
+                Credentials::None => Ok(None),
+                Credentials::Malformed => Err(ErrorCode::Unauthenticated),
+                Credentials::Bearer(token) => {
+                    let authenticator = ctx
+                        .data_opt::<Arc<dyn Authenticator>>()
+                        .expect("every schema is built with an Authenticator");
+                    match authenticator.verify(token).await {
+                        Ok(Some(caller)) => Ok(Some(caller)),
+                        Ok(None) => Err(ErrorCode::Unauthenticated),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot verify a bearer token");
+                            Err(ErrorCode::Internal)
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+    match result {
+        Ok(caller) => Ok(*caller),
+        Err(ErrorCode::Unauthenticated) => Err(unauthenticated(&auth.credentials)),
+        Err(_) => Err(internal_error()),
+    }
+}
+
+/// The caller; `UNAUTHENTICATED` when there is none.
+pub async fn require_caller(ctx: &Context<'_>) -> async_graphql::Result<Caller> {
+    caller(ctx).await?.ok_or_else(|| {
+        graphql_error(
+            ErrorCode::Unauthenticated,
+            "authentication required: send Authorization: Bearer <token>",
+            None,
+        )
+    })
+}
+
+/// The caller if they are an admin; `UNAUTHENTICATED` without a token, `FORBIDDEN` for a customer.
+pub async fn require_admin(ctx: &Context<'_>) -> async_graphql::Result<Caller> {
+    let caller = require_caller(ctx).await?;
+    if caller.is_admin {
+        Ok(caller)
+    } else {
+        Err(graphql_error(
+            ErrorCode::Forbidden,
+            "only admins may do this",
+            None,
+        ))
+    }
+}
+
+fn unauthenticated(credentials: &Credentials) -> async_graphql::Error {
+    let message = match credentials {
+        Credentials::Malformed => "malformed Authorization header: expected Bearer <token>",
+        _ => "invalid, expired or revoked token",
+    };
+    graphql_error(ErrorCode::Unauthenticated, message, None)
+}
+
+/// The answer of the users subgraph's introspection endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Introspection {
+    /// Whether the token is valid now.
+    pub active: bool,
+    /// The caller, when active.
+    #[serde(default, skip_serializing_if = "Option::is_none", flatten)]
+    pub caller: Option<Caller>,
+}
+
+/// Verifies tokens by asking the users subgraph, with a short cache.
+pub struct RemoteAuthenticator {
+    client: reqwest::Client,
+    url: String,
+    cache: moka::future::Cache<[u8; 32], Option<Caller>>,
+}
+
+impl RemoteAuthenticator {
+    /// Asks `url` (the users subgraph's `/auth/introspect`), trusting answers for `ttl`, which must not
+    /// exceed [`MAX_CACHE_TTL`]. A zero `ttl` disables the cache.
+    pub fn new(url: impl Into<String>, ttl: Duration) -> Self {
+        assert!(
+            ttl <= MAX_CACHE_TTL,
+            "auth cache TTL above the revocation bound"
+        );
+        RemoteAuthenticator {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("a plain HTTP client always builds"),
+            url: url.into(),
+            cache: moka::future::Cache::builder()
+                .max_capacity(if ttl.is_zero() { 0 } else { 100_000 })
+                .time_to_live(ttl.max(Duration::from_millis(1)))
+                .build(),
+        }
+    }
+
+    async fn introspect(&self, token: &str) -> Result<Option<Caller>, Unavailable> {
+        let response = self
+            .client
+            .post(&self.url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| Unavailable(format!("{}: {e}", self.url)))?;
+        if !response.status().is_success() {
+            return Err(Unavailable(format!(
+                "{} answered {}",
+                self.url,
+                response.status()
+            )));
+        }
+        let answer: Introspection = response
+            .json()
+            .await
+            .map_err(|e| Unavailable(format!("{}: bad answer: {e}", self.url)))?;
+        Ok(answer.caller.filter(|_| answer.active))
+    }
+}
+
+impl Authenticator for RemoteAuthenticator {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>> {
+        Box::pin(async move {
+            let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            // Failures are not cached: only the issuer's answer is.
+            self.cache
+                .try_get_with(key, self.introspect(token))
+                .await
+                .map_err(|e| Unavailable(e.0.clone()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bearer_headers() {
+        assert_eq!(Credentials::from_header(None), Credentials::None);
+        assert_eq!(
+            Credentials::from_header(Some(b"Bearer abc")),
+            Credentials::Bearer("abc".into())
+        );
+        assert_eq!(
+            Credentials::from_header(Some(b"bearer  abc ")),
+            Credentials::Bearer("abc".into())
+        );
+        for bad in [
+            &b"Basic abc"[..],
+            b"Bearer",
+            b"Bearer ",
+            b"abc",
+            b"Bearer a b",
+            b"\xff",
+        ] {
+            assert_eq!(
+                Credentials::from_header(Some(bad)),
+                Credentials::Malformed,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn introspection_answers_round_trip() {
+        let active = Introspection {
+            active: true,
+            caller: Some(Caller {
+                user_id: 7,
+                is_admin: true,
+            }),
+        };
+        let json = serde_json::to_string(&active).expect("serializes");
+        assert_eq!(json, r#"{"active":true,"userId":7,"isAdmin":true}"#);
+        assert_eq!(
+            serde_json::from_str::<Introspection>(&json).expect("parses"),
+            active
+        );
+        let inactive: Introspection = serde_json::from_str(r#"{"active":false}"#).expect("parses");
+        assert_eq!(inactive.caller, None);
+    }
+}

@@ -1,0 +1,22 @@
+//! Plumbing that every Taproom subgraph needs in exactly the same way, and nothing else.
+//!
+//! Federation exists so each service owns its model, so this crate holds no domain types. It holds:
+//!
+//! - [`db`]: connecting to SQLite or PostgreSQL from one `DATABASE_URL`, running the right set of
+//!   migrations, and counting the SQL statements a service sends (tests assert batching with it).
+//! - [`auth`]: who is calling. A bearer token is verified by an [`auth::Authenticator`]: the users
+//!   subgraph checks its own database, the others ask the users subgraph and cache the answer for a few
+//!   seconds ([`auth::RemoteAuthenticator`]). The README's "Tokens" section describes the design.
+//! - [`error`]: the stable `extensions.code` values of the public contract.
+//! - [`http`]: the HTTP shell around an async-graphql schema: GraphQL-over-HTTP for GET and POST,
+//!   body and depth limits, `/health`, graceful shutdown.
+//! - [`telemetry`]: tracing setup.
+
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod time;

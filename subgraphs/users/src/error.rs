@@ -1,0 +1,91 @@
+//! The users subgraph's errors and the codes clients see for them.
+//!
+//! `Error` deliberately does not implement `Display`: async-graphql converts any `Display` type into a
+//! GraphQL error without an `extensions.code`, so a stray `?` would lose the code. Without `Display`,
+//! the only conversion is the one below, and every error reaches clients with its contract code.
+
+use taproom_common::error::{graphql_error, internal_error, ErrorCode};
+
+/// Anything a users operation can fail with.
+#[derive(Debug)]
+pub enum Error {
+    /// An input breaks a rule; `field` names the input.
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// A unique value (username, email) is taken.
+    Conflict { field: &'static str },
+    /// Wrong username or password at sign-in: one message for both, so neither is revealed.
+    BadCredentials,
+    /// The caller's password did not match where it is re-checked (change password, delete account).
+    WrongPassword { field: &'static str },
+    /// The operation needs a signed-in caller.
+    Unauthenticated,
+    /// The caller's account no longer exists.
+    AccountGone,
+    /// The database failed.
+    Database(sqlx::Error),
+    /// Anything else that is not the client's fault.
+    Internal(String),
+}
+
+/// Results of users operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The message: what clients see, except for internal errors, whose message is only logged.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Invalid { message, .. } => message.clone(),
+            Error::Conflict { field } => format!("{field} is already taken"),
+            Error::BadCredentials => "invalid username or password".into(),
+            Error::WrongPassword { field } => format!("{field} is wrong"),
+            Error::Unauthenticated => {
+                "authentication required: send Authorization: Bearer <token>".into()
+            }
+            Error::AccountGone => "the account no longer exists".into(),
+            Error::Database(error) => format!("database error: {error}"),
+            Error::Internal(message) => message.clone(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        Error::Database(error)
+    }
+}
+
+impl From<Error> for async_graphql::Error {
+    fn from(error: Error) -> Self {
+        let message = error.message();
+        match error {
+            Error::Invalid { field, .. } | Error::WrongPassword { field } => {
+                graphql_error(ErrorCode::BadUserInput, message, Some(field))
+            }
+            Error::Conflict { field } => graphql_error(ErrorCode::Conflict, message, Some(field)),
+            Error::BadCredentials | Error::Unauthenticated | Error::AccountGone => {
+                graphql_error(ErrorCode::Unauthenticated, message, None)
+            }
+            Error::Database(_) | Error::Internal(_) => {
+                tracing::error!(error = %message, "internal error");
+                internal_error()
+            }
+        }
+    }
+}
+
+impl From<Error> for anyhow::Error {
+    fn from(error: Error) -> Self {
+        anyhow::Error::msg(error.message())
+    }
+}

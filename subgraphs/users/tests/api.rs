@@ -1,0 +1,586 @@
+//! The users subgraph through its HTTP app, on a fresh SQLite and a fresh PostgreSQL database.
+
+use axum::{
+    body::Body,
+    http::{header, Request, StatusCode},
+    Router,
+};
+use serde_json::{json, Value};
+use taproom_common::{
+    db::Db,
+    http::Limits,
+    test_on_both_databases,
+    testing::{data, error_code, graphql, send, TestDb},
+};
+use taproom_users::{credentials::TokenKeys, db, AppState};
+
+const SECRET: &str = "test-secret-key-that-is-long-enough-0123";
+const PASSWORD: &str = "Secret123";
+
+struct TestApp {
+    app: Router,
+    db: Db,
+}
+
+impl TestApp {
+    async fn start(test_db: &TestDb) -> Self {
+        Self::with_ttl(test_db, chrono::Duration::hours(1)).await
+    }
+
+    async fn with_ttl(test_db: &TestDb, token_ttl: chrono::Duration) -> Self {
+        let db = test_db.connect().await;
+        db.migrate(&db::migrations()).await.expect("migrates");
+        let state = AppState {
+            db: db.clone(),
+            keys: TokenKeys::new(SECRET),
+            token_ttl,
+        };
+        TestApp {
+            app: taproom_users::app(state, Limits::default()),
+            db,
+        }
+    }
+
+    async fn gql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        graphql(&self.app, query, variables, token).await
+    }
+
+    /// Registers `username` with [`PASSWORD`]; returns (token, id).
+    async fn register(&self, username: &str) -> (String, String) {
+        let response = self
+            .gql(
+                "mutation($input: RegisterInput!) { register(input: $input) { token user { id } } }",
+                json!({ "input": { "username": username, "email": format!("{username}@example.com"), "password": PASSWORD } }),
+                None,
+            )
+            .await;
+        let payload = &data(&response)["register"];
+        (
+            payload["token"].as_str().expect("token").to_owned(),
+            payload["user"]["id"].as_str().expect("id").to_owned(),
+        )
+    }
+
+    async fn login(&self, username: &str, password: &str) -> Value {
+        self.gql(
+            "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token user { username } } }",
+            json!({ "u": username, "p": password }),
+            None,
+        )
+        .await
+    }
+
+    async fn username_exists(&self, username: &str) -> bool {
+        let response = self
+            .gql(
+                "query($u: String!) { usernameExists(username: $u) }",
+                json!({ "u": username }),
+                None,
+            )
+            .await;
+        data(&response)["usernameExists"].as_bool().expect("bool")
+    }
+
+    async fn me(&self, token: Option<&str>) -> Value {
+        self.gql("{ me { id username email isAdmin } }", json!({}), token)
+            .await
+    }
+}
+
+/// The original app's login scenario.
+async fn login_scenario(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    assert!(!t.username_exists("alice").await);
+    let (_, id) = t.register("alice").await;
+    assert!(t.username_exists("alice").await);
+    assert!(
+        t.username_exists("ALICE").await,
+        "usernames are case-insensitive"
+    );
+
+    let login = t.login("alice", PASSWORD).await;
+    let token = data(&login)["login"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let me = t.me(Some(&token)).await;
+    assert_eq!(
+        data(&me)["me"],
+        json!({ "id": id, "username": "alice", "email": "alice@example.com", "isAdmin": false })
+    );
+
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.last_mut().expect("non-empty");
+    *last = if *last == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    assert_eq!(error_code(&t.me(Some(&tampered)).await), "UNAUTHENTICATED");
+
+    let logout = t.gql("mutation { logout }", json!({}), Some(&token)).await;
+    assert_eq!(data(&logout)["logout"], json!(true));
+    let again = t.gql("mutation { logout }", json!({}), Some(&token)).await;
+    assert_eq!(error_code(&again), "UNAUTHENTICATED");
+    assert_eq!(error_code(&t.me(Some(&token)).await), "UNAUTHENTICATED");
+    assert_eq!(data(&t.me(None).await)["me"], Value::Null);
+}
+
+/// Unknown username and wrong password look the same to the client.
+async fn login_failures_are_indistinguishable(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    t.register("bob").await;
+    let wrong_password = t.login("bob", "Wrong1234").await;
+    let unknown_user = t.login("nobody", PASSWORD).await;
+    assert_eq!(error_code(&wrong_password), "UNAUTHENTICATED");
+    assert_eq!(wrong_password["errors"], unknown_user["errors"]);
+    assert_eq!(wrong_password["data"], Value::Null);
+}
+
+/// Every rule of RegisterInput: BAD_USER_INPUT naming the field, and no account created.
+async fn registration_rules(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let cases = [
+        (json!({"username": "ab"}), "username"),
+        (json!({"username": "bad name"}), "username"),
+        (json!({"username": "x".repeat(33)}), "username"),
+        (json!({"email": "not-an-email"}), "email"),
+        (json!({"email": "a@b"}), "email"),
+        (json!({"password": "Short1"}), "password"),
+        (json!({"password": "nouppercase1"}), "password"),
+        (json!({"password": "NOLOWERCASE1"}), "password"),
+        (json!({"password": "NoDigitsAtAll"}), "password"),
+        (
+            json!({"password": format!("Aa1{}", "x".repeat(126))}),
+            "password",
+        ),
+        (json!({"firstName": "x".repeat(101)}), "firstName"),
+    ];
+    for (override_fields, field) in cases {
+        let mut input =
+            json!({ "username": "carol", "email": "carol@example.com", "password": PASSWORD });
+        for (key, value) in override_fields.as_object().expect("object") {
+            input[key] = value.clone();
+        }
+        let response = t
+            .gql(
+                "mutation($input: RegisterInput!) { register(input: $input) { token } }",
+                json!({ "input": input }),
+                None,
+            )
+            .await;
+        assert_eq!(error_code(&response), "BAD_USER_INPUT", "{input}");
+        assert_eq!(
+            response["errors"][0]["extensions"]["field"],
+            json!(field),
+            "{input}"
+        );
+        assert_eq!(response["data"], Value::Null);
+    }
+    assert!(!t.username_exists("carol").await);
+    assert!(!t.username_exists("ab").await);
+}
+
+/// Usernames and emails are unique regardless of case, as enforced by the database.
+async fn unique_values_conflict_in_any_case(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    t.register("dave").await;
+    let t = &t;
+    let register = |username: &str, email: &str| {
+        let variables =
+            json!({ "input": { "username": username, "email": email, "password": PASSWORD } });
+        async move {
+            t.gql(
+                "mutation($input: RegisterInput!) { register(input: $input) { token } }",
+                variables,
+                None,
+            )
+            .await
+        }
+    };
+    let same_name = register("DAVE", "other@example.com").await;
+    assert_eq!(error_code(&same_name), "CONFLICT");
+    assert_eq!(
+        same_name["errors"][0]["extensions"]["field"],
+        json!("username")
+    );
+    let same_email = register("dave2", "Dave@Example.COM").await;
+    assert_eq!(error_code(&same_email), "CONFLICT");
+    assert_eq!(
+        same_email["errors"][0]["extensions"]["field"],
+        json!("email")
+    );
+    assert!(!t.username_exists("dave2").await);
+
+    let (token, _) = t.register("erin").await;
+    let taken = t
+        .gql(
+            r#"mutation { updateProfile(input: { email: "DAVE@example.com" }) { email } }"#,
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(error_code(&taken), "CONFLICT");
+    assert_eq!(
+        data(&t.me(Some(&token)).await)["me"]["email"],
+        json!("erin@example.com")
+    );
+}
+
+/// email and isAdmin are for the user themself only.
+async fn email_and_admin_flag_are_private(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let (admin_token, admin_id) = t.register("admin1").await;
+    assert!(db::promote_to_admin(&t.db, "admin1")
+        .await
+        .expect("promotes"));
+    let (customer_token, _) = t.register("frank").await;
+
+    let query = "query($id: ID!) { user(id: $id) { username email isAdmin } }";
+    let own = t
+        .gql(query, json!({ "id": admin_id }), Some(&admin_token))
+        .await;
+    assert_eq!(
+        data(&own)["user"],
+        json!({ "username": "admin1", "email": "admin1@example.com", "isAdmin": true })
+    );
+    for token in [Some(customer_token.as_str()), None] {
+        let other = t.gql(query, json!({ "id": admin_id }), token).await;
+        assert_eq!(
+            data(&other)["user"],
+            json!({ "username": "admin1", "email": null, "isAdmin": false })
+        );
+    }
+    let missing = t.gql(query, json!({ "id": "999999" }), None).await;
+    assert_eq!(data(&missing)["user"], Value::Null);
+    let not_a_number = t.gql(query, json!({ "id": "abc" }), None).await;
+    assert_eq!(data(&not_a_number)["user"], Value::Null);
+}
+
+/// Only the given profile fields change; null clears a name; email cannot be removed.
+async fn profile_updates_change_only_given_fields(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let (token, _) = t.register("gina").await;
+    let t = &t;
+    let token = &token;
+    let update = |input: Value| async move {
+        t.gql(
+                "mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { email firstName lastName timeModified } }",
+                json!({ "input": input }),
+                Some(token),
+            )
+            .await
+    };
+    let first = update(json!({ "firstName": "Gina", "lastName": "Lollo" })).await;
+    assert_eq!(data(&first)["updateProfile"]["firstName"], json!("Gina"));
+    assert!(data(&first)["updateProfile"]["timeModified"].is_string());
+    let second = update(json!({ "lastName": null })).await;
+    let profile = &data(&second)["updateProfile"];
+    assert_eq!(profile["firstName"], json!("Gina"));
+    assert_eq!(profile["lastName"], Value::Null);
+    assert_eq!(profile["email"], json!("gina@example.com"));
+    let removed = update(json!({ "email": null })).await;
+    assert_eq!(error_code(&removed), "BAD_USER_INPUT");
+    let invalid = update(json!({ "email": "nope", "firstName": "Changed" })).await;
+    assert_eq!(error_code(&invalid), "BAD_USER_INPUT");
+    let unchanged = t
+        .gql("{ me { email firstName } }", json!({}), Some(token))
+        .await;
+    assert_eq!(
+        data(&unchanged)["me"],
+        json!({ "email": "gina@example.com", "firstName": "Gina" })
+    );
+    let no_token = t
+        .gql(
+            r#"mutation { updateProfile(input: { firstName: "X" }) { id } }"#,
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&no_token), "UNAUTHENTICATED");
+}
+
+/// changePassword re-checks the current password and replaces every token with a fresh one.
+async fn password_change_revokes_other_tokens(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let (first, _) = t.register("hank").await;
+    let second = data(&t.login("hank", PASSWORD).await)["login"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { token user { username } } }";
+
+    let wrong = t
+        .gql(
+            change,
+            json!({ "c": "Wrong1234", "n": "Newpass123" }),
+            Some(&first),
+        )
+        .await;
+    assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
+    assert_eq!(
+        wrong["errors"][0]["extensions"]["field"],
+        json!("currentPassword")
+    );
+    let weak = t
+        .gql(change, json!({ "c": PASSWORD, "n": "weak" }), Some(&first))
+        .await;
+    assert_eq!(
+        weak["errors"][0]["extensions"]["field"],
+        json!("newPassword")
+    );
+    assert!(
+        data(&t.me(Some(&second)).await)["me"].is_object(),
+        "failed changes revoke nothing"
+    );
+
+    let changed = t
+        .gql(
+            change,
+            json!({ "c": PASSWORD, "n": "Newpass123" }),
+            Some(&first),
+        )
+        .await;
+    let fresh = data(&changed)["changePassword"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    assert_eq!(error_code(&t.me(Some(&first)).await), "UNAUTHENTICATED");
+    assert_eq!(error_code(&t.me(Some(&second)).await), "UNAUTHENTICATED");
+    assert_eq!(
+        data(&t.me(Some(&fresh)).await)["me"]["username"],
+        json!("hank")
+    );
+    assert_eq!(
+        error_code(&t.login("hank", PASSWORD).await),
+        "UNAUTHENTICATED"
+    );
+    assert!(data(&t.login("hank", "Newpass123").await)["login"]["token"].is_string());
+}
+
+/// deleteAccount re-checks the password, then removes the account and its tokens.
+async fn account_deletion(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let (token, _) = t.register("ivan").await;
+    let delete = "mutation($p: String!) { deleteAccount(password: $p) }";
+    let wrong = t
+        .gql(delete, json!({ "p": "Wrong1234" }), Some(&token))
+        .await;
+    assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
+    assert!(t.username_exists("ivan").await);
+    let anonymous = t.gql(delete, json!({ "p": PASSWORD }), None).await;
+    assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
+
+    let deleted = t.gql(delete, json!({ "p": PASSWORD }), Some(&token)).await;
+    assert_eq!(data(&deleted)["deleteAccount"], json!(true));
+    assert_eq!(error_code(&t.me(Some(&token)).await), "UNAUTHENTICATED");
+    assert_eq!(
+        error_code(&t.login("ivan", PASSWORD).await),
+        "UNAUTHENTICATED"
+    );
+    assert!(!t.username_exists("ivan").await);
+    t.register("ivan").await;
+}
+
+/// An expired token is refused like a revoked one.
+async fn expired_tokens_are_refused(test_db: TestDb) {
+    let t = TestApp::with_ttl(&test_db, chrono::Duration::seconds(-1)).await;
+    let (token, _) = t.register("judy").await;
+    assert_eq!(error_code(&t.me(Some(&token)).await), "UNAUTHENTICATED");
+}
+
+/// The router resolves 100 users in one `_entities` call: one SQL statement.
+async fn entity_batches_cost_one_statement(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let name = format!("user{i}");
+        let row = db::insert_user(
+            &t.db,
+            &db::NewUser {
+                username: &name,
+                email: &format!("{name}@example.com"),
+                password_hash: "not-a-real-hash",
+                first_name: None,
+                last_name: None,
+                is_admin: false,
+            },
+        )
+        .await
+        .expect("inserts");
+        ids.push(row.id.to_string());
+    }
+    let mut representations: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({ "__typename": "User", "id": id }))
+        .collect();
+    representations.push(json!({ "__typename": "User", "id": "999999" }));
+    let before = t.db.statements();
+    let response = t
+        .gql(
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on User { id username email } } }",
+            json!({ "r": representations }),
+            None,
+        )
+        .await;
+    assert_eq!(
+        t.db.statements() - before,
+        1,
+        "one statement for the whole batch"
+    );
+    let entities = data(&response)["_entities"].as_array().expect("list");
+    assert_eq!(entities.len(), 101);
+    for (i, entity) in entities.iter().take(100).enumerate() {
+        assert_eq!(entity["id"], json!(ids[i]));
+        assert_eq!(entity["username"], json!(format!("user{i}")));
+        assert_eq!(entity["email"], Value::Null);
+    }
+    assert_eq!(entities[100], Value::Null);
+}
+
+fn post(body: impl Into<Body>) -> Request<Body> {
+    Request::post("/graphql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/graphql-response+json")
+        .body(body.into())
+        .expect("valid request")
+}
+
+/// Malformed, oversized and invalid requests: clear errors with the right status, and nothing changes.
+async fn bad_requests_change_nothing(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let register = r#"mutation { register(input: { username: "kate", email: "kate@example.com", password: "Secret123" }) { token } }"#;
+
+    let malformed = send(&t.app, post(format!(r#"{{"query": "{register}"#))).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        malformed.body["errors"][0]["extensions"]["code"],
+        json!("BAD_REQUEST")
+    );
+
+    let padding = "x".repeat(1024 * 1024 + 1);
+    let oversized = json!({ "query": register, "extensions": { "padding": padding } }).to_string();
+    let too_large = send(&t.app, post(oversized)).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let unparsable = send(
+        &t.app,
+        post(json!({ "query": "mutation { register(" }).to_string()),
+    )
+    .await;
+    assert_eq!(unparsable.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unparsable.body["errors"][0]["extensions"]["code"],
+        json!("GRAPHQL_PARSE_FAILED")
+    );
+
+    let unknown_field = json!({ "query": register.replace("{ token }", "{ token nope }") });
+    let invalid = send(&t.app, post(unknown_field.to_string())).await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        invalid.body["errors"][0]["extensions"]["code"],
+        json!("GRAPHQL_VALIDATION_FAILED")
+    );
+
+    let wrong_type = Request::post("/graphql")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(json!({ "query": register }).to_string()))
+        .expect("valid request");
+    assert_eq!(
+        send(&t.app, wrong_type).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+
+    let get_mutation = Request::get(format!(
+        "/graphql?query={}",
+        "mutation%20%7B%20logout%20%7D"
+    ))
+    .body(Body::empty())
+    .expect("valid request");
+    assert_eq!(
+        send(&t.app, get_mutation).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    let nested = format!("{{ {}me {{ id }}{} }}", "__schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name ", "} } } } } } } } } } } } } } } }");
+    let too_deep = send(&t.app, post(json!({ "query": nested }).to_string())).await;
+    assert_eq!(
+        too_deep.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        too_deep.body
+    );
+
+    assert!(
+        !t.username_exists("kate").await,
+        "no bad request registered anybody"
+    );
+
+    let get_query =
+        Request::get("/graphql?query=%7B%20usernameExists(username%3A%20%22kate%22)%20%7D")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::empty())
+            .expect("valid request");
+    let answer = send(&t.app, get_query).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.content_type.starts_with("application/json"));
+    assert_eq!(answer.body["data"]["usernameExists"], json!(false));
+
+    let health = send(
+        &t.app,
+        Request::get("/health").body(Body::empty()).expect("valid"),
+    )
+    .await;
+    assert_eq!(health.status, StatusCode::OK);
+}
+
+/// The introspection endpoint the other subgraphs verify tokens with.
+async fn introspection_endpoint(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let (token, id) = t.register("lena").await;
+    let ask = |authorization: Option<String>| {
+        let mut request = Request::post("/auth/introspect");
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        send(&t.app, request.body(Body::empty()).expect("valid"))
+    };
+    let active = ask(Some(format!("Bearer {token}"))).await;
+    assert_eq!(
+        active.body,
+        json!({ "active": true, "userId": id.parse::<i64>().expect("numeric id"), "isAdmin": false })
+    );
+    assert_eq!(
+        ask(Some("Bearer tpr_forged".into())).await.body,
+        json!({ "active": false })
+    );
+    assert_eq!(
+        ask(Some("Basic abc".into())).await.body,
+        json!({ "active": false })
+    );
+    assert_eq!(ask(None).await.body, json!({ "active": false }));
+}
+
+/// Migrations are safe to run twice; serving needs them applied.
+async fn migrations_are_idempotent(test_db: TestDb) {
+    let db = test_db.connect().await;
+    assert!(db.check_migrated(&db::migrations()).await.is_err());
+    db.migrate(&db::migrations()).await.expect("first run");
+    db.migrate(&db::migrations()).await.expect("second run");
+    db.check_migrated(&db::migrations())
+        .await
+        .expect("migrated");
+}
+
+test_on_both_databases!(
+    login_scenario,
+    login_failures_are_indistinguishable,
+    registration_rules,
+    unique_values_conflict_in_any_case,
+    email_and_admin_flag_are_private,
+    profile_updates_change_only_given_fields,
+    password_change_revokes_other_tokens,
+    account_deletion,
+    expired_tokens_are_refused,
+    entity_batches_cost_one_statement,
+    bad_requests_change_nothing,
+    introspection_endpoint,
+    migrations_are_idempotent,
+);
