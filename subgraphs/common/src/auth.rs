@@ -191,6 +191,32 @@ pub struct Introspection {
     pub caller: Option<Caller>,
 }
 
+/// How a subgraph other than users reaches the token issuer (flags and env vars).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteAuthArgs {
+    /// The users subgraph's token introspection endpoint.
+    #[arg(
+        long,
+        env = "AUTH_URL",
+        default_value = "http://127.0.0.1:5001/auth/introspect"
+    )]
+    pub auth_url: String,
+    /// How long a verified token is trusted before asking again, in seconds (0 to 5): the longest a
+    /// revoked token keeps working in this subgraph.
+    #[arg(long, env = "AUTH_CACHE_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=5))]
+    pub auth_cache_seconds: u64,
+}
+
+impl RemoteAuthArgs {
+    /// The authenticator these settings describe.
+    pub fn authenticator(&self) -> Arc<dyn Authenticator> {
+        Arc::new(RemoteAuthenticator::new(
+            self.auth_url.clone(),
+            Duration::from_secs(self.auth_cache_seconds),
+        ))
+    }
+}
+
 /// Verifies tokens by asking the users subgraph, with a short cache.
 pub struct RemoteAuthenticator {
     client: reqwest::Client,

@@ -10,12 +10,14 @@
 //! - [`error`]: the stable `extensions.code` values of the public contract.
 //! - [`http`]: the HTTP shell around an async-graphql schema: GraphQL-over-HTTP for GET and POST,
 //!   body and depth limits, `/health`, graceful shutdown.
+//! - [`money`]: the contract's `Decimal` scalar over exact integer cents.
 //! - [`telemetry`]: tracing setup.
 
 pub mod auth;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod money;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

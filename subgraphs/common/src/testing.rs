@@ -13,7 +13,10 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::db::Db;
+use crate::{
+    auth::{Authenticator, BoxFuture, Caller, Unavailable},
+    db::Db,
+};
 
 /// The variable naming the PostgreSQL server tests create their databases on.
 pub const POSTGRES_ENV: &str = "TAPROOM_TEST_POSTGRES_URL";
@@ -175,4 +178,30 @@ pub fn data(response: &Value) -> &Value {
         "unexpected errors: {response:#}"
     );
     &response["data"]
+}
+
+/// An authenticator over a fixed token table, for testing a subgraph's rules in isolation (the real
+/// one, `RemoteAuthenticator`, is tested against the users subgraph). Tokens: `admin` (user 1, admin),
+/// `customer` (user 2) and `other` (user 3); any other token is invalid.
+pub struct StaticAuthenticator;
+
+impl Authenticator for StaticAuthenticator {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>> {
+        let caller = match token {
+            "admin" => Some(Caller {
+                user_id: 1,
+                is_admin: true,
+            }),
+            "customer" => Some(Caller {
+                user_id: 2,
+                is_admin: false,
+            }),
+            "other" => Some(Caller {
+                user_id: 3,
+                is_admin: false,
+            }),
+            _ => None,
+        };
+        Box::pin(async move { Ok(caller) })
+    }
 }

@@ -1,0 +1,75 @@
+//! The demo catalog `seed-demo` adds: the original app's three beers, then enough more to page through.
+
+use taproom_common::db::Db;
+
+use crate::{
+    db::{self, NewBeer},
+    error::Result,
+};
+
+/// (sku, name, price in cents). The first three are the original app's.
+const DEMO: &[(&str, &str, i64)] = &[
+    ("123456", "Бургаско", 119),
+    ("123457", "Загорка", 200),
+    ("123458", "Tuborg", 150),
+    ("200001", "Amstel", 165),
+    ("200002", "Ариана", 129),
+    ("200003", "Astika", 139),
+    ("200004", "Beck's", 189),
+    ("200005", "Budweiser Budvar", 249),
+    ("200006", "Carlsberg", 159),
+    ("200007", "Corona Extra", 259),
+    ("200008", "Duvel", 389),
+    ("200009", "Erdinger Weissbier", 299),
+    ("200010", "Guinness Draught", 329),
+    ("200011", "Heineken", 179),
+    ("200012", "Hoegaarden", 279),
+    ("200013", "Kamenitza", 135),
+    ("200014", "Каменица Тъмно", 155),
+    ("200015", "Krombacher Pils", 209),
+    ("200016", "Leffe Blonde", 319),
+    ("200017", "Löwenbräu Original", 229),
+    ("200018", "Paulaner Hefe-Weißbier", 309),
+    ("200019", "Pilsner Urquell", 239),
+    ("200020", "Пиринско", 125),
+    ("200021", "Shumensko", 119),
+    ("200022", "Шуменско Премиум", 145),
+    ("200023", "Stella Artois", 199),
+    ("200024", "Staropramen", 189),
+    ("200025", "Velkopopovický Kozel", 169),
+    ("200026", "Weihenstephaner Original", 289),
+    ("200027", "Zagorka Special", 189),
+    ("200028", "Chimay Blue", 459),
+    ("200029", "Westmalle Tripel", 429),
+    ("200030", "Orval", 499),
+    ("200031", "Sierra Nevada Pale Ale", 349),
+    ("200032", "Brewdog Punk IPA", 339),
+    ("200033", "Schneider Weisse", 269),
+    ("200034", "Augustiner Helles", 249),
+    ("200035", "Rochefort 10", 549),
+    ("200036", "Старопрамен", 185),
+    ("200037", "Bernard Svetlé", 199),
+    ("200038", "Tsingtao", 209),
+    ("200039", "Asahi Super Dry", 259),
+    ("200040", "Peroni Nastro Azzurro", 229),
+];
+
+/// Adds the demo catalog if the catalog is empty; how many beers it added.
+pub async fn seed(db: &Db) -> Result<usize> {
+    if db::count(db, None).await? > 0 {
+        return Ok(0);
+    }
+    for (sku, name, price_cents) in DEMO {
+        db::insert_beer(
+            db,
+            &NewBeer {
+                sku,
+                name,
+                price_cents: *price_cents,
+                image: None,
+            },
+        )
+        .await?;
+    }
+    Ok(DEMO.len())
+}

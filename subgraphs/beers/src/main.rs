@@ -1,0 +1,19 @@
+//! `taproom-beers`: parse the command line, start tracing, run the command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use taproom_beers::config::Cli;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    taproom_common::telemetry::init();
+    match taproom_beers::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

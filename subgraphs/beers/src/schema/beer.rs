@@ -1,0 +1,121 @@
+//! The `Beer` entity and the catalog's Relay-style connection types.
+
+use async_graphql::{Context, Object, Result, SimpleObject, ID};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use taproom_common::{money::Decimal, time::Timestamp};
+
+use crate::{
+    db::{self, BeerRow},
+    error::Error,
+    AppState,
+};
+
+/// A beer in the catalog. (beers owns it; keys: id, and sku)
+pub struct Beer(pub BeerRow);
+
+/// A beer in the catalog. (beers owns it; keys: id, and sku)
+#[Object]
+impl Beer {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Unique, 1 to 64 characters.
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// 0.00 to 999999.99, two decimals at most.
+    async fn price(&self) -> Decimal {
+        Decimal::from_cents(self.0.price_cents)
+    }
+
+    /// An image URL (http or https), or null.
+    async fn image(&self) -> Option<&str> {
+        self.0.image.as_deref()
+    }
+
+    async fn time_created(&self) -> Result<Timestamp> {
+        Timestamp::from_db(&self.0.time_created)
+    }
+
+    async fn time_modified(&self) -> Result<Option<Timestamp>> {
+        self.0
+            .time_modified
+            .as_deref()
+            .map(Timestamp::from_db)
+            .transpose()
+    }
+}
+
+/// A cursor: the opaque form of a beer's position `(name, sku)` in catalog order.
+pub fn encode_cursor(row: &BeerRow) -> String {
+    let position = serde_json::json!([row.name, row.sku]).to_string();
+    URL_SAFE_NO_PAD.encode(position)
+}
+
+/// The position a cursor names; `BAD_USER_INPUT` on `after` if it is not one of ours.
+pub fn decode_cursor(cursor: &str) -> Result<(String, String), Error> {
+    let bad = || Error::invalid("after", "after is not a cursor returned by this API");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    serde_json::from_slice::<(String, String)>(&bytes).map_err(|_| bad())
+}
+
+/// One page of the catalog.
+pub struct BeerConnection {
+    pub rows: Vec<BeerRow>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    /// The search the page was made with, for `totalCount`.
+    pub search: Option<String>,
+}
+
+#[Object]
+impl BeerConnection {
+    async fn edges(&self) -> Vec<BeerEdge> {
+        self.rows
+            .iter()
+            .map(|row| BeerEdge {
+                cursor: encode_cursor(row),
+                node: Beer(row.clone()),
+            })
+            .collect()
+    }
+
+    async fn page_info(&self) -> PageInfo {
+        PageInfo {
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+            start_cursor: self.rows.first().map(encode_cursor),
+            end_cursor: self.rows.last().map(encode_cursor),
+        }
+    }
+
+    /// How many beers match the search across all pages (counted only when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let state = ctx.data_unchecked::<AppState>();
+        let count = db::count(&state.db, self.search.as_deref()).await?;
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+}
+
+/// A beer and its cursor.
+#[derive(SimpleObject)]
+pub struct BeerEdge {
+    cursor: String,
+    node: Beer,
+}
+
+/// Where a page stands in the whole list.
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    has_next_page: bool,
+    /// True when the page was asked for with `after`: there are beers before it.
+    has_previous_page: bool,
+    start_cursor: Option<String>,
+    end_cursor: Option<String>,
+}

@@ -1,0 +1,59 @@
+//! The beers subgraph's GraphQL schema: `Query`, `Mutation` and the `Beer` entity.
+
+mod beer;
+mod mutation;
+mod query;
+
+use std::sync::Arc;
+
+use async_graphql::{dataloader::DataLoader, EmptySubscription, Schema, SchemaBuilder};
+use taproom_common::{
+    auth::Authenticator,
+    http::{MAX_QUERY_COMPLEXITY, MAX_QUERY_DEPTH},
+};
+
+pub use beer::{Beer, BeerConnection};
+pub use mutation::Mutation;
+pub use query::Query;
+
+use crate::{
+    loader::{BeerByIdLoader, BeerBySkuLoader},
+    AppState,
+};
+
+/// The beers subgraph's schema type.
+pub type BeersSchema = Schema<Query, Mutation, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .enable_federation()
+        .limit_depth(MAX_QUERY_DEPTH)
+        .limit_complexity(MAX_QUERY_COMPLEXITY)
+}
+
+/// The schema, serving `state`, verifying callers with `authenticator`.
+pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> BeersSchema {
+    builder()
+        .data(DataLoader::new(
+            BeerByIdLoader {
+                db: state.db.clone(),
+            },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            BeerBySkuLoader {
+                db: state.db.clone(),
+            },
+            tokio::spawn,
+        ))
+        .data(authenticator)
+        .data(state)
+        .finish()
+}
+
+/// The federation v2 SDL that `taproom-beers sdl` prints and `schema/beers.graphql` holds.
+pub fn sdl() -> String {
+    builder()
+        .finish()
+        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}

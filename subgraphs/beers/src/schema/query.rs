@@ -1,0 +1,89 @@
+//! Read operations of the catalog, and the `Beer` entity resolvers the router calls.
+
+use async_graphql::{dataloader::DataLoader, Context, Object, Result, ID};
+use taproom_common::error::internal_error;
+
+use crate::{
+    db,
+    error::Error,
+    loader::{BeerByIdLoader, BeerBySkuLoader},
+    schema::{beer::decode_cursor, Beer, BeerConnection},
+    AppState,
+};
+
+/// The largest page.
+pub const MAX_PAGE: i32 = 100;
+
+/// The beers subgraph's root query type.
+pub struct Query;
+
+fn load_failed(error: std::sync::Arc<sqlx::Error>) -> async_graphql::Error {
+    tracing::error!(%error, "loading beers");
+    internal_error()
+}
+
+/// A beer by sku, through the batching loader.
+pub(crate) async fn beer_by_sku(ctx: &Context<'_>, sku: String) -> Result<Option<Beer>> {
+    let loader = ctx.data_unchecked::<DataLoader<BeerBySkuLoader>>();
+    Ok(loader.load_one(sku).await.map_err(load_failed)?.map(Beer))
+}
+
+#[Object]
+impl Query {
+    /// The catalog, sorted by name then sku, Relay-style pages. search matches name or sku, case-insensitive. (beers)
+    async fn beers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> Result<BeerConnection> {
+        let first = first.unwrap_or(20);
+        if !(0..=MAX_PAGE).contains(&first) {
+            return Err(
+                Error::invalid("first", format!("first must be between 0 and {MAX_PAGE}")).into(),
+            );
+        }
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+        let search = search.filter(|s| !s.is_empty());
+        let state = ctx.data_unchecked::<AppState>();
+        let mut rows = db::page(
+            &state.db,
+            search.as_deref(),
+            after
+                .as_ref()
+                .map(|(name, sku)| (name.as_str(), sku.as_str())),
+            i64::from(first) + 1,
+        )
+        .await?;
+        let has_next_page = rows.len() > first as usize;
+        rows.truncate(first as usize);
+        Ok(BeerConnection {
+            rows,
+            has_next_page,
+            has_previous_page: after.is_some(),
+            search,
+        })
+    }
+
+    /// A beer by its sku; null if none. (beers)
+    async fn beer(&self, ctx: &Context<'_>, sku: String) -> Result<Option<Beer>> {
+        beer_by_sku(ctx, sku).await
+    }
+
+    /// Resolves `Beer` references by id for the router, batched.
+    #[graphql(entity)]
+    async fn find_beer_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Beer>> {
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(None);
+        };
+        let loader = ctx.data_unchecked::<DataLoader<BeerByIdLoader>>();
+        Ok(loader.load_one(id).await.map_err(load_failed)?.map(Beer))
+    }
+
+    /// Resolves `Beer` references by sku for the router, batched.
+    #[graphql(entity)]
+    async fn find_beer_by_sku(&self, ctx: &Context<'_>, sku: String) -> Result<Option<Beer>> {
+        beer_by_sku(ctx, sku).await
+    }
+}

@@ -1,0 +1,76 @@
+//! The catalog's input rules, each failing with `BAD_USER_INPUT` naming its field.
+
+use crate::error::{Error, Result};
+
+/// 1 to 64 characters, no control characters, no surrounding spaces.
+pub fn sku(value: &str) -> Result<()> {
+    let len = value.chars().count();
+    if !(1..=64).contains(&len) {
+        return Err(Error::invalid("sku", "sku must be 1 to 64 characters long"));
+    }
+    if value.chars().any(char::is_control) || value.trim() != value {
+        return Err(Error::invalid(
+            "sku",
+            "sku must not contain control characters or surrounding spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// 1 to 200 characters, not blank, no control characters.
+pub fn name(value: &str) -> Result<()> {
+    let len = value.chars().count();
+    if !(1..=200).contains(&len) || value.trim().is_empty() {
+        return Err(Error::invalid(
+            "name",
+            "name must be 1 to 200 characters and not blank",
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "name",
+            "name must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute http or https URL of at most 2048 characters.
+pub fn image(value: &str) -> Result<()> {
+    let ok = value.len() <= 2048
+        && url::Url::parse(value)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "image",
+            "image must be an http or https URL",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules() {
+        assert!(sku("123456").is_ok());
+        assert!(sku("").is_err());
+        assert!(sku(&"1".repeat(65)).is_err());
+        assert!(sku(" 1").is_err());
+        assert!(name("Загорка").is_ok());
+        assert!(name("  ").is_err());
+        assert!(image("https://example.com/a.png").is_ok());
+        assert!(image("http://example.com").is_ok());
+        for bad in [
+            "ftp://example.com/a.png",
+            "javascript:alert(1)",
+            "example.com/a.png",
+            "https://",
+        ] {
+            assert!(image(bad).is_err(), "{bad}");
+        }
+    }
+}
