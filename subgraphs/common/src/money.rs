@@ -55,6 +55,11 @@ impl Decimal {
         Decimal(Repr::Cents(cents))
     }
 
+    /// An amount written as text, not yet checked (see [`Decimal::to_cents`]).
+    pub fn from_text(text: impl Into<String>) -> Self {
+        Decimal(Repr::Input(text.into()))
+    }
+
     /// Checks a client's amount for `field`: a number, not negative, at most two decimals, at most
     /// `max_cents`. Returns it in cents.
     pub fn to_cents(&self, field: &'static str, max_cents: i64) -> Result<i64, MoneyError> {

@@ -65,6 +65,15 @@ impl TestDb {
         }
     }
 
+    /// Another fresh database on the same backend, for a second service in the same test.
+    pub async fn sibling(&self) -> TestDb {
+        if self._dir.is_some() {
+            TestDb::sqlite().await
+        } else {
+            TestDb::postgres().await
+        }
+    }
+
     /// Connects to the database (not yet migrated).
     pub async fn connect(&self) -> Db {
         Db::connect(&self.url)
@@ -91,17 +100,20 @@ fn uuid_like() -> String {
 }
 
 /// Runs each named `async fn(TestDb)` twice: as `name::sqlite` and `name::postgres`.
+///
+/// Tests run on a current-thread runtime: a DataLoader's batch window then closes only once every
+/// resolver of a response has queued its key, so statement counts do not depend on machine load.
 #[macro_export]
 macro_rules! test_on_both_databases {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[tokio::test]
                 async fn sqlite() {
                     super::$name($crate::testing::TestDb::sqlite().await).await
                 }
 
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[tokio::test]
                 async fn postgres() {
                     super::$name($crate::testing::TestDb::postgres().await).await
                 }

@@ -1,0 +1,220 @@
+//! Every SQL statement of the orders subgraph. Batch lookups take a slice of keys and cost one statement.
+//!
+//! Writes run in a transaction that first locks the caller's open order (PostgreSQL: `FOR UPDATE`;
+//! SQLite: `BEGIN IMMEDIATE` already serializes writers), so a checkout and an add cannot interleave
+//! and a closed order never changes again.
+
+use taproom_common::{
+    db::{placeholders, Backend, Db, Migrations, Tx},
+    time,
+};
+
+use crate::error::{Error, Result};
+
+/// This service's migrations, one folder per dialect.
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// The most of one sku a line may hold.
+pub const MAX_LINE_QUANTITY: i64 = 1000;
+
+/// An order as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub time_created: String,
+    pub time_modified: Option<String>,
+    pub time_closed: Option<String>,
+}
+
+/// A line of an order as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ItemRow {
+    pub order_id: i64,
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+}
+
+const ORDER_COLUMNS: &str = "id, user_id, time_created, time_modified, time_closed";
+const ITEM_COLUMNS: &str = "order_id, sku, quantity, unit_price_cents";
+
+/// The orders with these ids.
+pub async fn orders_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<OrderRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let query = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id));
+    Ok(db.fetch_all(query).await?)
+}
+
+/// The orders of these users, newest first.
+pub async fn orders_by_users(db: &Db, user_ids: &[i64]) -> Result<Vec<OrderRow>> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id IN ({}) ORDER BY time_created DESC, id DESC",
+        placeholders(1, user_ids.len())
+    );
+    let query = user_ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id));
+    Ok(db.fetch_all(query).await?)
+}
+
+/// The lines of these orders, in the order they were first added.
+pub async fn items_by_orders(db: &Db, order_ids: &[i64]) -> Result<Vec<ItemRow>> {
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM order_items WHERE order_id IN ({}) ORDER BY time_added, sku",
+        placeholders(1, order_ids.len())
+    );
+    let query = order_ids
+        .iter()
+        .fold(sqlx::query(&sql), |q, id| q.bind(*id));
+    Ok(db.fetch_all(query).await?)
+}
+
+/// The user's open order, if any.
+pub async fn open_order(db: &Db, user_id: i64) -> Result<Option<OrderRow>> {
+    let sql =
+        format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND time_closed IS NULL");
+    Ok(db.fetch_optional(sqlx::query(&sql).bind(user_id)).await?)
+}
+
+/// Locks and returns the user's open order inside `tx`.
+async fn lock_open_order(tx: &mut Tx, backend: Backend, user_id: i64) -> Result<Option<OrderRow>> {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND time_closed IS NULL{lock}"
+    );
+    Ok(tx.fetch_optional(sqlx::query(&sql).bind(user_id)).await?)
+}
+
+async fn touch(tx: &mut Tx, order_id: i64, now: &str) -> Result<()> {
+    tx.execute(
+        sqlx::query("UPDATE orders SET time_modified = $1 WHERE id = $2")
+            .bind(now)
+            .bind(order_id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Adds `quantity` of `sku` at `unit_price_cents` to the user's open order, opening one if needed.
+/// The line's quantity must stay within 1..=[`MAX_LINE_QUANTITY`]; otherwise nothing changes.
+pub async fn add_to_order(
+    db: &Db,
+    user_id: i64,
+    sku: &str,
+    quantity: i64,
+    unit_price_cents: i64,
+) -> Result<i64> {
+    let now = time::to_db(time::now());
+    let mut tx = db.begin().await?;
+    // The partial unique index lets exactly one concurrent request create the open order; the others
+    // do nothing here and find it below.
+    tx.execute(
+        sqlx::query(
+            "INSERT INTO orders (user_id, time_created) VALUES ($1, $2)
+             ON CONFLICT (user_id) WHERE time_closed IS NULL DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(&now),
+    )
+    .await?;
+    let order = lock_open_order(&mut tx, db.backend(), user_id)
+        .await?
+        .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))?;
+    let added = tx
+        .execute(
+            sqlx::query(
+                "INSERT INTO order_items (order_id, sku, quantity, unit_price_cents, time_added)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (order_id, sku) DO UPDATE
+                 SET quantity = order_items.quantity + excluded.quantity,
+                     unit_price_cents = excluded.unit_price_cents
+                 WHERE order_items.quantity + excluded.quantity <= $6",
+            )
+            .bind(order.id)
+            .bind(sku)
+            .bind(quantity)
+            .bind(unit_price_cents)
+            .bind(&now)
+            .bind(MAX_LINE_QUANTITY),
+        )
+        .await?;
+    if added.rows_affected() == 0 {
+        // Dropping the transaction rolls it back, including an order opened just now.
+        return Err(Error::invalid(
+            "quantity",
+            format!("a line may hold at most {MAX_LINE_QUANTITY} of one beer"),
+        ));
+    }
+    touch(&mut tx, order.id, &now).await?;
+    tx.commit().await?;
+    Ok(order.id)
+}
+
+/// Removes the whole line of `sku` from the user's open order.
+pub async fn remove_from_order(db: &Db, user_id: i64, sku: &str) -> Result<i64> {
+    let now = time::to_db(time::now());
+    let mut tx = db.begin().await?;
+    let order = lock_open_order(&mut tx, db.backend(), user_id)
+        .await?
+        .ok_or_else(|| Error::not_found(None, "there is no open order"))?;
+    let removed = tx
+        .execute(
+            sqlx::query("DELETE FROM order_items WHERE order_id = $1 AND sku = $2")
+                .bind(order.id)
+                .bind(sku),
+        )
+        .await?;
+    if removed.rows_affected() == 0 {
+        return Err(Error::not_found(
+            Some("sku"),
+            format!("the open order has no line with sku {sku:?}"),
+        ));
+    }
+    touch(&mut tx, order.id, &now).await?;
+    tx.commit().await?;
+    Ok(order.id)
+}
+
+/// Closes the user's open order; it must have at least one line.
+pub async fn checkout(db: &Db, user_id: i64) -> Result<i64> {
+    let now = time::to_db(time::now());
+    let mut tx = db.begin().await?;
+    let order = lock_open_order(&mut tx, db.backend(), user_id)
+        .await?
+        .ok_or_else(|| Error::not_found(None, "there is no open order"))?;
+    let (lines,): (i64,) = tx
+        .fetch_one(
+            sqlx::query("SELECT COUNT(*) FROM order_items WHERE order_id = $1").bind(order.id),
+        )
+        .await?;
+    if lines == 0 {
+        return Err(Error::invalid("order", "the open order is empty"));
+    }
+    tx.execute(
+        sqlx::query("UPDATE orders SET time_closed = $1, time_modified = $1 WHERE id = $2")
+            .bind(&now)
+            .bind(order.id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(order.id)
+}

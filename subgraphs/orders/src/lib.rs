@@ -1,0 +1,97 @@
+//! Taproom's orders subgraph: the service that makes Taproom a federation.
+//!
+//! An `Order` names its owner, a `User` of the users subgraph, and its lines name beers of the beers
+//! subgraph by sku; the router resolves both there. `User.orders` extends the users subgraph's entity.
+//!
+//! A tour of the crate:
+//!
+//! - [`config`]: the command line (`migrate`, `serve`, `sdl`), every flag also an env var.
+//! - [`db`]: every SQL statement, including the transactional writes that keep one open order per user;
+//!   [`loader`]: DataLoaders so every entity and list resolver costs one statement per batch.
+//! - [`beers`]: the client that asks the beers subgraph whether a sku exists and what it costs.
+//! - [`schema`]: `Query`, `Mutation`, `Order`, `OrderItem`, and the `User` and `Beer` references.
+
+pub mod beers;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod loader;
+pub mod schema;
+
+use std::{future::Future, sync::Arc};
+
+use anyhow::Context as _;
+use axum::Router;
+use taproom_common::{
+    auth::Authenticator,
+    db::Db,
+    http::{graphql_app, Limits},
+};
+use tokio::net::TcpListener;
+
+use crate::{
+    beers::BeersClient,
+    config::{Cli, Command, ServeArgs},
+};
+
+/// What the schema shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The orders database.
+    pub db: Db,
+    /// The beers subgraph, for prices.
+    pub beers: BeersClient,
+}
+
+/// The whole HTTP app: `/graphql` and `/health`.
+pub fn app(state: AppState, authenticator: Arc<dyn Authenticator>, limits: Limits) -> Router {
+    graphql_app(
+        schema::schema(state.clone(), authenticator),
+        state.db,
+        limits,
+    )
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate(args) => {
+            let db = Db::connect(&args.database_url).await?;
+            db.migrate(&db::migrations()).await?;
+            tracing::info!("orders database migrated");
+            Ok(())
+        }
+        Command::Sdl => {
+            print!("{}", schema::sdl());
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let listener = TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
+            serve(args, listener, taproom_common::http::shutdown_signal()).await
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = Db::connect(&args.db.database_url).await?;
+    db.check_migrated(&db::migrations()).await?;
+    let state = AppState {
+        db: db.clone(),
+        beers: BeersClient::new(args.beers_url.clone()),
+    };
+    let limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+    };
+    let app = app(state, args.auth.authenticator(), limits);
+    tracing::info!(address = %listener.local_addr()?, "orders subgraph listening");
+    taproom_common::http::serve(listener, app, shutdown).await?;
+    db.close().await;
+    Ok(())
+}

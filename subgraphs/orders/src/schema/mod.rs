@@ -1,0 +1,58 @@
+//! The orders subgraph's GraphQL schema: `Query`, `Mutation`, the `Order` entity, and the references
+//! it makes to `User` (users subgraph, extended here with `orders`) and `Beer` (beers subgraph).
+
+mod mutation;
+mod order;
+mod query;
+
+use std::sync::Arc;
+
+use async_graphql::{dataloader::DataLoader, EmptySubscription, Schema, SchemaBuilder};
+use taproom_common::{
+    auth::Authenticator,
+    http::{MAX_QUERY_COMPLEXITY, MAX_QUERY_DEPTH},
+};
+
+pub use mutation::Mutation;
+pub use order::{Beer, Order, OrderItem, User};
+pub use query::Query;
+
+use crate::{
+    loader::{ItemsLoader, OrderLoader, OrdersByUserLoader},
+    AppState,
+};
+
+/// The orders subgraph's schema type.
+pub type OrdersSchema = Schema<Query, Mutation, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .enable_federation()
+        .limit_depth(MAX_QUERY_DEPTH)
+        .limit_complexity(MAX_QUERY_COMPLEXITY)
+}
+
+/// The schema, serving `state`, verifying callers with `authenticator`.
+pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> OrdersSchema {
+    let db = state.db.clone();
+    builder()
+        .data(DataLoader::new(
+            OrderLoader { db: db.clone() },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            OrdersByUserLoader { db: db.clone() },
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(ItemsLoader { db }, tokio::spawn))
+        .data(authenticator)
+        .data(state)
+        .finish()
+}
+
+/// The federation v2 SDL that `taproom-orders sdl` prints and `schema/orders.graphql` holds.
+pub fn sdl() -> String {
+    builder()
+        .finish()
+        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}

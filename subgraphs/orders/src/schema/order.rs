@@ -1,0 +1,160 @@
+//! `Order`, `OrderItem`, and the references to other subgraphs' entities (`User`, `Beer`).
+
+use async_graphql::{dataloader::DataLoader, Context, Object, Result, SimpleObject, ID};
+use taproom_common::{auth, money::Decimal, time::Timestamp};
+
+use crate::{
+    db::{ItemRow, OrderRow},
+    error::Error,
+    loader::{load_failed, ItemsLoader, OrdersByUserLoader},
+};
+
+/// A customer's order. (orders owns it; key: id)
+pub struct Order(pub OrderRow);
+
+impl Order {
+    async fn items_rows(&self, ctx: &Context<'_>) -> Result<Vec<ItemRow>> {
+        let loader = ctx.data_unchecked::<DataLoader<ItemsLoader>>();
+        Ok(loader
+            .load_one(self.0.id)
+            .await
+            .map_err(load_failed)?
+            .unwrap_or_default())
+    }
+}
+
+/// A customer's order. (orders owns it; key: id)
+#[Object]
+impl Order {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The customer, resolved by the users subgraph.
+    async fn owner(&self) -> User {
+        User {
+            id: ID(self.0.user_id.to_string()),
+        }
+    }
+
+    async fn is_open(&self) -> bool {
+        self.0.time_closed.is_none()
+    }
+
+    async fn items(&self, ctx: &Context<'_>) -> Result<Vec<OrderItem>> {
+        Ok(self
+            .items_rows(ctx)
+            .await?
+            .into_iter()
+            .map(OrderItem)
+            .collect())
+    }
+
+    /// Sum of the lines' totals, exact.
+    async fn total(&self, ctx: &Context<'_>) -> Result<Decimal> {
+        let cents = self
+            .items_rows(ctx)
+            .await?
+            .iter()
+            .map(|item| item.quantity * item.unit_price_cents)
+            .sum();
+        Ok(Decimal::from_cents(cents))
+    }
+
+    /// Sum of the lines' quantities.
+    async fn item_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let count: i64 = self
+            .items_rows(ctx)
+            .await?
+            .iter()
+            .map(|item| item.quantity)
+            .sum();
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+
+    async fn time_created(&self) -> Result<Timestamp> {
+        Timestamp::from_db(&self.0.time_created)
+    }
+
+    async fn time_modified(&self) -> Result<Option<Timestamp>> {
+        self.0
+            .time_modified
+            .as_deref()
+            .map(Timestamp::from_db)
+            .transpose()
+    }
+
+    /// When checkout closed it; null while open.
+    async fn time_closed(&self) -> Result<Option<Timestamp>> {
+        self.0
+            .time_closed
+            .as_deref()
+            .map(Timestamp::from_db)
+            .transpose()
+    }
+}
+
+/// One line of an order. (orders)
+pub struct OrderItem(pub ItemRow);
+
+/// One line of an order. (orders)
+#[Object]
+impl OrderItem {
+    /// The beer, resolved by the beers subgraph by sku; null if it has since left the catalog.
+    async fn beer(&self) -> Option<Beer> {
+        Some(Beer {
+            sku: self.0.sku.clone(),
+        })
+    }
+
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+
+    /// 1 to 1000 per line.
+    async fn quantity(&self) -> i32 {
+        i32::try_from(self.0.quantity).expect("quantities are at most 1000 by a CHECK constraint")
+    }
+
+    /// The beer's price when the line was last changed.
+    async fn unit_price(&self) -> Decimal {
+        Decimal::from_cents(self.0.unit_price_cents)
+    }
+
+    async fn line_total(&self) -> Decimal {
+        Decimal::from_cents(self.0.quantity * self.0.unit_price_cents)
+    }
+}
+
+/// A reference to a beer of the beers subgraph, by its sku key; this subgraph cannot resolve it.
+#[derive(SimpleObject)]
+#[graphql(unresolvable = "sku")]
+pub struct Beer {
+    sku: String,
+}
+
+/// The users subgraph's `User`, extended here with its orders.
+pub struct User {
+    pub id: ID,
+}
+
+#[Object]
+impl User {
+    async fn id(&self) -> &ID {
+        &self.id
+    }
+
+    /// The user's orders, newest first. Only the user themself; FORBIDDEN for anyone else. (orders)
+    async fn orders(&self, ctx: &Context<'_>) -> Result<Vec<Order>> {
+        let caller = auth::require_caller(ctx).await?;
+        let user_id = caller.user_id;
+        if self.id.parse::<i64>().ok() != Some(user_id) {
+            return Err(
+                Error::Forbidden("only the user themself may see their orders".into()).into(),
+            );
+        }
+        let loader = ctx.data_unchecked::<DataLoader<OrdersByUserLoader>>();
+        let rows = loader.load_one(user_id).await.map_err(load_failed)?;
+        Ok(rows.unwrap_or_default().into_iter().map(Order).collect())
+    }
+}

@@ -1,0 +1,457 @@
+//! The orders subgraph through its HTTP app, with the real beers subgraph serving over HTTP, on fresh
+//! SQLite and PostgreSQL databases.
+
+use std::sync::Arc;
+
+use axum::Router;
+use serde_json::{json, Value};
+use taproom_common::{
+    db::Db,
+    http::Limits,
+    test_on_both_databases,
+    testing::{data, error_code, graphql, StaticAuthenticator, TestDb},
+};
+use taproom_orders::{beers::BeersClient, db, AppState};
+use tokio::net::TcpListener;
+
+const ORDER_FIELDS: &str = "id isOpen total itemCount timeCreated timeModified timeClosed owner { id } items { sku quantity unitPrice lineTotal beer { sku } }";
+
+struct TestApp {
+    app: Router,
+    db: Db,
+    beers: String,
+    _beers_db: TestDb,
+}
+
+/// Serves the real beers subgraph (demo catalog) on 127.0.0.1; returns its GraphQL URL.
+async fn start_beers(test_db: &TestDb) -> String {
+    let db = test_db.connect().await;
+    db.migrate(&taproom_beers::db::migrations())
+        .await
+        .expect("migrates");
+    taproom_beers::demo::seed(&db).await.expect("seeds");
+    let app = taproom_beers::app(
+        taproom_beers::AppState { db },
+        Arc::new(StaticAuthenticator),
+        Limits::default(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
+    tokio::spawn(taproom_common::http::serve(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    url
+}
+
+/// A URL where nothing listens.
+async fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
+    drop(listener);
+    url
+}
+
+impl TestApp {
+    async fn start(test_db: &TestDb) -> Self {
+        let beers_db = test_db.sibling().await;
+        let beers = start_beers(&beers_db).await;
+        Self::with_beers(test_db, beers, beers_db).await
+    }
+
+    async fn with_beers(test_db: &TestDb, beers: String, beers_db: TestDb) -> Self {
+        let db = test_db.connect().await;
+        db.migrate(&db::migrations()).await.expect("migrates");
+        let state = AppState {
+            db: db.clone(),
+            beers: BeersClient::new(beers.clone()),
+        };
+        TestApp {
+            app: taproom_orders::app(state, Arc::new(StaticAuthenticator), Limits::default()),
+            db,
+            beers,
+            _beers_db: beers_db,
+        }
+    }
+
+    async fn gql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        graphql(&self.app, query, variables, token).await
+    }
+
+    async fn add(&self, sku: &str, quantity: i64, token: &str) -> Value {
+        self.gql(
+            &format!("mutation($sku: String!, $q: Int!) {{ addToOrder(sku: $sku, quantity: $q) {{ {ORDER_FIELDS} }} }}"),
+            json!({ "sku": sku, "q": quantity }),
+            Some(token),
+        )
+        .await
+    }
+
+    async fn remove(&self, sku: &str, token: &str) -> Value {
+        self.gql(
+            &format!(
+                "mutation($sku: String!) {{ removeFromOrder(sku: $sku) {{ {ORDER_FIELDS} }} }}"
+            ),
+            json!({ "sku": sku }),
+            Some(token),
+        )
+        .await
+    }
+
+    async fn checkout(&self, token: &str) -> Value {
+        self.gql(
+            &format!("mutation {{ checkout {{ {ORDER_FIELDS} }} }}"),
+            json!({}),
+            Some(token),
+        )
+        .await
+    }
+
+    async fn current(&self, token: &str) -> Value {
+        let response = self
+            .gql(
+                &format!("{{ currentOrder {{ {ORDER_FIELDS} }} }}"),
+                json!({}),
+                Some(token),
+            )
+            .await;
+        data(&response)["currentOrder"].clone()
+    }
+
+    async fn my_orders(&self, token: &str) -> Vec<Value> {
+        let response = self
+            .gql(
+                &format!("{{ myOrders {{ {ORDER_FIELDS} }} }}"),
+                json!({}),
+                Some(token),
+            )
+            .await;
+        data(&response)["myOrders"]
+            .as_array()
+            .expect("list")
+            .clone()
+    }
+}
+
+fn quantities(order: &Value) -> Vec<(String, i64)> {
+    order["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["sku"].as_str().expect("sku").to_owned(),
+                i["quantity"].as_i64().expect("quantity"),
+            )
+        })
+        .collect()
+}
+
+/// The original app's orders scenario.
+async fn orders_scenario(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    for query in [
+        "{ myOrders { id } }",
+        "{ currentOrder { id } }",
+        r#"mutation { addToOrder(sku: "123456", quantity: 1) { id } }"#,
+        "mutation { checkout { id } }",
+    ] {
+        assert_eq!(
+            error_code(&t.gql(query, json!({}), None).await),
+            "UNAUTHENTICATED",
+            "{query}"
+        );
+    }
+    assert!(t.my_orders("customer").await.is_empty());
+    assert_eq!(t.current("customer").await, Value::Null);
+
+    let first = t.add("123456", 2, "customer").await;
+    let order = &data(&first)["addToOrder"];
+    assert_eq!(order["isOpen"], json!(true));
+    assert_eq!(order["owner"], json!({ "id": "2" }));
+    assert_eq!(quantities(order), [("123456".into(), 2)]);
+    assert_eq!(order["items"][0]["beer"], json!({ "sku": "123456" }));
+    let id = order["id"].clone();
+
+    let more = t.add("123456", 2, "customer").await;
+    assert_eq!(
+        quantities(&data(&more)["addToOrder"]),
+        [("123456".into(), 4)]
+    );
+    assert_eq!(data(&more)["addToOrder"]["id"], id, "the same open order");
+    let other_sku = t.add("123457", 1, "customer").await;
+    assert_eq!(
+        quantities(&data(&other_sku)["addToOrder"]),
+        [("123456".into(), 4), ("123457".into(), 1)]
+    );
+
+    let unknown = t.add("000000", 1, "customer").await;
+    assert_eq!(error_code(&unknown), "NOT_FOUND");
+    for bad in [0, -1, 1001] {
+        let response = t.add("123456", bad, "customer").await;
+        assert_eq!(error_code(&response), "BAD_USER_INPUT", "{bad}");
+        assert_eq!(
+            response["errors"][0]["extensions"]["field"],
+            json!("quantity")
+        );
+    }
+    assert_eq!(
+        quantities(&t.current("customer").await),
+        [("123456".into(), 4), ("123457".into(), 1)]
+    );
+
+    let removed = t.remove("123457", "customer").await;
+    assert_eq!(
+        quantities(&data(&removed)["removeFromOrder"]),
+        [("123456".into(), 4)]
+    );
+    assert_eq!(
+        error_code(&t.remove("123457", "customer").await),
+        "NOT_FOUND"
+    );
+
+    let closed = t.checkout("customer").await;
+    let closed = &data(&closed)["checkout"];
+    assert_eq!(closed["isOpen"], json!(false));
+    assert!(closed["timeClosed"]
+        .as_str()
+        .expect("closed time")
+        .ends_with('Z'));
+    assert_eq!(t.current("customer").await, Value::Null);
+
+    let query = format!("query($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}");
+    let own = t.gql(&query, json!({ "id": id }), Some("customer")).await;
+    assert_eq!(data(&own)["order"]["id"], id);
+    let foreign = t.gql(&query, json!({ "id": id }), Some("other")).await;
+    assert_eq!(error_code(&foreign), "NOT_FOUND");
+    let missing = t
+        .gql(&query, json!({ "id": "999999" }), Some("customer"))
+        .await;
+    assert_eq!(error_code(&missing), "NOT_FOUND");
+    assert!(t.my_orders("other").await.is_empty());
+
+    t.add("123458", 1, "customer").await;
+    let orders = t.my_orders("customer").await;
+    assert_eq!(orders.len(), 2);
+    assert_eq!(orders[0]["isOpen"], json!(true), "newest first");
+    assert_eq!(orders[1]["id"], id);
+}
+
+/// Totals are exact decimals.
+async fn totals_are_exact(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    t.add("123456", 3, "customer").await;
+    let response = t.add("123457", 1, "customer").await;
+    let order = &data(&response)["addToOrder"];
+    assert_eq!(order["total"], json!("5.57"));
+    assert_eq!(order["itemCount"], json!(4));
+    assert_eq!(order["items"][0]["unitPrice"], json!("1.19"));
+    assert_eq!(order["items"][0]["lineTotal"], json!("3.57"));
+    assert_eq!(order["items"][1]["lineTotal"], json!("2.00"));
+}
+
+/// A closed order never changes; an empty order cannot be checked out; no open order is NOT_FOUND.
+async fn closed_orders_refuse_changes(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    assert_eq!(error_code(&t.checkout("customer").await), "NOT_FOUND");
+    assert_eq!(
+        error_code(&t.remove("123456", "customer").await),
+        "NOT_FOUND"
+    );
+    t.add("123456", 1, "customer").await;
+    t.remove("123456", "customer").await;
+    let empty = t.checkout("customer").await;
+    assert_eq!(error_code(&empty), "BAD_USER_INPUT");
+    assert_eq!(
+        t.current("customer").await["isOpen"],
+        json!(true),
+        "still open"
+    );
+
+    t.add("123456", 2, "customer").await;
+    let closed = data(&t.checkout("customer").await)["checkout"].clone();
+    assert_eq!(error_code(&t.checkout("customer").await), "NOT_FOUND");
+    assert_eq!(
+        error_code(&t.remove("123456", "customer").await),
+        "NOT_FOUND"
+    );
+    let reopened = t.add("123456", 5, "customer").await;
+    assert_ne!(
+        data(&reopened)["addToOrder"]["id"],
+        closed["id"],
+        "a new order"
+    );
+    let orders = t.my_orders("customer").await;
+    let old = orders
+        .iter()
+        .find(|o| o["id"] == closed["id"])
+        .expect("still listed");
+    assert_eq!(quantities(old), [("123456".into(), 2)]);
+    assert_eq!(old["timeClosed"], closed["timeClosed"]);
+}
+
+/// 50 concurrent adds by one user: exactly one open order, with quantity 50.
+async fn concurrent_adds_make_one_open_order(test_db: TestDb) {
+    let t = Arc::new(TestApp::start(&test_db).await);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move { t.add("123458", 1, "customer").await })
+        })
+        .collect();
+    for task in tasks {
+        let response = task.await.expect("joins");
+        data(&response);
+    }
+    let orders = t.my_orders("customer").await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(quantities(&orders[0]), [("123458".into(), 50)]);
+}
+
+/// A line holds at most 1000, checked after adding, and a refused add changes nothing.
+async fn line_quantity_cap(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    data(&t.add("123456", 1000, "customer").await);
+    let over = t.add("123456", 1, "customer").await;
+    assert_eq!(error_code(&over), "BAD_USER_INPUT");
+    assert_eq!(
+        quantities(&t.current("customer").await),
+        [("123456".into(), 1000)]
+    );
+}
+
+/// The beers subgraph down during addToOrder: a clear error, and no order opened.
+async fn beers_unreachable_changes_nothing(test_db: TestDb) {
+    let beers_db = test_db.sibling().await;
+    let t = TestApp::with_beers(&test_db, dead_url().await, beers_db).await;
+    let response = t.add("123456", 1, "customer").await;
+    assert_eq!(error_code(&response), "INTERNAL_SERVER_ERROR");
+    let message = response["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("beers service is unavailable"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("127.0.0.1"),
+        "no internals leak: {message}"
+    );
+    assert_eq!(t.current("customer").await, Value::Null);
+}
+
+/// A line keeps the price it was last changed at.
+async fn lines_keep_the_price_of_their_last_change(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    t.add("123456", 1, "customer").await;
+    let set_price = |price: &'static str| {
+        let beers = t.beers.clone();
+        async move {
+            let response: Value = reqwest::Client::new()
+                .post(beers)
+                .bearer_auth("admin")
+                .json(&json!({ "query": format!(r#"mutation {{ updateBeer(sku: "123456", input: {{ price: "{price}" }}) {{ price }} }}"#) }))
+                .send()
+                .await
+                .expect("beers answers")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(response["data"]["updateBeer"]["price"], json!(price));
+        }
+    };
+    set_price("9.99").await;
+    assert_eq!(
+        t.current("customer").await["items"][0]["unitPrice"],
+        json!("1.19"),
+        "unchanged line"
+    );
+    let changed = t.add("123456", 1, "customer").await;
+    let line = &data(&changed)["addToOrder"]["items"][0];
+    assert_eq!(line["unitPrice"], json!("9.99"));
+    assert_eq!(line["lineTotal"], json!("19.98"));
+}
+
+/// Lists and entity batches cost one statement per loader, whatever the number of orders.
+async fn batches_cost_one_statement_each(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    for _ in 0..5 {
+        t.add("123456", 1, "customer").await;
+        t.add("123457", 2, "customer").await;
+        t.checkout("customer").await;
+    }
+    let before = t.db.statements();
+    let orders = t.my_orders("customer").await;
+    assert_eq!(orders.len(), 5);
+    assert_eq!(
+        t.db.statements() - before,
+        2,
+        "orders by user, then lines by order"
+    );
+
+    let representations: Vec<Value> = orders
+        .iter()
+        .map(|o| json!({ "__typename": "Order", "id": o["id"] }))
+        .collect();
+    let before = t.db.statements();
+    let response = t
+        .gql(
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on Order { id total items { sku } } } }",
+            json!({ "r": representations }),
+            Some("customer"),
+        )
+        .await;
+    assert_eq!(
+        t.db.statements() - before,
+        2,
+        "orders by id, then lines by order"
+    );
+    let entities = data(&response)["_entities"].as_array().expect("list");
+    assert_eq!(entities.len(), 5);
+    assert!(entities.iter().all(|e| e["total"] == json!("5.19")));
+
+    let foreign = t
+        .gql(
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on Order { id } } }",
+            json!({ "r": representations }),
+            Some("other"),
+        )
+        .await;
+    assert!(data(&foreign)["_entities"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .all(Value::is_null));
+}
+
+/// `User.orders`: the user themself only.
+async fn user_orders_are_private(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    t.add("123456", 1, "customer").await;
+    let query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on User { id orders { id isOpen } } } }";
+    let me = json!({ "r": [{ "__typename": "User", "id": "2" }] });
+    let own = t.gql(query, me.clone(), Some("customer")).await;
+    assert_eq!(
+        data(&own)["_entities"][0]["orders"]
+            .as_array()
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(
+        error_code(&t.gql(query, me.clone(), Some("other")).await),
+        "FORBIDDEN"
+    );
+    assert_eq!(error_code(&t.gql(query, me, None).await), "UNAUTHENTICATED");
+}
+
+test_on_both_databases!(
+    orders_scenario,
+    totals_are_exact,
+    closed_orders_refuse_changes,
+    concurrent_adds_make_one_open_order,
+    line_quantity_cap,
+    beers_unreachable_changes_nothing,
+    lines_keep_the_price_of_their_last_change,
+    batches_cost_one_statement_each,
+    user_orders_are_private,
+);
