@@ -1,0 +1,91 @@
+//! Command line and environment configuration of `taproom-router`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+/// Taproom's GraphQL federation router.
+#[derive(Debug, Parser)]
+#[command(name = "taproom-router", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a supergraph: from a file (--supergraph) or composed from live subgraphs (--subgraph).
+    Serve(ServeArgs),
+    /// Compose live subgraphs' SDLs into a supergraph and print it (or write it to --output).
+    Compose(ComposeArgs),
+}
+
+/// A `name=value` pair from the command line.
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub name: String,
+    pub value: String,
+}
+
+fn named(text: &str) -> Result<Named, String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() && !value.is_empty() => Ok(Named {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }),
+        _ => Err(format!("expected name=url, got {text:?}")),
+    }
+}
+
+/// `serve`'s settings.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A composed federation v2 supergraph SDL file.
+    #[arg(
+        long,
+        env = "SUPERGRAPH",
+        conflicts_with = "subgraph",
+        required_unless_present = "subgraph"
+    )]
+    pub supergraph: Option<PathBuf>,
+    /// A live subgraph, name=url of its GraphQL endpoint (repeat for each). Their SDLs are fetched
+    /// (`_service { sdl }`), composed, and polled for changes.
+    #[arg(long, value_parser = named, value_delimiter = ',', env = "SUBGRAPHS")]
+    pub subgraph: Vec<Named>,
+    /// Replace a subgraph's URL from the supergraph file, name=url (repeatable).
+    #[arg(long, value_parser = named, value_delimiter = ',', env = "SUBGRAPH_URLS")]
+    pub subgraph_url: Vec<Named>,
+    /// The address to listen on.
+    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:4000")]
+    pub listen: SocketAddr,
+    /// How often live subgraphs are polled for schema changes, in seconds.
+    #[arg(long, env = "POLL_INTERVAL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub poll_interval_secs: u64,
+    /// How long a subgraph request may take, in seconds.
+    #[arg(long, env = "SUBGRAPH_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub subgraph_timeout_secs: u64,
+    /// The largest accepted request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// The deepest field nesting an operation may have.
+    #[arg(long, env = "MAX_DEPTH", default_value_t = 32)]
+    pub max_depth: usize,
+    /// The most aliases an operation may have.
+    #[arg(long, env = "MAX_ALIASES", default_value_t = 200)]
+    pub max_aliases: usize,
+    /// How many prepared (parsed, validated, planned) operations are kept.
+    #[arg(long, env = "PLAN_CACHE_SIZE", default_value_t = 1000)]
+    pub plan_cache_size: u64,
+}
+
+/// `compose`'s settings.
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    /// A live subgraph, name=url of its GraphQL endpoint (repeat for each).
+    #[arg(long, value_parser = named, value_delimiter = ',', required = true)]
+    pub subgraph: Vec<Named>,
+    /// Write the supergraph here instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}

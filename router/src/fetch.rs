@@ -1,0 +1,127 @@
+//! Requests to subgraphs: one pooled keep-alive HTTP client, per-subgraph timeouts, request counters.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+    time::Duration,
+};
+
+use axum::http::HeaderMap;
+use serde_json::{json, Map, Value};
+
+/// Headers copied from the client's request to every subgraph request; nothing else is forwarded.
+pub const FORWARDED_HEADERS: [&str; 2] = ["authorization", "traceparent"];
+
+/// A subgraph's answer, or why there is none.
+pub type FetchResult = Result<SubgraphResponse, String>;
+
+/// The parts of a subgraph's GraphQL response the executor uses.
+#[derive(Debug, Default)]
+pub struct SubgraphResponse {
+    pub data: Option<Value>,
+    pub errors: Vec<Value>,
+}
+
+/// Sends operations to subgraphs and counts them.
+pub struct SubgraphClient {
+    http: reqwest::Client,
+    counts: Mutex<HashMap<String, u64>>,
+    total: AtomicU64,
+}
+
+impl SubgraphClient {
+    /// A client whose requests time out after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        SubgraphClient {
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(256)
+                .tcp_nodelay(true)
+                .build()
+                .expect("a plain HTTP client always builds"),
+            counts: Mutex::new(HashMap::new()),
+            total: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests sent to each subgraph since start.
+    pub fn counts(&self) -> HashMap<String, u64> {
+        self.counts
+            .lock()
+            .expect("counter lock is never poisoned")
+            .clone()
+    }
+
+    /// POSTs `query` with `variables` to the subgraph `name` at `url`.
+    pub async fn fetch(
+        &self,
+        name: &str,
+        url: &str,
+        query: &str,
+        variables: Map<String, Value>,
+        headers: &HeaderMap,
+    ) -> FetchResult {
+        *self
+            .counts
+            .lock()
+            .expect("counter lock is never poisoned")
+            .entry(name.to_owned())
+            .or_default() += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header(
+                "accept",
+                "application/graphql-response+json, application/json",
+            );
+        for header in FORWARDED_HEADERS {
+            if let Some(value) = headers.get(header) {
+                request = request.header(header, value);
+            }
+        }
+        let body = json!({ "query": query, "variables": variables });
+        let response = request
+            .body(serde_json::to_vec(&body).expect("JSON values serialize"))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "timed out".to_owned()
+                } else if e.is_connect() {
+                    "connection refused or unreachable".to_owned()
+                } else {
+                    format!("request failed: {e}")
+                }
+            })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| format!("cannot read the response: {e}"))?;
+        let parsed: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| format!("answered HTTP {status} with a body that is not JSON"))?;
+        let Value::Object(mut object) = parsed else {
+            return Err(format!(
+                "answered HTTP {status} with JSON that is not a GraphQL response"
+            ));
+        };
+        if !object.contains_key("data") && !object.contains_key("errors") {
+            return Err(format!(
+                "answered HTTP {status} with JSON that is not a GraphQL response"
+            ));
+        }
+        let errors = match object.remove("errors") {
+            Some(Value::Array(errors)) => errors,
+            Some(Value::Null) | None => Vec::new(),
+            Some(_) => return Err("answered with an `errors` member that is not a list".into()),
+        };
+        let data = object.remove("data").filter(|d| !d.is_null());
+        Ok(SubgraphResponse { data, errors })
+    }
+}

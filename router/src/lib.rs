@@ -1,0 +1,413 @@
+//! Taproom's router: one GraphQL endpoint in front of the subgraphs.
+//!
+//! A request flows through stages that read top to bottom, one module each:
+//!
+//! 1. [`http`]: GraphQL-over-HTTP in (`POST`/`GET /graphql`), the response out.
+//! 2. [`plan`]: parse → check limits → validate against the API schema → split off introspection →
+//!    normalize → plan (with `hive-router-query-planner`); cached per supergraph.
+//! 3. [`variables`]: coerce the client's variables.
+//! 4. [`execute`]: walk the plan, fetch from subgraphs ([`fetch`]), merge the answers.
+//! 5. [`response`]: shape the merged tree to exactly the client's selection, propagating nulls;
+//!    [`introspection`] answers `__schema`/`__type` from the API schema.
+//!
+//! The supergraph ([`supergraph`]) is loaded from a file or composed ([`compose`]) from live
+//! subgraphs, which are then polled; a new supergraph is swapped in atomically only if it composes
+//! and loads. The router depends on no subgraph crate: it sees SDL and HTTP only.
+
+pub mod compose;
+pub mod config;
+pub mod execute;
+pub mod fetch;
+pub mod http;
+pub mod introspection;
+pub mod plan;
+pub mod response;
+pub mod supergraph;
+pub mod variables;
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{atomic::Ordering, Arc, RwLock},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{json, Map, Value};
+use tokio::net::TcpListener;
+
+use crate::{
+    compose::SubgraphSdl,
+    config::{Cli, Command, ServeArgs},
+    fetch::SubgraphClient,
+    plan::{Kind, OperationLimits, PrepareError},
+    supergraph::Supergraph,
+};
+
+/// What a request produced.
+pub enum Outcome {
+    /// A GraphQL response (possibly with errors and partial data).
+    Response(Value),
+    /// The request could not run at all.
+    RequestError { status: StatusCode, body: Value },
+}
+
+/// The router's state: the current supergraph and the subgraph client.
+pub struct Router {
+    supergraph: RwLock<Arc<Supergraph>>,
+    /// The HTTP client for subgraphs, with its request counters.
+    pub client: SubgraphClient,
+    /// Limits on operations.
+    pub limits: OperationLimits,
+}
+
+impl Router {
+    /// A router serving `supergraph`.
+    pub fn new(
+        supergraph: Arc<Supergraph>,
+        client: SubgraphClient,
+        limits: OperationLimits,
+    ) -> Self {
+        Router {
+            supergraph: RwLock::new(supergraph),
+            client,
+            limits,
+        }
+    }
+
+    /// The supergraph requests are served with now.
+    pub fn supergraph(&self) -> Arc<Supergraph> {
+        self.supergraph
+            .read()
+            .expect("the supergraph lock is never poisoned")
+            .clone()
+    }
+
+    /// Serves `supergraph` from now on; requests already running finish with the old one.
+    pub fn swap(&self, supergraph: Arc<Supergraph>) {
+        *self
+            .supergraph
+            .write()
+            .expect("the supergraph lock is never poisoned") = supergraph;
+    }
+
+    /// Operations prepared (plan cache misses) for the current supergraph.
+    pub fn prepared_count(&self) -> u64 {
+        self.supergraph().plans.prepared.load(Ordering::Relaxed)
+    }
+
+    /// Runs one GraphQL request through the pipeline.
+    pub async fn execute(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+        provided: &Map<String, Value>,
+        headers: &HeaderMap,
+        over_get: bool,
+    ) -> Outcome {
+        let supergraph = self.supergraph();
+        let prepared = match plan::prepare(&supergraph, query, operation_name, &self.limits) {
+            Ok(prepared) => prepared,
+            Err(error) => return prepare_failed(error),
+        };
+        if over_get && prepared.kind != Kind::Query {
+            return Outcome::RequestError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                body: json!({ "errors": [{ "message": "mutations are only accepted over POST", "extensions": { "code": "BAD_REQUEST" } }] }),
+            };
+        }
+        let variables = match variables::coerce(
+            &prepared.variables,
+            provided,
+            &supergraph.planner.consumer_schema.document,
+        ) {
+            Ok(variables) => variables,
+            Err(messages) => {
+                let errors: Vec<Value> = messages
+                    .into_iter()
+                    .map(|m| json!({ "message": m, "extensions": { "code": "BAD_USER_INPUT" } }))
+                    .collect();
+                return Outcome::RequestError {
+                    status: StatusCode::BAD_REQUEST,
+                    body: json!({ "errors": errors }),
+                };
+            }
+        };
+
+        let mut errors = Vec::new();
+        let mut fields = Map::new();
+        let mut null_data = false;
+        if let Some((operation, plan)) = &prepared.planned {
+            let (tree, fetch_errors) =
+                execute::Execution::new(&supergraph, &self.client, headers, &variables)
+                    .run(plan)
+                    .await;
+            let root = match prepared.kind {
+                Kind::Mutation => supergraph.planner.supergraph.mutation_type.clone(),
+                _ => Some(supergraph.planner.supergraph.query_type.clone()),
+            }
+            .unwrap_or_else(|| "Query".into());
+            let explained = !fetch_errors.is_empty();
+            errors.extend(fetch_errors.into_iter().map(clean_subgraph_error));
+            let (shaped, shape_errors) = response::shape(
+                &supergraph,
+                &variables,
+                &tree,
+                &operation.selection_set,
+                &root,
+                explained,
+            );
+            errors.extend(shape_errors);
+            match shaped {
+                Some(shaped) => fields = shaped,
+                None => null_data = true,
+            }
+        }
+        if let Some(text) = &prepared.introspection {
+            let request = async_graphql::Request::new(text.as_str()).variables(
+                async_graphql::Variables::from_json(Value::Object(variables.clone())),
+            );
+            let answer = supergraph.introspection.execute(request).await;
+            let answer = serde_json::to_value(&answer).expect("a GraphQL response serializes");
+            if let Some(Value::Object(data)) = answer.get("data") {
+                fields.extend(data.clone());
+            }
+            if let Some(Value::Array(more)) = answer.get("errors") {
+                errors.extend(more.iter().cloned());
+            }
+        }
+        let data = if null_data {
+            Value::Null
+        } else {
+            let mut ordered = Map::new();
+            for key in &prepared.root_keys {
+                if let Some(value) = fields.remove(key) {
+                    ordered.insert(key.clone(), value);
+                }
+            }
+            ordered.extend(fields);
+            Value::Object(ordered)
+        };
+        let mut body = Map::new();
+        if !errors.is_empty() {
+            body.insert("errors".into(), Value::Array(errors));
+        }
+        body.insert("data".into(), data);
+        Outcome::Response(Value::Object(body))
+    }
+}
+
+/// Subgraph error locations point into the subgraph operation, not the client's: drop them.
+fn clean_subgraph_error(mut error: Value) -> Value {
+    if let Value::Object(object) = &mut error {
+        object.remove("locations");
+    }
+    error
+}
+
+fn prepare_failed(error: PrepareError) -> Outcome {
+    let code = error.code();
+    let (status, errors) = match &error {
+        PrepareError::Validation(list) => (
+            StatusCode::BAD_REQUEST,
+            list.iter()
+                .map(|(message, locations)| {
+                    let mut e = json!({ "message": message, "extensions": { "code": code } });
+                    if !locations.is_empty() {
+                        e["locations"] = locations
+                            .iter()
+                            .map(|(line, column)| json!({ "line": line, "column": column }))
+                            .collect();
+                    }
+                    e
+                })
+                .collect(),
+        ),
+        PrepareError::Planning(cause) => {
+            tracing::error!(%cause, "query planning failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                vec![json!({ "message": "query planning failed", "extensions": { "code": code } })],
+            )
+        }
+        other => (
+            StatusCode::BAD_REQUEST,
+            vec![json!({ "message": other.to_string(), "extensions": { "code": code } })],
+        ),
+    };
+    Outcome::RequestError {
+        status,
+        body: json!({ "errors": errors }),
+    }
+}
+
+/// Fetches a subgraph's federation SDL (`{ _service { sdl } }`).
+pub async fn fetch_sdl(http: &reqwest::Client, name: &str, url: &str) -> anyhow::Result<String> {
+    let response: Value = http
+        .post(url)
+        .json(&json!({ "query": "{ _service { sdl } }" }))
+        .send()
+        .await
+        .with_context(|| format!("subgraph {name} at {url} is unreachable"))?
+        .json()
+        .await
+        .with_context(|| format!("subgraph {name} at {url} did not answer JSON"))?;
+    response["data"]["_service"]["sdl"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("subgraph {name} at {url} did not return its SDL: {response}"))
+}
+
+/// Fetches every subgraph's SDL and composes them.
+pub async fn compose_live(
+    http: &reqwest::Client,
+    subgraphs: &[(String, String)],
+) -> anyhow::Result<String> {
+    let mut sdls = Vec::new();
+    for (name, url) in subgraphs {
+        sdls.push(SubgraphSdl {
+            name: name.clone(),
+            url: url.clone(),
+            sdl: fetch_sdl(http, name, url).await?,
+        });
+    }
+    Ok(compose::compose(&sdls)?)
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Compose(args) => {
+            let subgraphs: Vec<(String, String)> = args
+                .subgraph
+                .into_iter()
+                .map(|s| (s.name, s.value))
+                .collect();
+            let sdl = compose_live(&reqwest::Client::new(), &subgraphs).await?;
+            match args.output {
+                Some(path) => std::fs::write(&path, sdl)
+                    .with_context(|| format!("--output: cannot write {}", path.display()))?,
+                None => print!("{sdl}"),
+            }
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let listener = TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
+            serve(args, listener, shutdown_signal()).await
+        }
+    }
+}
+
+/// Loads the supergraph `args` name, then serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let overrides: HashMap<String, String> = args
+        .subgraph_url
+        .iter()
+        .map(|s| (s.name.clone(), s.value.clone()))
+        .collect();
+    let live: Vec<(String, String)> = args
+        .subgraph
+        .iter()
+        .map(|s| (s.name.clone(), s.value.clone()))
+        .collect();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.subgraph_timeout_secs))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let sdl = match &args.supergraph {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("--supergraph: cannot read {}", path.display()))?,
+        None => compose_live(&http, &live).await?,
+    };
+    let supergraph =
+        Supergraph::load(&sdl, &overrides, args.plan_cache_size).with_context(|| {
+            match &args.supergraph {
+                Some(path) => format!("--supergraph {}", path.display()),
+                None => "the composed supergraph".to_owned(),
+            }
+        })?;
+    let router = Arc::new(Router::new(
+        supergraph,
+        SubgraphClient::new(Duration::from_secs(args.subgraph_timeout_secs)),
+        OperationLimits {
+            max_depth: args.max_depth,
+            max_aliases: args.max_aliases,
+        },
+    ));
+    if !live.is_empty() {
+        tokio::spawn(poll_subgraphs(
+            router.clone(),
+            http,
+            live,
+            Duration::from_secs(args.poll_interval_secs),
+            args.plan_cache_size,
+        ));
+    }
+    tracing::info!(address = %listener.local_addr()?, "router listening");
+    axum::serve(listener, http::routes(router, args.max_body_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Re-fetches the subgraphs' SDLs every `interval`; swaps in a new supergraph only if it composes and
+/// loads, and keeps serving the old one otherwise.
+async fn poll_subgraphs(
+    router: Arc<Router>,
+    http: reqwest::Client,
+    subgraphs: Vec<(String, String)>,
+    interval: Duration,
+    plan_cache_size: u64,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let sdl = match compose_live(&http, &subgraphs).await {
+            Ok(sdl) => sdl,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "schema poll failed; keeping the current supergraph");
+                continue;
+            }
+        };
+        if sdl == router.supergraph().sdl {
+            continue;
+        }
+        match Supergraph::load(&sdl, &HashMap::new(), plan_cache_size) {
+            Ok(supergraph) => {
+                router.swap(supergraph);
+                tracing::info!("subgraph schemas changed; new supergraph in service");
+            }
+            Err(error) => {
+                tracing::error!(%error, "the new supergraph does not load; keeping the current one")
+            }
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c()
+            .await
+            .expect("installing the Ctrl-C handler cannot fail on a live runtime");
+    };
+    let terminate = async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler cannot fail on a live runtime")
+            .recv()
+            .await;
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,549 @@
+//! Stages before execution: parse → check limits → validate → split off introspection → normalize →
+//! plan. The result, a [`Prepared`] operation, is cached per supergraph by operation text and name,
+//! so a repeated operation is never parsed, validated or planned twice.
+
+use std::{
+    collections::{BTreeSet, HashSet},
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
+
+use graphql_tools::{
+    static_graphql::query::{
+        Definition, Document, FragmentDefinition, OperationDefinition, Selection, SelectionSet,
+        Type, Value, VariableDefinition,
+    },
+    validation::{rules::default_rules_validation_plan, validate::validate},
+};
+use hive_router_query_planner::{
+    ast::{normalization::normalize_operation, operation::OperationDefinition as Normalized},
+    graph::PlannerOverrideContext,
+    planner::plan_nodes::QueryPlan,
+    utils::{cancellation::CancellationToken, parsing::safe_parse_operation},
+};
+
+use crate::supergraph::{panic_message, Supergraph};
+
+/// Limits on what one operation may ask, checked before validation (which is costly on huge ones).
+#[derive(Debug, Clone, Copy)]
+pub struct OperationLimits {
+    /// The deepest field nesting, fragments included.
+    pub max_depth: usize,
+    /// The most aliased fields.
+    pub max_aliases: usize,
+}
+
+impl Default for OperationLimits {
+    fn default() -> Self {
+        OperationLimits {
+            max_depth: 32,
+            max_aliases: 200,
+        }
+    }
+}
+
+/// Why an operation cannot run. Each maps to an `extensions.code`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PrepareError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("{}", .0.first().map(|(m, _)| m.as_str()).unwrap_or("invalid operation"))]
+    Validation(Vec<(String, Vec<(usize, usize)>)>),
+    #[error("{message}")]
+    Limit { code: &'static str, message: String },
+    #[error("query planning failed")]
+    Planning(String),
+}
+
+impl PrepareError {
+    /// The `extensions.code` clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PrepareError::Parse(_) => "GRAPHQL_PARSE_FAILED",
+            PrepareError::Validation(_) => "GRAPHQL_VALIDATION_FAILED",
+            PrepareError::Limit { code, .. } => code,
+            PrepareError::Planning(_) => "QUERY_PLANNING_FAILED",
+        }
+    }
+
+    fn validation(message: impl Into<String>) -> Self {
+        PrepareError::Validation(vec![(message.into(), Vec::new())])
+    }
+}
+
+/// What kind of operation it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Query,
+    Mutation,
+    Subscription,
+}
+
+/// A variable the operation declares, for coercing the client's values.
+#[derive(Debug, Clone)]
+pub struct Variable {
+    pub name: String,
+    pub ty: Type,
+    pub default: Option<serde_json::Value>,
+}
+
+/// An operation ready to execute.
+#[derive(Debug)]
+pub struct Prepared {
+    pub kind: Kind,
+    pub variables: Vec<Variable>,
+    /// The response keys of the root selection, in the order the client asked for them.
+    pub root_keys: Vec<String>,
+    /// An operation holding only the introspection root fields, for the introspection schema.
+    pub introspection: Option<String>,
+    /// The normalized operation and its plan, when anything is left to fetch from subgraphs.
+    pub planned: Option<(Normalized, QueryPlan)>,
+}
+
+/// Prepared operations of one supergraph, bounded (least recently used entries go first).
+pub struct PlanCache {
+    cache: moka::sync::Cache<(String, Option<String>), Arc<Prepared>>,
+    /// How many operations were prepared (cache misses): a test reads this to prove caching.
+    pub prepared: AtomicU64,
+}
+
+impl PlanCache {
+    /// A cache of at most `capacity` operations.
+    pub fn new(capacity: u64) -> Self {
+        PlanCache {
+            cache: moka::sync::Cache::new(capacity),
+            prepared: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The prepared form of `query`, from the cache or made now.
+pub fn prepare(
+    supergraph: &Supergraph,
+    query: &str,
+    operation_name: Option<&str>,
+    limits: &OperationLimits,
+) -> Result<Arc<Prepared>, PrepareError> {
+    let key = (query.to_owned(), operation_name.map(str::to_owned));
+    supergraph
+        .plans
+        .cache
+        .try_get_with(key, || {
+            supergraph.plans.prepared.fetch_add(1, Ordering::Relaxed);
+            prepare_uncached(supergraph, query, operation_name, limits).map(Arc::new)
+        })
+        .map_err(|e: Arc<PrepareError>| (*e).clone())
+}
+
+fn prepare_uncached(
+    supergraph: &Supergraph,
+    query: &str,
+    operation_name: Option<&str>,
+    limits: &OperationLimits,
+) -> Result<Prepared, PrepareError> {
+    let document = safe_parse_operation(query)
+        .map_err(|e| PrepareError::Parse(format!("syntax error: {e}")))?;
+    let fragments: Vec<&FragmentDefinition> = document
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::Fragment(f) => Some(f),
+            Definition::Operation(_) => None,
+        })
+        .collect();
+    let operation = select_operation(&document, operation_name)?;
+    let (kind, selection_set, variable_definitions) = parts(operation);
+    check_limits(selection_set, &fragments, limits)?;
+
+    let errors = validate(
+        &supergraph.planner.consumer_schema.document,
+        &document,
+        &default_rules_validation_plan(),
+    );
+    if !errors.is_empty() {
+        return Err(PrepareError::Validation(
+            errors
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.message,
+                        e.locations.iter().map(|p| (p.line, p.column)).collect(),
+                    )
+                })
+                .collect(),
+        ));
+    }
+    if kind == Kind::Subscription {
+        return Err(PrepareError::validation(
+            "subscriptions are not supported by this router",
+        ));
+    }
+
+    let mut root_keys = Vec::new();
+    collect_root_keys(
+        selection_set,
+        &fragments,
+        &mut root_keys,
+        &mut HashSet::new(),
+    );
+
+    let is_introspection = |s: &Selection| matches!(s, Selection::Field(f) if f.name == "__schema" || f.name == "__type" || f.name == "__typename");
+    let (introspected, rest): (Vec<&Selection>, Vec<&Selection>) = selection_set
+        .items
+        .iter()
+        .partition(|s| is_introspection(s));
+    let introspection = (!introspected.is_empty()).then(|| {
+        introspection_document(operation, variable_definitions, &introspected, &fragments)
+    });
+
+    let planned = if rest.is_empty() {
+        None
+    } else {
+        let mut remaining = document.clone();
+        for definition in &mut remaining.definitions {
+            if let Definition::Operation(op) = definition {
+                if is_selected(op, operation_name) {
+                    parts_mut(op).items.retain(|s| !is_introspection(s));
+                }
+            }
+        }
+        let normalized =
+            normalize_operation(&supergraph.planner.supergraph, &remaining, operation_name)
+                .map_err(|e| PrepareError::validation(e.to_string()))?
+                .operation;
+        let plan = catch_unwind(AssertUnwindSafe(|| {
+            supergraph.planner.plan_from_normalized_operation(
+                &normalized,
+                PlannerOverrideContext::default(),
+                &CancellationToken::new(),
+            )
+        }))
+        .map_err(|panic| PrepareError::Planning(panic_message(panic)))?
+        .map_err(|e| PrepareError::Planning(e.to_string()))?;
+        Some((normalized, plan))
+    };
+
+    Ok(Prepared {
+        kind,
+        variables: variable_definitions
+            .iter()
+            .map(|v| Variable {
+                name: v.name.clone(),
+                ty: v.var_type.clone(),
+                default: v
+                    .default_value
+                    .as_ref()
+                    .map(|d| to_json(d, &serde_json::Map::new())),
+            })
+            .collect(),
+        root_keys,
+        introspection,
+        planned,
+    })
+}
+
+fn select_operation<'d>(
+    document: &'d Document,
+    name: Option<&str>,
+) -> Result<&'d OperationDefinition, PrepareError> {
+    let operations: Vec<&OperationDefinition> = document
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::Operation(op) => Some(op),
+            Definition::Fragment(_) => None,
+        })
+        .collect();
+    match name {
+        Some(name) => operations
+            .into_iter()
+            .find(|op| operation_name(op) == Some(name))
+            .ok_or_else(|| PrepareError::validation(format!("unknown operation named \"{name}\""))),
+        None => match operations.as_slice() {
+            [op] => Ok(op),
+            [] => Err(PrepareError::validation(
+                "the document contains no operation",
+            )),
+            _ => Err(PrepareError::validation(
+                "the document contains several operations: send operationName to choose one",
+            )),
+        },
+    }
+}
+
+fn operation_name(op: &OperationDefinition) -> Option<&str> {
+    match op {
+        OperationDefinition::SelectionSet(_) => None,
+        OperationDefinition::Query(q) => q.name.as_deref(),
+        OperationDefinition::Mutation(m) => m.name.as_deref(),
+        OperationDefinition::Subscription(s) => s.name.as_deref(),
+    }
+}
+
+fn is_selected(op: &OperationDefinition, name: Option<&str>) -> bool {
+    name.is_none() || operation_name(op) == name
+}
+
+fn parts(op: &OperationDefinition) -> (Kind, &SelectionSet, &[VariableDefinition]) {
+    match op {
+        OperationDefinition::SelectionSet(s) => (Kind::Query, s, &[]),
+        OperationDefinition::Query(q) => (Kind::Query, &q.selection_set, &q.variable_definitions),
+        OperationDefinition::Mutation(m) => {
+            (Kind::Mutation, &m.selection_set, &m.variable_definitions)
+        }
+        OperationDefinition::Subscription(s) => (
+            Kind::Subscription,
+            &s.selection_set,
+            &s.variable_definitions,
+        ),
+    }
+}
+
+fn parts_mut(op: &mut OperationDefinition) -> &mut SelectionSet {
+    match op {
+        OperationDefinition::SelectionSet(s) => s,
+        OperationDefinition::Query(q) => &mut q.selection_set,
+        OperationDefinition::Mutation(m) => &mut m.selection_set,
+        OperationDefinition::Subscription(s) => &mut s.selection_set,
+    }
+}
+
+fn find_fragment<'a>(
+    fragments: &[&'a FragmentDefinition],
+    name: &str,
+) -> Option<&'a FragmentDefinition> {
+    fragments.iter().find(|f| f.name == name).copied()
+}
+
+/// Depth and alias limits, fragments followed (each fragment once per path, so cycles end).
+fn check_limits(
+    selection_set: &SelectionSet,
+    fragments: &[&FragmentDefinition],
+    limits: &OperationLimits,
+) -> Result<(), PrepareError> {
+    fn walk(
+        set: &SelectionSet,
+        fragments: &[&FragmentDefinition],
+        depth: usize,
+        visiting: &mut Vec<String>,
+        max_depth: &mut usize,
+        aliases: &mut usize,
+    ) {
+        for selection in &set.items {
+            match selection {
+                Selection::Field(field) => {
+                    *aliases += usize::from(field.alias.is_some());
+                    *max_depth = (*max_depth).max(depth + 1);
+                    walk(
+                        &field.selection_set,
+                        fragments,
+                        depth + 1,
+                        visiting,
+                        max_depth,
+                        aliases,
+                    );
+                }
+                Selection::InlineFragment(inline) => walk(
+                    &inline.selection_set,
+                    fragments,
+                    depth,
+                    visiting,
+                    max_depth,
+                    aliases,
+                ),
+                Selection::FragmentSpread(spread) => {
+                    if visiting.contains(&spread.fragment_name) {
+                        continue;
+                    }
+                    if let Some(fragment) = find_fragment(fragments, &spread.fragment_name) {
+                        visiting.push(spread.fragment_name.clone());
+                        walk(
+                            &fragment.selection_set,
+                            fragments,
+                            depth,
+                            visiting,
+                            max_depth,
+                            aliases,
+                        );
+                        visiting.pop();
+                    }
+                }
+            }
+        }
+    }
+    let (mut depth, mut aliases) = (0, 0);
+    walk(
+        selection_set,
+        fragments,
+        0,
+        &mut Vec::new(),
+        &mut depth,
+        &mut aliases,
+    );
+    if depth > limits.max_depth {
+        return Err(PrepareError::Limit {
+            code: "MAX_DEPTH_LIMIT",
+            message: format!(
+                "the operation is {depth} levels deep; the limit is {}",
+                limits.max_depth
+            ),
+        });
+    }
+    if aliases > limits.max_aliases {
+        return Err(PrepareError::Limit {
+            code: "MAX_ALIASES_LIMIT",
+            message: format!(
+                "the operation has {aliases} aliases; the limit is {}",
+                limits.max_aliases
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The response keys of the root selection in request order, through root fragments.
+fn collect_root_keys(
+    set: &SelectionSet,
+    fragments: &[&FragmentDefinition],
+    keys: &mut Vec<String>,
+    seen: &mut HashSet<String>,
+) {
+    for selection in &set.items {
+        match selection {
+            Selection::Field(field) => {
+                let key = field.alias.clone().unwrap_or_else(|| field.name.clone());
+                if seen.insert(key.clone()) {
+                    keys.push(key);
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                collect_root_keys(&inline.selection_set, fragments, keys, seen)
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = find_fragment(fragments, &spread.fragment_name) {
+                    collect_root_keys(&fragment.selection_set, fragments, keys, seen)
+                }
+            }
+        }
+    }
+}
+
+/// An operation with only the introspection root fields, the fragments they use and the variables
+/// they use (async-graphql refuses unused fragments and variables).
+fn introspection_document(
+    operation: &OperationDefinition,
+    variables: &[VariableDefinition],
+    selections: &[&Selection],
+    fragments: &[&FragmentDefinition],
+) -> String {
+    let mut used_fragments = BTreeSet::new();
+    let mut used_variables = BTreeSet::new();
+    for selection in selections {
+        collect_uses(
+            selection,
+            fragments,
+            &mut used_fragments,
+            &mut used_variables,
+        );
+    }
+    let set = SelectionSet {
+        span: Default::default(),
+        items: selections.iter().map(|s| (*s).clone()).collect(),
+    };
+    let query = graphql_tools::static_graphql::query::Query {
+        position: Default::default(),
+        name: operation_name(operation).map(str::to_owned),
+        variable_definitions: variables
+            .iter()
+            .filter(|v| used_variables.contains(&v.name))
+            .cloned()
+            .collect(),
+        directives: Vec::new(),
+        selection_set: set,
+    };
+    let mut document = Document {
+        definitions: vec![Definition::Operation(OperationDefinition::Query(query))],
+    };
+    for fragment in fragments
+        .iter()
+        .filter(|f| used_fragments.contains(&f.name))
+    {
+        document
+            .definitions
+            .push(Definition::Fragment((*fragment).clone()));
+    }
+    document.to_string()
+}
+
+fn collect_uses(
+    selection: &Selection,
+    fragments: &[&FragmentDefinition],
+    used_fragments: &mut BTreeSet<String>,
+    used_variables: &mut BTreeSet<String>,
+) {
+    let (directives, children) = match selection {
+        Selection::Field(field) => {
+            for (_, value) in &field.arguments {
+                value_variables(value, used_variables);
+            }
+            (&field.directives, Some(&field.selection_set))
+        }
+        Selection::InlineFragment(inline) => (&inline.directives, Some(&inline.selection_set)),
+        Selection::FragmentSpread(spread) => {
+            if used_fragments.insert(spread.fragment_name.clone()) {
+                if let Some(fragment) = find_fragment(fragments, &spread.fragment_name) {
+                    for child in &fragment.selection_set.items {
+                        collect_uses(child, fragments, used_fragments, used_variables);
+                    }
+                }
+            }
+            (&spread.directives, None)
+        }
+    };
+    for directive in directives {
+        for (_, value) in &directive.arguments {
+            value_variables(value, used_variables);
+        }
+    }
+    for child in children.into_iter().flat_map(|s| &s.items) {
+        collect_uses(child, fragments, used_fragments, used_variables);
+    }
+}
+
+fn value_variables(value: &Value, used: &mut BTreeSet<String>) {
+    match value {
+        Value::Variable(name) => {
+            used.insert(name.clone());
+        }
+        Value::List(items) => items.iter().for_each(|v| value_variables(v, used)),
+        Value::Object(fields) => fields.iter().for_each(|(_, v)| value_variables(v, used)),
+        _ => {}
+    }
+}
+
+/// A GraphQL literal as JSON, with variables substituted from `variables`.
+pub fn to_json(
+    value: &Value,
+    variables: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        Value::Variable(name) => variables.get(name).cloned().unwrap_or(J::Null),
+        Value::Int(n) => J::from(n.as_i64().unwrap_or_default()),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        Value::String(s) => J::String(s.clone()),
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Null => J::Null,
+        Value::Enum(e) => J::String(e.clone()),
+        Value::List(items) => J::Array(items.iter().map(|v| to_json(v, variables)).collect()),
+        Value::Object(fields) => J::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v, variables)))
+                .collect(),
+        ),
+    }
+}

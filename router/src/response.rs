@@ -1,0 +1,214 @@
+//! Shaping: from the merged tree to exactly the client's selection.
+//!
+//! Walks the normalized operation against the supergraph's types: only fields the client selected
+//! come out (keys, `__typename` and `@requires` inputs fetched for the plan stay behind), under the
+//! client's aliases, in the client's order, with `@skip`/`@include` applied. Nulls propagate as the
+//! GraphQL spec says: a null in a non-null position nulls its nearest nullable parent.
+
+use hive_router_query_planner::{
+    ast::{selection_item::SelectionItem, selection_set::SelectionSet},
+    state::supergraph_state::{SupergraphDefinition, TypeNode},
+};
+use serde_json::{json, Map, Value};
+
+use crate::supergraph::Supergraph;
+
+/// Shapes `data` (the tree under the root type `root`) to `selections`. Returns the shaped root
+/// (`None` when a null propagated all the way up) and errors for non-null violations nobody explained.
+pub fn shape(
+    supergraph: &Supergraph,
+    variables: &Map<String, Value>,
+    data: &Value,
+    selections: &SelectionSet,
+    root: &str,
+    explained: bool,
+) -> (Option<Map<String, Value>>, Vec<Value>) {
+    let mut shaper = Shaper {
+        supergraph,
+        variables,
+        explained,
+        errors: Vec::new(),
+    };
+    let empty = Map::new();
+    let object = data.as_object().unwrap_or(&empty);
+    let shaped = shaper.object(object, selections, root, &mut Vec::new());
+    (shaped, shaper.errors)
+}
+
+struct Shaper<'a> {
+    supergraph: &'a Supergraph,
+    variables: &'a Map<String, Value>,
+    /// Whether errors already explain missing values (a subgraph error or failure).
+    explained: bool,
+    errors: Vec<Value>,
+}
+
+impl Shaper<'_> {
+    fn object(
+        &mut self,
+        data: &Map<String, Value>,
+        selections: &SelectionSet,
+        declared: &str,
+        path: &mut Vec<Value>,
+    ) -> Option<Map<String, Value>> {
+        let runtime = data
+            .get("__typename")
+            .and_then(Value::as_str)
+            .unwrap_or(declared)
+            .to_owned();
+        let mut out = Map::new();
+        self.collect(data, selections, &runtime, declared, path, &mut out)?;
+        Some(out)
+    }
+
+    /// Adds the fields of `selections` (declared on `declared`) to `out`; `None` when a non-null
+    /// field is null, so the enclosing object must become null.
+    fn collect(
+        &mut self,
+        data: &Map<String, Value>,
+        selections: &SelectionSet,
+        runtime: &str,
+        declared: &str,
+        path: &mut Vec<Value>,
+        out: &mut Map<String, Value>,
+    ) -> Option<()> {
+        for item in &selections.items {
+            match item {
+                SelectionItem::Field(field) => {
+                    if field.omit_from_response
+                        || !self.included(field.skip_if.as_deref(), field.include_if.as_deref())
+                    {
+                        continue;
+                    }
+                    let key = field.selection_identifier();
+                    if field.name == "__typename" {
+                        out.entry(key.to_owned())
+                            .or_insert_with(|| Value::String(runtime.to_owned()));
+                        continue;
+                    }
+                    let value = data.get(key).unwrap_or(&Value::Null);
+                    let ty = self
+                        .supergraph
+                        .planner
+                        .supergraph
+                        .definitions
+                        .get(declared)
+                        .and_then(|d| d.fields().get(&field.name))
+                        .map(|f| f.field_type.clone());
+                    path.push(Value::String(key.to_owned()));
+                    let completed = match &ty {
+                        Some(ty) => self.complete(ty, value, &field.selections, path),
+                        None => Some(value.clone()),
+                    };
+                    path.pop();
+                    let completed = completed?;
+                    match out.get_mut(key) {
+                        Some(Value::Object(existing)) => {
+                            if let Value::Object(more) = completed {
+                                merge_shaped(existing, more);
+                            }
+                        }
+                        Some(_) => {}
+                        None => {
+                            out.insert(key.to_owned(), completed);
+                        }
+                    }
+                }
+                SelectionItem::InlineFragment(fragment) => {
+                    if !self.included(fragment.skip_if.as_deref(), fragment.include_if.as_deref()) {
+                        continue;
+                    }
+                    let condition = fragment.type_condition.as_str();
+                    if condition == declared || self.supergraph.satisfies(runtime, condition) {
+                        self.collect(data, &fragment.selections, runtime, condition, path, out)?;
+                    }
+                }
+                SelectionItem::FragmentSpread(_) => {}
+            }
+        }
+        Some(())
+    }
+
+    /// The value of a field of type `ty`; `None` when it is null in a non-null position.
+    fn complete(
+        &mut self,
+        ty: &TypeNode,
+        value: &Value,
+        selections: &SelectionSet,
+        path: &mut Vec<Value>,
+    ) -> Option<Value> {
+        match ty {
+            TypeNode::NonNull(inner) => {
+                let completed = self.complete(inner, value, selections, path)?;
+                if completed.is_null() {
+                    if !self.explained && self.errors.is_empty() {
+                        self.errors.push(json!({
+                            "message": "cannot return null for a non-nullable field",
+                            "path": path.clone(),
+                            "extensions": { "code": "INTERNAL_SERVER_ERROR" },
+                        }));
+                    }
+                    None
+                } else {
+                    Some(completed)
+                }
+            }
+            TypeNode::List(inner) => match value {
+                Value::Array(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        path.push(Value::from(i));
+                        let completed = self.complete(inner, item, selections, path);
+                        path.pop();
+                        match completed {
+                            Some(v) => out.push(v),
+                            None => return Some(Value::Null),
+                        }
+                    }
+                    Some(Value::Array(out))
+                }
+                _ => Some(Value::Null),
+            },
+            TypeNode::Named(name) => {
+                let composite = matches!(
+                    self.supergraph.planner.supergraph.definitions.get(name),
+                    Some(
+                        SupergraphDefinition::Object(_)
+                            | SupergraphDefinition::Interface(_)
+                            | SupergraphDefinition::Union(_)
+                    )
+                );
+                if !composite {
+                    return Some(value.clone());
+                }
+                match value {
+                    Value::Object(object) => Some(
+                        self.object(object, selections, name, path)
+                            .map_or(Value::Null, Value::Object),
+                    ),
+                    _ => Some(Value::Null),
+                }
+            }
+        }
+    }
+
+    /// `@skip(if: $a)` / `@include(if: $b)` with the request's variables.
+    fn included(&self, skip_if: Option<&str>, include_if: Option<&str>) -> bool {
+        let truthy = |name: &str| self.variables.get(name) == Some(&Value::Bool(true));
+        !skip_if.is_some_and(truthy) && include_if.is_none_or(truthy)
+    }
+}
+
+/// Merges a second shaped selection of the same object field into the first (keys of the first keep
+/// their position).
+fn merge_shaped(existing: &mut Map<String, Value>, more: Map<String, Value>) {
+    for (key, value) in more {
+        match (existing.get_mut(&key), value) {
+            (Some(Value::Object(a)), Value::Object(b)) => merge_shaped(a, b),
+            (Some(_), _) => {}
+            (None, value) => {
+                existing.insert(key, value);
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Coercing the client's variables against the operation's declarations and the API schema, so a
+//! wrong value is a clear request error before anything is sent to a subgraph.
+
+use graphql_tools::static_graphql::{
+    query::Type,
+    schema::{self, Definition, TypeDefinition},
+};
+use serde_json::{Map, Value};
+
+use crate::plan::Variable;
+
+/// The variables to execute with (defaults applied), or the messages of every invalid one.
+pub fn coerce(
+    declared: &[Variable],
+    provided: &Map<String, Value>,
+    api: &schema::Document,
+) -> Result<Map<String, Value>, Vec<String>> {
+    let mut coerced = Map::new();
+    let mut errors = Vec::new();
+    for variable in declared {
+        match provided.get(&variable.name) {
+            None => {
+                if let Some(default) = &variable.default {
+                    coerced.insert(variable.name.clone(), default.clone());
+                } else if matches!(variable.ty, Type::NonNullType(_)) {
+                    errors.push(format!(
+                        "variable \"${}\" of required type \"{}\" was not provided",
+                        variable.name, variable.ty
+                    ));
+                }
+            }
+            Some(value) => {
+                let mut problems = Vec::new();
+                check(&variable.ty, value, api, &mut String::new(), &mut problems);
+                if problems.is_empty() {
+                    coerced.insert(variable.name.clone(), value.clone());
+                } else {
+                    errors.extend(problems.into_iter().map(|p| {
+                        format!("variable \"${}\" got an invalid value: {p}", variable.name)
+                    }));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(coerced)
+    } else {
+        Err(errors)
+    }
+}
+
+fn find_type<'a>(api: &'a schema::Document, name: &str) -> Option<&'a TypeDefinition> {
+    api.definitions.iter().find_map(|d| match d {
+        Definition::TypeDefinition(t) if type_name(t) == name => Some(t),
+        _ => None,
+    })
+}
+
+fn type_name(definition: &TypeDefinition) -> &str {
+    match definition {
+        TypeDefinition::Scalar(t) => &t.name,
+        TypeDefinition::Object(t) => &t.name,
+        TypeDefinition::Interface(t) => &t.name,
+        TypeDefinition::Union(t) => &t.name,
+        TypeDefinition::Enum(t) => &t.name,
+        TypeDefinition::InputObject(t) => &t.name,
+    }
+}
+
+fn at(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(" at {path}")
+    }
+}
+
+fn check(
+    ty: &Type,
+    value: &Value,
+    api: &schema::Document,
+    path: &mut String,
+    problems: &mut Vec<String>,
+) {
+    match ty {
+        Type::NonNullType(inner) => {
+            if value.is_null() {
+                problems.push(format!("expected a non-null {inner}{}", at(path)));
+            } else {
+                check(inner, value, api, path, problems);
+            }
+        }
+        Type::ListType(inner) => match value {
+            Value::Null => {}
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    check(inner, item, api, path, problems);
+                    path.truncate(len);
+                }
+            }
+            single => check(inner, single, api, path, problems),
+        },
+        Type::NamedType(name) => {
+            if value.is_null() {
+                return;
+            }
+            let ok = match name.as_str() {
+                "Int" => value.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+                "Float" => value.is_number(),
+                "String" => value.is_string(),
+                "Boolean" => value.is_boolean(),
+                "ID" => value.is_string() || value.as_i64().is_some(),
+                _ => match find_type(api, name) {
+                    Some(TypeDefinition::Enum(e)) => value
+                        .as_str()
+                        .is_some_and(|v| e.values.iter().any(|ev| ev.name == v)),
+                    Some(TypeDefinition::InputObject(input)) => {
+                        let Value::Object(fields) = value else {
+                            problems.push(format!("expected an object of type {name}{}", at(path)));
+                            return;
+                        };
+                        for key in fields.keys() {
+                            if !input.fields.iter().any(|f| &f.name == key) {
+                                problems.push(format!("{name} has no field \"{key}\"{}", at(path)));
+                            }
+                        }
+                        for field in &input.fields {
+                            let len = path.len();
+                            if !path.is_empty() {
+                                path.push('.');
+                            }
+                            path.push_str(&field.name);
+                            match fields.get(&field.name) {
+                                Some(v) => check(&field.value_type, v, api, path, problems),
+                                None if field.default_value.is_none()
+                                    && matches!(field.value_type, Type::NonNullType(_)) =>
+                                {
+                                    problems.push(format!("missing required field{}", at(path)))
+                                }
+                                None => {}
+                            }
+                            path.truncate(len);
+                        }
+                        return;
+                    }
+                    // Custom scalars: the subgraph that owns them checks the value.
+                    _ => true,
+                },
+            };
+            if !ok {
+                problems.push(format!(
+                    "expected a value of type {name}{}, got {value}",
+                    at(path)
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The end-to-end harness: [`Federation::start`] runs the three subgraphs and the router in this
+//! process, each on its own `127.0.0.1:0` port with its own fresh database, talking real HTTP to each
+//! other exactly as in production. Tests then speak GraphQL to the router like a frontend would.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use serde_json::{json, Value};
+use taproom_common::{auth::RemoteAuthArgs, testing::TestDb};
+use taproom_router::{
+    compose::SubgraphSdl, fetch::SubgraphClient, plan::OperationLimits, supergraph::Supergraph,
+    Router,
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// The secret key the test users subgraph hashes tokens with.
+pub const SECRET: &str = "e2e-secret-key-that-is-long-enough-0123456";
+/// The password of every test account.
+pub const PASSWORD: &str = "Secret123";
+
+/// A service running in this process until stopped.
+pub struct Service {
+    pub address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Service {
+    fn spawn<F>(
+        listener: TcpListener,
+        serve: impl FnOnce(TcpListener, oneshot::Receiver<()>) -> F,
+    ) -> Self
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let address = listener.local_addr().expect("bound");
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, stopped));
+        Service {
+            address,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// The service's GraphQL URL.
+    pub fn graphql_url(&self) -> String {
+        format!("http://{}/graphql", self.address)
+    }
+
+    /// Stops the service and waits until it has.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("the service task joins")
+                .expect("the service stops cleanly");
+        }
+    }
+}
+
+async fn stopped(rx: oneshot::Receiver<()>) {
+    rx.await.ok();
+}
+
+/// Databases of the three subgraphs, kept for restarts.
+struct Databases {
+    users: TestDb,
+    beers: TestDb,
+    orders: TestDb,
+}
+
+/// The whole federation: three subgraphs and the router.
+pub struct Federation {
+    dbs: Databases,
+    pub users: Service,
+    pub beers: Service,
+    pub orders: Service,
+    pub router: Service,
+    /// The router's state, for its counters.
+    pub state: Arc<Router>,
+    pub http: reqwest::Client,
+}
+
+impl Federation {
+    /// Starts everything on fresh SQLite databases with the demo catalog.
+    pub async fn start() -> Self {
+        Self::start_on(TestDb::sqlite().await).await
+    }
+
+    /// Starts everything on fresh databases of `first`'s backend (`first` is the users database).
+    pub async fn start_on(first: TestDb) -> Self {
+        let dbs = Databases {
+            beers: first.sibling().await,
+            orders: first.sibling().await,
+            users: first,
+        };
+        let users_db = dbs.users.connect().await;
+        users_db
+            .migrate(&taproom_users::db::migrations())
+            .await
+            .expect("users migrate");
+        let beers_db = dbs.beers.connect().await;
+        beers_db
+            .migrate(&taproom_beers::db::migrations())
+            .await
+            .expect("beers migrate");
+        taproom_beers::demo::seed(&beers_db)
+            .await
+            .expect("beers seed");
+        let orders_db = dbs.orders.connect().await;
+        orders_db
+            .migrate(&taproom_orders::db::migrations())
+            .await
+            .expect("orders migrate");
+
+        let users = start_users(
+            &dbs.users,
+            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
+        )
+        .await;
+        let auth_url = format!("http://{}/auth/introspect", users.address);
+        let beers = start_beers(
+            &dbs.beers,
+            &auth_url,
+            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
+        )
+        .await;
+        let orders = start_orders(
+            &dbs.orders,
+            &auth_url,
+            &beers.graphql_url(),
+            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
+        )
+        .await;
+
+        let supergraph = taproom_router::compose::compose(&[
+            SubgraphSdl {
+                name: "users".into(),
+                url: users.graphql_url(),
+                sdl: taproom_users::schema::sdl(),
+            },
+            SubgraphSdl {
+                name: "beers".into(),
+                url: beers.graphql_url(),
+                sdl: taproom_beers::schema::sdl(),
+            },
+            SubgraphSdl {
+                name: "orders".into(),
+                url: orders.graphql_url(),
+                sdl: taproom_orders::schema::sdl(),
+            },
+        ])
+        .expect("the three subgraphs compose");
+        let state = Arc::new(Router::new(
+            Supergraph::load(&supergraph, &Default::default(), 100).expect("the supergraph loads"),
+            SubgraphClient::new(Duration::from_secs(5)),
+            OperationLimits::default(),
+        ));
+        let routes = taproom_router::http::routes(state.clone(), 1024 * 1024);
+        let router = Service::spawn(
+            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
+            |listener, rx| async move {
+                axum::serve(listener, routes)
+                    .with_graceful_shutdown(stopped(rx))
+                    .await?;
+                Ok(())
+            },
+        );
+        Federation {
+            dbs,
+            users,
+            beers,
+            orders,
+            router,
+            state,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the beers subgraph.
+    pub async fn stop_beers(&mut self) {
+        self.beers.stop().await;
+    }
+
+    /// Starts the beers subgraph again on its old address and database.
+    pub async fn restart_beers(&mut self) {
+        let auth_url = format!("http://{}/auth/introspect", self.users.address);
+        let listener = TcpListener::bind(self.beers.address)
+            .await
+            .expect("the old port is free again");
+        self.beers = start_beers(&self.dbs.beers, &auth_url, listener).await;
+    }
+
+    /// POSTs an operation to the router; returns the response body.
+    pub async fn gql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        self.post(json!({ "query": query, "variables": variables }), token)
+            .await
+            .1
+    }
+
+    /// POSTs a raw JSON body to the router; returns status and body.
+    pub async fn post(&self, body: Value, token: Option<&str>) -> (u16, Value) {
+        self.post_bytes(serde_json::to_vec(&body).expect("serializes"), token)
+            .await
+    }
+
+    /// POSTs raw bytes to the router as JSON; returns status and body (JSON, or a string).
+    pub async fn post_bytes(&self, body: Vec<u8>, token: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.router.graphql_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/graphql-response+json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the router answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Registers `username` through the router; returns its token and id.
+    pub async fn register(&self, username: &str) -> (String, String) {
+        let response = self
+            .gql(
+                "mutation($input: RegisterInput!) { register(input: $input) { token user { id } } }",
+                json!({ "input": { "username": username, "email": format!("{username}@example.com"), "password": PASSWORD } }),
+                None,
+            )
+            .await;
+        let payload = &response["data"]["register"];
+        assert!(payload.is_object(), "registration failed: {response}");
+        (
+            payload["token"].as_str().expect("token").to_owned(),
+            payload["user"]["id"].as_str().expect("id").to_owned(),
+        )
+    }
+
+    /// Makes `username` an admin, directly in the users database.
+    pub async fn promote(&self, username: &str) {
+        let db = self.dbs.users.connect().await;
+        assert!(taproom_users::db::promote_to_admin(&db, username)
+            .await
+            .expect("promotes"));
+    }
+
+    /// Requests the router has sent to `subgraph` so far.
+    pub fn requests_to(&self, subgraph: &str) -> u64 {
+        self.state
+            .client
+            .counts()
+            .get(subgraph)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+async fn start_users(db: &TestDb, listener: TcpListener) -> Service {
+    let args = taproom_users::config::ServeArgs {
+        db: taproom_users::config::DbArgs {
+            database_url: db.url.clone(),
+        },
+        listen: listener.local_addr().expect("bound"),
+        secret_key: Some(SECRET.into()),
+        token_ttl_hours: 1,
+        max_body_bytes: 1024 * 1024,
+    };
+    Service::spawn(listener, |listener, rx| {
+        taproom_users::serve(args, listener, stopped(rx))
+    })
+}
+
+async fn start_beers(db: &TestDb, auth_url: &str, listener: TcpListener) -> Service {
+    let args = taproom_beers::config::ServeArgs {
+        db: taproom_beers::config::DbArgs {
+            database_url: db.url.clone(),
+        },
+        listen: listener.local_addr().expect("bound"),
+        auth: RemoteAuthArgs {
+            auth_url: auth_url.to_owned(),
+            auth_cache_seconds: 5,
+        },
+        max_body_bytes: 1024 * 1024,
+    };
+    Service::spawn(listener, |listener, rx| {
+        taproom_beers::serve(args, listener, stopped(rx))
+    })
+}
+
+async fn start_orders(
+    db: &TestDb,
+    auth_url: &str,
+    beers_url: &str,
+    listener: TcpListener,
+) -> Service {
+    let args = taproom_orders::config::ServeArgs {
+        db: taproom_orders::config::DbArgs {
+            database_url: db.url.clone(),
+        },
+        listen: listener.local_addr().expect("bound"),
+        beers_url: beers_url.to_owned(),
+        auth: RemoteAuthArgs {
+            auth_url: auth_url.to_owned(),
+            auth_cache_seconds: 5,
+        },
+        max_body_bytes: 1024 * 1024,
+    };
+    Service::spawn(listener, |listener, rx| {
+        taproom_orders::serve(args, listener, stopped(rx))
+    })
+}
