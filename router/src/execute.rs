@@ -421,18 +421,33 @@ impl<'a> Execution<'a> {
         targets: &[(Path, usize)],
         output_rewrites: Option<&[FetchRewrite]>,
     ) {
+        let Some(mut data) = response.data else {
+            self.push_errors(response.errors.into_iter().map(strip_path));
+            return;
+        };
+        let mut entities = match data.get_mut(root_key).map(std::mem::take) {
+            Some(Value::Array(entities)) => entities,
+            _ => {
+                self.push_errors(response.errors.into_iter().map(strip_path));
+                return;
+            }
+        };
+        let nulls: Vec<usize> = entities
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_null())
+            .map(|(i, _)| i)
+            .collect();
         let mut errors = Vec::new();
         for error in response.errors {
-            errors.extend(relocate_entity_error(error, targets));
+            errors.extend(relocate_entity_error(
+                error,
+                targets,
+                entities.len(),
+                &nulls,
+            ));
         }
         self.push_errors(errors);
-        let Some(mut data) = response.data else {
-            return;
-        };
-        let Some(Value::Array(entities)) = data.get_mut(root_key).map(std::mem::take) else {
-            return;
-        };
-        let mut entities = entities;
         if let Some(rewrites) = output_rewrites {
             for entity in &mut entities {
                 self.rewrite(entity, rewrites);
@@ -625,25 +640,38 @@ fn relocate_root(error: Value, targets: &[Path]) -> Vec<Value> {
 }
 
 /// `["_entities", i, rest..]` becomes `target + rest` for every target of representation `i`.
-fn relocate_entity_error(error: Value, targets: &[(Path, usize)]) -> Vec<Value> {
-    let index = error["path"].get(1).and_then(Value::as_u64);
-    match index {
-        Some(index) => {
-            let matching: Vec<&Path> = targets
-                .iter()
-                .filter(|(_, i)| *i as u64 == index)
-                .map(|(p, _)| p)
-                .collect();
-            if matching.is_empty() {
-                vec![strip_path(error)]
-            } else {
-                matching
-                    .into_iter()
-                    .map(|target| prefix_path(error.clone(), target, 2))
-                    .collect()
-            }
-        }
-        None => vec![strip_path(error)],
+///
+/// Some subgraph servers (async-graphql among them) leave the index out: `["_entities", rest..]`.
+/// The entity is then found when it is unambiguous: a single representation, or a single entity that
+/// came back null (a field error nulls its entity).
+fn relocate_entity_error(
+    error: Value,
+    targets: &[(Path, usize)],
+    sent: usize,
+    nulls: &[usize],
+) -> Vec<Value> {
+    let path = error["path"].as_array().cloned().unwrap_or_default();
+    let (index, skip) = match path.get(1).map(|v| v.as_u64()) {
+        Some(Some(index)) => (Some(index as usize), 2),
+        Some(None) if sent == 1 => (Some(0), 1),
+        Some(None) if nulls.len() == 1 => (Some(nulls[0]), 1),
+        _ => (None, 0),
+    };
+    let matching: Vec<&Path> = match index {
+        Some(index) => targets
+            .iter()
+            .filter(|(_, i)| *i == index)
+            .map(|(p, _)| p)
+            .collect(),
+        None => Vec::new(),
+    };
+    if matching.is_empty() {
+        vec![strip_path(error)]
+    } else {
+        matching
+            .into_iter()
+            .map(|target| prefix_path(error.clone(), target, skip))
+            .collect()
     }
 }
 

@@ -144,6 +144,12 @@ fn prepare_uncached(
     operation_name: Option<&str>,
     limits: &OperationLimits,
 ) -> Result<Prepared, PrepareError> {
+    // The parser recurses per nesting level: refuse absurd nesting before parsing, with the same
+    // error the precise check below gives.
+    let nesting = brace_depth(query);
+    if nesting > limits.max_depth + 1 {
+        return Err(depth_error(nesting - 1, limits));
+    }
     let document = safe_parse_operation(query)
         .map_err(|e| PrepareError::Parse(format!("syntax error: {e}")))?;
     let fragments: Vec<&FragmentDefinition> = document
@@ -402,6 +408,66 @@ fn check_limits(
         });
     }
     Ok(())
+}
+
+fn depth_error(depth: usize, limits: &OperationLimits) -> PrepareError {
+    PrepareError::Limit {
+        code: "MAX_DEPTH_LIMIT",
+        message: format!(
+            "the operation is {depth} levels deep; the limit is {}",
+            limits.max_depth
+        ),
+    }
+}
+
+/// The deepest `{` nesting in a document, outside strings and comments: an upper bound of the
+/// selection depth (plus one for the operation's own braces), computed without parsing.
+fn brace_depth(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brace_depth_ignores_strings_and_comments() {
+        assert_eq!(brace_depth("{ a { b } }"), 2);
+        assert_eq!(brace_depth(r#"{ a(s: "{{{{") { b } } # {{{{"#), 2);
+        assert_eq!(brace_depth("{ a(s: \"\"\"{{{\"\"\") }"), 1);
+        assert_eq!(brace_depth(r#"{ a(s: "\"{") }"#), 1);
+    }
 }
 
 /// The response keys of the root selection in request order, through root fragments.

@@ -11,7 +11,6 @@ fn data(response: &Value) -> &Value {
     &response["data"]
 }
 
-#[allow(dead_code)]
 fn code(response: &Value) -> &str {
     response["errors"][0]["extensions"]["code"]
         .as_str()
@@ -75,4 +74,423 @@ async fn resolves_owner_and_beers_across_subgraphs() {
         } })
     );
     let _ = id;
+}
+
+/// Orders for `token`: `count` checked-out orders of two lines each.
+async fn orders(f: &Federation, token: &str, count: usize) {
+    for _ in 0..count {
+        add(f, token, "123456", 1).await;
+        add(f, token, "123458", 2).await;
+        let response = f
+            .gql("mutation { checkout { id } }", json!({}), Some(token))
+            .await;
+        data(&response);
+    }
+}
+
+fn counts(f: &Federation) -> [u64; 3] {
+    [
+        f.requests_to("orders"),
+        f.requests_to("users"),
+        f.requests_to("beers"),
+    ]
+}
+
+#[tokio::test]
+async fn one_request_per_subgraph_whatever_the_number_of_orders() {
+    let f = Federation::start().await;
+    let query = "{ myOrders { id owner { username } items { quantity beer { name price } } } }";
+    for (user, n) in [("one", 1), ("five", 5)] {
+        let (token, _) = f.register(user).await;
+        orders(&f, &token, n).await;
+        let before = counts(&f);
+        let response = f.gql(query, json!({}), Some(&token)).await;
+        let after = counts(&f);
+        assert_eq!(
+            data(&response)["myOrders"].as_array().expect("list").len(),
+            n
+        );
+        assert_eq!(
+            [
+                after[0] - before[0],
+                after[1] - before[1],
+                after[2] - before[2]
+            ],
+            [1, 1, 1],
+            "orders, users, beers: one request each for {n} orders"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_operation_is_planned_once() {
+    let f = Federation::start().await;
+    let query = "query Catalog($n: Int) { beers(first: $n) { edges { node { sku } } } }";
+    let before = f.state.prepared_count();
+    for n in [1, 2, 3] {
+        let response = f.gql(query, json!({ "n": n }), None).await;
+        assert_eq!(
+            data(&response)["beers"]["edges"]
+                .as_array()
+                .expect("edges")
+                .len(),
+            n
+        );
+    }
+    assert_eq!(f.state.prepared_count() - before, 1);
+}
+
+#[tokio::test]
+async fn a_stopped_subgraph_gives_partial_data_then_full_answers_again() {
+    let mut f = Federation::start().await;
+    let (token, _) = f.register("bob").await;
+    add(&f, &token, "123457", 2).await;
+    let query = "{ currentOrder { itemCount items { quantity beer { name } } } }";
+
+    f.stop_beers().await;
+    let partial = f.gql(query, json!({}), Some(&token)).await;
+    assert_eq!(
+        partial["data"],
+        json!({ "currentOrder": { "itemCount": 2, "items": [{ "quantity": 2, "beer": null }] } })
+    );
+    assert_eq!(code(&partial), "SUBGRAPH_REQUEST_FAILED");
+    assert_eq!(
+        partial["errors"][0]["extensions"]["service"],
+        json!("beers")
+    );
+    assert!(partial["errors"][0]["message"]
+        .as_str()
+        .expect("message")
+        .contains("\"beers\""));
+
+    f.restart_beers().await;
+    let full = f.gql(query, json!({}), Some(&token)).await;
+    assert_eq!(
+        data(&full),
+        &json!({ "currentOrder": { "itemCount": 2, "items": [{ "quantity": 2, "beer": { "name": "Загорка" } }] } })
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_the_router_keeps_serving() {
+    let f = Federation::start().await;
+    let (status, malformed) = f
+        .post_bytes(b"{\"query\": \"{ me { id }".to_vec(), None)
+        .await;
+    assert_eq!((status, code(&malformed)), (400, "BAD_REQUEST"));
+
+    let (status, unparsable) = f.post(json!({ "query": "{ me { id " }), None).await;
+    assert_eq!((status, code(&unparsable)), (400, "GRAPHQL_PARSE_FAILED"));
+
+    let (status, unknown) = f
+        .post(json!({ "query": "{ me { id shoeSize } }" }), None)
+        .await;
+    assert_eq!((status, code(&unknown)), (400, "GRAPHQL_VALIDATION_FAILED"));
+    assert!(unknown["errors"][0]["message"]
+        .as_str()
+        .expect("message")
+        .contains("shoeSize"));
+
+    let (status, wrong_type) = f
+        .post(json!({ "query": "query($n: Int) { beers(first: $n) { totalCount } }", "variables": { "n": "ten" } }), None)
+        .await;
+    assert_eq!((status, code(&wrong_type)), (400, "BAD_USER_INPUT"));
+    assert!(wrong_type["errors"][0]["message"]
+        .as_str()
+        .expect("message")
+        .contains("$n"));
+
+    let (status, missing) = f
+        .post(
+            json!({ "query": "query($sku: String!) { beer(sku: $sku) { name } }" }),
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&missing)), (400, "BAD_USER_INPUT"));
+
+    let deep = format!(
+        "{{ me {} id {} }}",
+        "{ orders { owner ".repeat(50),
+        "} } ".repeat(50)
+    );
+    let (status, too_deep) = f.post(json!({ "query": deep }), None).await;
+    assert_eq!((status, code(&too_deep)), (400, "MAX_DEPTH_LIMIT"));
+
+    let aliases: String = (0..10_000)
+        .map(|i| format!("a{i}: usernameExists(username: \"x\") "))
+        .collect();
+    let (status, too_many) = f
+        .post(json!({ "query": format!("{{ {aliases} }}") }), None)
+        .await;
+    assert_eq!((status, code(&too_many)), (400, "MAX_ALIASES_LIMIT"));
+
+    let huge = json!({ "query": "{ me { id } }", "extensions": { "padding": "x".repeat(2 * 1024 * 1024) } });
+    let (status, _) = f.post(huge, None).await;
+    assert_eq!(status, 413);
+
+    let response = f
+        .gql("{ beer(sku: \"123458\") { name } }", json!({}), None)
+        .await;
+    assert_eq!(data(&response), &json!({ "beer": { "name": "Tuborg" } }));
+}
+
+#[tokio::test]
+async fn aliases_fragments_and_directives_shape_the_response() {
+    let f = Federation::start().await;
+    let (token, _) = f.register("carol").await;
+    add(&f, &token, "123458", 2).await;
+    let query = r#"
+        query Shaped($withItems: Boolean!, $skipOwner: Boolean = false) {
+          mine: myOrders {
+            orderId: id
+            ...OrderBits
+            owner @skip(if: $skipOwner) { name: username __typename }
+            items @include(if: $withItems) { qty: quantity beer { ... on Beer { title: name } } }
+            hidden: itemCount @include(if: false)
+          }
+        }
+        fragment OrderBits on Order { isOpen total }
+    "#;
+    let response = f
+        .gql(query, json!({ "withItems": true }), Some(&token))
+        .await;
+    let order = &data(&response)["mine"][0];
+    let keys: Vec<&str> = order
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["orderId", "isOpen", "total", "owner", "items"],
+        "the client's order"
+    );
+    assert_eq!(
+        order["owner"],
+        json!({ "name": "carol", "__typename": "User" })
+    );
+    assert_eq!(
+        order["items"],
+        json!([{ "qty": 2, "beer": { "title": "Tuborg" } }])
+    );
+    assert_eq!(order["total"], json!("3.00"));
+
+    let response = f
+        .gql(
+            query,
+            json!({ "withItems": false, "skipOwner": true }),
+            Some(&token),
+        )
+        .await;
+    let keys: Vec<String> = data(&response)["mine"][0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(keys, ["orderId", "isOpen", "total"]);
+}
+
+#[tokio::test]
+async fn mutation_root_fields_run_in_order() {
+    let f = Federation::start().await;
+    let (token, _) = f.register("dave").await;
+    let response = f
+        .gql(
+            r#"mutation {
+                first: addToOrder(sku: "123456", quantity: 1) { itemCount }
+                second: addToOrder(sku: "123456", quantity: 2) { itemCount }
+                done: checkout { isOpen itemCount total }
+            }"#,
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        data(&response),
+        &json!({
+            "first": { "itemCount": 1 },
+            "second": { "itemCount": 3 },
+            "done": { "isOpen": false, "itemCount": 3, "total": "3.57" },
+        })
+    );
+}
+
+#[tokio::test]
+async fn introspection_answers_from_the_api_schema() {
+    let f = Federation::start().await;
+    let response = f
+        .gql(
+            r#"{ __schema { queryType { name } mutationType { name } types { name } }
+                 __type(name: "Order") { kind fields { name type { kind ofType { name } } } } }"#,
+            json!({}),
+            None,
+        )
+        .await;
+    let schema = &data(&response)["__schema"];
+    assert_eq!(schema["queryType"]["name"], json!("Query"));
+    assert_eq!(schema["mutationType"]["name"], json!("Mutation"));
+    let names: Vec<&str> = schema["types"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    for expected in [
+        "Order",
+        "OrderItem",
+        "Beer",
+        "User",
+        "BeerConnection",
+        "Decimal",
+        "DateTime",
+    ] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    for hidden in names.iter().filter(|n| {
+        n.starts_with("join__")
+            || n.starts_with("link__")
+            || n.starts_with('_') && !n.starts_with("__")
+    }) {
+        panic!("federation internals leak into introspection: {hidden}");
+    }
+    let order = &data(&response)["__type"];
+    assert_eq!(order["kind"], json!("OBJECT"));
+    let owner = order["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|f| f["name"] == json!("owner"))
+        .expect("owner");
+    assert_eq!(
+        owner["type"],
+        json!({ "kind": "NON_NULL", "ofType": { "name": "User" } })
+    );
+
+    let mixed = f
+        .gql(
+            r#"{ __typename beer(sku: "123456") { __typename name } }"#,
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        data(&mixed),
+        &json!({ "__typename": "Query", "beer": { "__typename": "Beer", "name": "Бургаско" } })
+    );
+}
+
+#[tokio::test]
+async fn get_serves_queries_but_not_mutations() {
+    let f = Federation::start().await;
+    let url = f.router.graphql_url();
+    let response = f
+        .http
+        .get(&url)
+        .query(&[
+            ("query", "query($s: String!) { beer(sku: $s) { name } }"),
+            ("variables", r#"{"s":"123457"}"#),
+        ])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(data(&body), &json!({ "beer": { "name": "Загорка" } }));
+    let mutation = f
+        .http
+        .get(&url)
+        .query(&[("query", "mutation { logout }")])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(mutation.status(), 405);
+}
+
+#[tokio::test]
+async fn subgraph_errors_keep_the_clients_paths_and_nulls_propagate() {
+    let f = Federation::start().await;
+    let (token, _) = f.register("erin").await;
+    let (_, other) = f.register("frank").await;
+
+    let missing = f
+        .gql(r#"{ order(id: "999") { id } }"#, json!({}), Some(&token))
+        .await;
+    assert_eq!(code(&missing), "NOT_FOUND");
+    assert_eq!(missing["errors"][0]["path"], json!(["order"]));
+    assert_eq!(missing["data"], json!({ "order": null }));
+
+    // User.orders is [Order!]!: FORBIDDEN nulls it, which nulls the nullable `user`.
+    let foreign = f
+        .gql(
+            "query($id: ID!) { user(id: $id) { username orders { id } } }",
+            json!({ "id": other }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code(&foreign), "FORBIDDEN");
+    assert_eq!(foreign["errors"][0]["path"], json!(["user", "orders"]));
+    assert_eq!(foreign["data"], json!({ "user": null }));
+
+    let anonymous = f.gql("{ myOrders { id } }", json!({}), None).await;
+    assert_eq!(code(&anonymous), "UNAUTHENTICATED");
+    assert_eq!(
+        anonymous["data"],
+        Value::Null,
+        "myOrders is non-null, so data is null"
+    );
+}
+
+#[tokio::test]
+async fn the_login_scenario_works_through_the_router() {
+    let f = Federation::start().await;
+    f.register("gina").await;
+    let login = f
+        .gql(
+            "mutation { login(username: \"gina\", password: \"Secret123\") { token user { username email } } }",
+            json!({}),
+            None,
+        )
+        .await;
+    let token = data(&login)["login"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    assert_eq!(
+        data(&login)["login"]["user"]["email"],
+        json!(null),
+        "the login request carries no token yet"
+    );
+    let me = f
+        .gql("{ me { username email isAdmin } }", json!({}), Some(&token))
+        .await;
+    assert_eq!(
+        data(&me),
+        &json!({ "me": { "username": "gina", "email": "gina@example.com", "isAdmin": false } })
+    );
+    let logout = f.gql("mutation { logout }", json!({}), Some(&token)).await;
+    assert_eq!(data(&logout), &json!({ "logout": true }));
+    assert_eq!(
+        code(&f.gql("{ me { id } }", json!({}), Some(&token)).await),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn admins_change_the_catalog_through_the_router() {
+    let f = Federation::start().await;
+    let (customer, _) = f.register("hank").await;
+    let (admin, _) = f.register("boss").await;
+    f.promote("boss").await;
+    let create = r#"mutation { createBeer(input: { sku: "900", name: "Ариана", price: "1.35" }) { sku price } }"#;
+    assert_eq!(
+        code(&f.gql(create, json!({}), Some(&customer)).await),
+        "FORBIDDEN"
+    );
+    let created = f.gql(create, json!({}), Some(&admin)).await;
+    assert_eq!(
+        data(&created),
+        &json!({ "createBeer": { "sku": "900", "price": "1.35" } })
+    );
 }
