@@ -457,19 +457,6 @@ fn brace_depth(text: &str) -> usize {
     max
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn brace_depth_ignores_strings_and_comments() {
-        assert_eq!(brace_depth("{ a { b } }"), 2);
-        assert_eq!(brace_depth(r#"{ a(s: "{{{{") { b } } # {{{{"#), 2);
-        assert_eq!(brace_depth("{ a(s: \"\"\"{{{\"\"\") }"), 1);
-        assert_eq!(brace_depth(r#"{ a(s: "\"{") }"#), 1);
-    }
-}
-
 /// The response keys of the root selection in request order, through root fragments.
 fn collect_root_keys(
     set: &SelectionSet,
@@ -611,5 +598,18 @@ pub fn to_json(
                 .map(|(k, v)| (k.clone(), to_json(v, variables)))
                 .collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brace_depth_ignores_strings_and_comments() {
+        assert_eq!(brace_depth("{ a { b } }"), 2);
+        assert_eq!(brace_depth(r#"{ a(s: "{{{{") { b } } # {{{{"#), 2);
+        assert_eq!(brace_depth("{ a(s: \"\"\"{{{\"\"\") }"), 1);
+        assert_eq!(brace_depth(r#"{ a(s: "\"{") }"#), 1);
     }
 }

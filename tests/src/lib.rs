@@ -179,6 +179,35 @@ impl Federation {
         }
     }
 
+    /// Another router over the same supergraph, with some subgraph URLs replaced and its own timeout.
+    pub async fn extra_router(
+        &self,
+        overrides: &[(&str, String)],
+        timeout: Duration,
+    ) -> (Service, Arc<Router>) {
+        let overrides = overrides
+            .iter()
+            .map(|(n, u)| ((*n).to_owned(), u.clone()))
+            .collect();
+        let sdl = self.state.supergraph().sdl.clone();
+        let state = Arc::new(Router::new(
+            Supergraph::load(&sdl, &overrides, 100).expect("the supergraph loads"),
+            SubgraphClient::new(timeout),
+            OperationLimits::default(),
+        ));
+        let routes = taproom_router::http::routes(state.clone(), 1024 * 1024);
+        let service = Service::spawn(
+            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
+            |listener, rx| async move {
+                axum::serve(listener, routes)
+                    .with_graceful_shutdown(stopped(rx))
+                    .await?;
+                Ok(())
+            },
+        );
+        (service, state)
+    }
+
     /// Stops the beers subgraph.
     pub async fn stop_beers(&mut self) {
         self.beers.stop().await;

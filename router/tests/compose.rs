@@ -1,0 +1,127 @@
+//! Composition and supergraph loading, on small inline subgraphs.
+
+use std::{collections::HashMap, process::Command};
+
+use taproom_router::{
+    compose::{compose, ComposeError, SubgraphSdl},
+    supergraph::Supergraph,
+};
+
+fn subgraph(name: &str, sdl: &str) -> SubgraphSdl {
+    SubgraphSdl {
+        name: name.into(),
+        url: format!("http://{name}.invalid/graphql"),
+        sdl: format!(
+            "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.5\", import: [\"@key\", \"@shareable\"])\n{sdl}"
+        ),
+    }
+}
+
+#[test]
+fn composed_root_types_name_every_subgraph_with_root_fields() {
+    let sdl = compose(&[
+        subgraph("a", "type Query { one: String }"),
+        subgraph(
+            "b",
+            "type Query { two: String } type Mutation { act: Boolean }",
+        ),
+    ])
+    .expect("composes");
+    let query = sdl.split("type Query").nth(1).expect("a Query type");
+    let head = &query[..query.find('{').expect("fields")];
+    assert!(
+        head.contains("@join__type(graph: A)") && head.contains("@join__type(graph: B)"),
+        "{head}"
+    );
+    let supergraph = Supergraph::load(&sdl, &HashMap::new(), 10).expect("loads and plans");
+    assert_eq!(supergraph.subgraph_urls["a"], "http://a.invalid/graphql");
+}
+
+#[test]
+fn conflicting_field_types_fail_composition_naming_type_and_field() {
+    let error = compose(&[
+        subgraph(
+            "beers",
+            "type Query { beer: Beer } type Beer @key(fields: \"sku\") { sku: String! }",
+        ),
+        subgraph("other", "type Beer @key(fields: \"sku\") { sku: Int! }"),
+    ])
+    .expect_err("String! and Int! do not compose");
+    let ComposeError::Composition(messages) = &error else {
+        panic!("expected a composition error, got {error}");
+    };
+    assert!(
+        messages.iter().any(|m| m.contains("Beer.sku")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn unparsable_subgraphs_are_named() {
+    let error = compose(&[subgraph("broken", "type Query { oops: }")]).expect_err("does not parse");
+    assert!(error.to_string().contains("\"broken\""), "{error}");
+}
+
+#[test]
+fn url_overrides_must_name_known_subgraphs() {
+    let sdl = compose(&[subgraph("a", "type Query { one: String }")]).expect("composes");
+    let overrides = HashMap::from([("nope".to_owned(), "http://x/graphql".to_owned())]);
+    let error = Supergraph::load(&sdl, &overrides, 10)
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("\"nope\""), "{error}");
+}
+
+fn router(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_taproom-router"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_explains_an_unreadable_or_invalid_supergraph_and_exits_1() {
+    let (ok, stderr) = router(&[
+        "serve",
+        "--supergraph",
+        "/nonexistent/supergraph.graphql",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--supergraph: cannot read /nonexistent/supergraph.graphql"),
+        "{stderr}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("taproom-router-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("creates");
+    let bad = dir.join("bad.graphql");
+    std::fs::write(&bad, "type Query { oops: }").expect("writes");
+    let (ok, stderr) = router(&[
+        "serve",
+        "--supergraph",
+        bad.to_str().expect("utf-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("does not parse"), "{stderr}");
+
+    let no_graphs = dir.join("plain.graphql");
+    std::fs::write(&no_graphs, "type Query { hello: String }").expect("writes");
+    let (ok, stderr) = router(&[
+        "serve",
+        "--supergraph",
+        no_graphs.to_str().expect("utf-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!ok);
+    assert!(stderr.starts_with("error: --supergraph"), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}

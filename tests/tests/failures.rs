@@ -1,0 +1,123 @@
+//! Subgraphs that misbehave: garbage answers, slowness, and what the router forwards to them.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{http::HeaderMap, routing::post, Router};
+use serde_json::{json, Value};
+use taproom_e2e::Federation;
+use tokio::net::TcpListener;
+
+/// A fake subgraph that records the headers it receives and answers `body` after `delay`.
+async fn fake_subgraph(
+    body: &'static str,
+    delay: Duration,
+) -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = Router::new().route(
+        "/graphql",
+        post(move |headers: HeaderMap| {
+            let record = record.clone();
+            async move {
+                record.lock().expect("lock").push(headers);
+                tokio::time::sleep(delay).await;
+                body
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+async fn ask(url: &str, query: &str, headers: &[(&str, &str)]) -> Value {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .json(&json!({ "query": query }));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn a_subgraph_answering_garbage_gives_partial_data_and_forwarded_headers_only() {
+    let f = Federation::start().await;
+    let (token, _) = f.register("ivan").await;
+    let (garbage, seen) = fake_subgraph("<html>oops</html>", Duration::ZERO).await;
+    let (router, _) = f
+        .extra_router(&[("users", garbage)], Duration::from_secs(5))
+        .await;
+    let response = ask(
+        &router.graphql_url(),
+        r#"{ beer(sku: "123456") { name } me { username } }"#,
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("cookie", "session=secret"),
+            ("x-custom", "nope"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        response["data"],
+        json!({ "beer": { "name": "Бургаско" }, "me": null })
+    );
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"],
+        json!("SUBGRAPH_REQUEST_FAILED")
+    );
+    assert_eq!(
+        response["errors"][0]["extensions"]["service"],
+        json!("users")
+    );
+    let seen = seen.lock().expect("lock");
+    let headers = &seen[0];
+    assert_eq!(headers["authorization"], format!("Bearer {token}").as_str());
+    assert!(headers.contains_key("traceparent"));
+    assert!(
+        !headers.contains_key("cookie"),
+        "only Authorization and traceparent are forwarded"
+    );
+    assert!(!headers.contains_key("x-custom"));
+}
+
+#[tokio::test]
+async fn a_slow_subgraph_times_out_into_an_error_not_a_hang() {
+    let f = Federation::start().await;
+    let (slow, _) = fake_subgraph(r#"{"data":{"beer":null}}"#, Duration::from_secs(5)).await;
+    let (router, _) = f
+        .extra_router(&[("beers", slow)], Duration::from_millis(300))
+        .await;
+    let response = ask(
+        &router.graphql_url(),
+        r#"{ beer(sku: "1") { name } usernameExists(username: "x") }"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        response["data"],
+        json!({ "beer": null, "usernameExists": false })
+    );
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"],
+        json!("SUBGRAPH_REQUEST_FAILED")
+    );
+    assert!(response["errors"][0]["message"]
+        .as_str()
+        .expect("message")
+        .contains("timed out"));
+}

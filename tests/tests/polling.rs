@@ -1,0 +1,129 @@
+//! A router composing live subgraphs polls them: a schema that composes is swapped in, one that does
+//! not is refused and the old supergraph keeps serving.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{routing::post, Router};
+use serde_json::{json, Value};
+use taproom_e2e::Federation;
+use taproom_router::config::{Named, ServeArgs};
+use tokio::net::TcpListener;
+
+const V1: &str = r#"extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])
+type Query { hello: String }
+"#;
+const V2: &str = r#"extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])
+type Query { hello: String world: String }
+"#;
+/// Declares `Beer.sku` as an Int, which conflicts with the beers subgraph's String.
+const BROKEN: &str = r#"extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])
+type Query { hello: String world: String }
+type Beer @key(fields: "sku") { sku: Int! }
+"#;
+
+/// A subgraph whose SDL the test can change.
+async fn changing_subgraph(sdl: Arc<Mutex<&'static str>>) -> String {
+    let app = Router::new().route(
+        "/graphql",
+        post(move |body: String| {
+            let sdl = sdl.clone();
+            async move {
+                let answer = if body.contains("_service") {
+                    json!({ "data": { "_service": { "sdl": *sdl.lock().expect("lock") } } })
+                } else {
+                    json!({ "data": { "hello": "hi", "world": "earth" } })
+                };
+                axum::Json(answer)
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+async fn ask(url: &str, query: &str) -> Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn schema_changes_are_swapped_in_only_when_they_compose() {
+    let f = Federation::start().await;
+    let sdl = Arc::new(Mutex::new(V1));
+    let extra = changing_subgraph(sdl.clone()).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
+    let named = |name: &str, value: String| Named {
+        name: name.into(),
+        value,
+    };
+    let args = ServeArgs {
+        supergraph: None,
+        subgraph: vec![
+            named("users", f.users.graphql_url()),
+            named("beers", f.beers.graphql_url()),
+            named("orders", f.orders.graphql_url()),
+            named("extra", extra),
+        ],
+        subgraph_url: Vec::new(),
+        listen: listener.local_addr().expect("bound"),
+        poll_interval_secs: 1,
+        subgraph_timeout_secs: 5,
+        max_body_bytes: 1024 * 1024,
+        max_depth: 32,
+        max_aliases: 200,
+        plan_cache_size: 100,
+    };
+    tokio::spawn(taproom_router::serve(
+        args,
+        listener,
+        std::future::pending(),
+    ));
+
+    let first = ask(&url, r#"{ hello beer(sku: "123456") { name } }"#).await;
+    assert_eq!(
+        first["data"],
+        json!({ "hello": "hi", "beer": { "name": "Бургаско" } })
+    );
+    let unknown = ask(&url, "{ world }").await;
+    assert_eq!(
+        unknown["errors"][0]["extensions"]["code"],
+        json!("GRAPHQL_VALIDATION_FAILED")
+    );
+
+    *sdl.lock().expect("lock") = V2;
+    let mut swapped = Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        swapped = ask(&url, "{ world }").await;
+        if swapped.get("errors").is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        swapped,
+        json!({ "data": { "world": "earth" } }),
+        "the new schema is in service"
+    );
+
+    *sdl.lock().expect("lock") = BROKEN;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let kept = ask(&url, r#"{ world beer(sku: "123457") { sku name } }"#).await;
+    assert_eq!(
+        kept,
+        json!({ "data": { "world": "earth", "beer": { "sku": "123457", "name": "Загорка" } } }),
+        "a schema that does not compose is refused; the last good one keeps serving"
+    );
+}
