@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// How many prepared (parsed, validated, planned) operations are kept.
     #[arg(long, env = "PLAN_CACHE_SIZE", default_value_t = 1000)]
     pub plan_cache_size: u64,
+    /// An origin browsers may call the router from, e.g. https://shop.example (repeatable). None by
+    /// default: only same-origin pages such as the playground.
+    #[arg(long, value_delimiter = ',', env = "CORS_ORIGINS")]
+    pub cors_origin: Vec<String>,
 }
 
 /// `compose`'s settings.

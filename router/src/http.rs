@@ -27,15 +27,37 @@ pub struct Request {
     pub extensions: Option<Value>,
 }
 
-/// The routes, serving `router`.
-pub fn routes(router: Arc<Router>, max_body_bytes: usize) -> Routes {
-    Routes::new()
+/// The header with which a client asks for the query plan in `extensions.queryPlan`.
+pub const QUERY_PLAN_HEADER: &str = "x-taproom-query-plan";
+
+/// The routes, serving `router`. `cors_origins` are the origins allowed to call from a browser;
+/// with none, only same-origin pages (the playground) can.
+pub fn routes(router: Arc<Router>, max_body_bytes: usize, cors_origins: &[HeaderValue]) -> Routes {
+    let routes = Routes::new()
         .route("/graphql", get(graphql).post(graphql))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .route("/", get(crate::playground::index))
+        .route("/playground/{file}", get(crate::playground::asset))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(TraceLayer::new_for_http())
-        .with_state(router)
+        .with_state(router);
+    if cors_origins.is_empty() {
+        routes
+    } else {
+        routes.layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(cors_origins.to_vec())
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    header::AUTHORIZATION,
+                    header::ACCEPT,
+                    header::HeaderName::from_static(QUERY_PLAN_HEADER),
+                ]),
+        )
+    }
 }
 
 async fn metrics(State(router): State<Arc<Router>>) -> Response {
@@ -125,6 +147,9 @@ async fn graphql(
         return bad_request(media, StatusCode::BAD_REQUEST, "the request has no query");
     };
     let variables = request.variables.clone().unwrap_or_default();
+    let want_plan = headers
+        .get(QUERY_PLAN_HEADER)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true") || v.as_bytes() == b"1");
     match router
         .execute(
             query,
@@ -132,6 +157,7 @@ async fn graphql(
             &variables,
             &headers,
             method == Method::GET,
+            want_plan,
         )
         .await
     {

@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod http;
 pub mod introspection;
 pub mod plan;
+pub mod playground;
 pub mod response;
 pub mod supergraph;
 pub mod variables;
@@ -105,6 +106,7 @@ impl Router {
         provided: &Map<String, Value>,
         headers: &HeaderMap,
         over_get: bool,
+        want_plan: bool,
     ) -> Outcome {
         let supergraph = self.supergraph();
         let prepared = match plan::prepare(&supergraph, query, operation_name, &self.limits) {
@@ -194,6 +196,15 @@ impl Router {
             body.insert("errors".into(), Value::Array(errors));
         }
         body.insert("data".into(), data);
+        if want_plan {
+            let plan = match &prepared.planned {
+                Some((_, plan)) => format!("{plan}"),
+                None => {
+                    "No subgraph fetches: the router answered this operation itself.".to_owned()
+                }
+            };
+            body.insert("extensions".into(), json!({ "queryPlan": plan }));
+        }
         Outcome::Response(Value::Object(body))
     }
 }
@@ -350,8 +361,16 @@ pub async fn serve(
             args.plan_cache_size,
         ));
     }
+    let cors: Vec<axum::http::HeaderValue> = args
+        .cors_origin
+        .iter()
+        .map(|origin| {
+            axum::http::HeaderValue::from_str(origin)
+                .with_context(|| format!("--cors-origin: {origin:?} is not a valid origin"))
+        })
+        .collect::<anyhow::Result<_>>()?;
     tracing::info!(address = %listener.local_addr()?, "router listening");
-    axum::serve(listener, http::routes(router, args.max_body_bytes))
+    axum::serve(listener, http::routes(router, args.max_body_bytes, &cors))
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

@@ -158,7 +158,7 @@ impl Federation {
             SubgraphClient::new(Duration::from_secs(5)),
             OperationLimits::default(),
         ));
-        let routes = taproom_router::http::routes(state.clone(), 1024 * 1024);
+        let routes = taproom_router::http::routes(state.clone(), 1024 * 1024, &[]);
         let router = Service::spawn(
             TcpListener::bind("127.0.0.1:0").await.expect("binds"),
             |listener, rx| async move {
@@ -195,7 +195,7 @@ impl Federation {
             SubgraphClient::new(timeout),
             OperationLimits::default(),
         ));
-        let routes = taproom_router::http::routes(state.clone(), 1024 * 1024);
+        let routes = taproom_router::http::routes(state.clone(), 1024 * 1024, &[]);
         let service = Service::spawn(
             TcpListener::bind("127.0.0.1:0").await.expect("binds"),
             |listener, rx| async move {

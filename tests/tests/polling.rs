@@ -85,6 +85,7 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
         max_depth: 32,
         max_aliases: 200,
         plan_cache_size: 100,
+        cors_origin: Vec::new(),
     };
     tokio::spawn(taproom_router::serve(
         args,

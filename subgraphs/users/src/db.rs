@@ -270,3 +270,11 @@ pub async fn promote_to_admin(db: &Db, username: &str) -> Result<bool> {
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// How many accounts exist.
+pub async fn count_users(db: &Db) -> Result<i64> {
+    let (count,): (i64,) = db
+        .fetch_one(sqlx::query("SELECT COUNT(*) FROM users"))
+        .await?;
+    Ok(count)
+}

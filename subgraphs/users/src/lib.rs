@@ -12,6 +12,7 @@
 pub mod config;
 pub mod credentials;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod loader;
 pub mod schema;

@@ -1,0 +1,84 @@
+// Taproom's playground: GraphiQL against this router's /graphql, plus a "Query plan" panel that shows
+// the plan the router used for the last operation (the router adds it to the response's extensions
+// when a request carries the header x-taproom-query-plan).
+(function () {
+  const h = React.createElement;
+  const endpoint = new URL('/graphql', window.location.href).toString();
+
+  let currentPlan = 'Run an operation to see how the router splits it across the subgraphs.';
+  const listeners = new Set();
+  function publishPlan(plan) {
+    currentPlan = plan;
+    listeners.forEach((listener) => listener(plan));
+  }
+
+  function PlanPanel() {
+    const [plan, setPlan] = React.useState(currentPlan);
+    React.useEffect(() => {
+      listeners.add(setPlan);
+      return () => listeners.delete(setPlan);
+    }, []);
+    return h('div', { className: 'taproom-plan' },
+      h('h3', null, 'Query plan'),
+      h('pre', { 'data-testid': 'query-plan' }, plan));
+  }
+
+  async function fetcher(params, options) {
+    const headers = Object.assign(
+      {
+        'content-type': 'application/json',
+        accept: 'application/graphql-response+json, application/json',
+        'x-taproom-query-plan': 'true',
+      },
+      (options && options.headers) || {},
+    );
+    const response = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify(params) });
+    const body = await response.json();
+    if (body.extensions && 'queryPlan' in body.extensions) {
+      if (params.operationName !== 'IntrospectionQuery') {
+        publishPlan(body.extensions.queryPlan);
+      }
+      // The plan has its own panel; keep the result pane to what the client asked for.
+      delete body.extensions.queryPlan;
+      if (Object.keys(body.extensions).length === 0) {
+        delete body.extensions;
+      }
+    }
+    return body;
+  }
+
+  const planPlugin = {
+    title: 'Query plan',
+    icon: function PlanIcon() {
+      return h('svg', { viewBox: '0 0 24 24', width: '1em', height: '1em', 'aria-hidden': 'true' },
+        h('path', { d: 'M4 5h7v4H4zM13 15h7v4h-7zM7.5 9v3.5h9V15', fill: 'none', stroke: 'currentColor', strokeWidth: 1.5 }));
+    },
+    content: PlanPanel,
+  };
+
+  const defaultQuery = `# Welcome to Taproom.
+#
+# Sign in as the demo customer (or admin / Admin1234):
+#   mutation { login(username: "customer", password: "Customer1234") { token } }
+# then put {"Authorization": "Bearer <token>"} in the Headers pane below,
+# browse with the query here, and order with:
+#   mutation { addToOrder(sku: "123456", quantity: 2) { total items { beer { name } quantity } } }
+# The "Query plan" panel (left toolbar) shows how each operation crosses the subgraphs.
+
+query Catalog {
+  beers(first: 5) {
+    edges { node { sku name price } }
+    totalCount
+  }
+}
+`;
+
+  ReactDOM.createRoot(document.getElementById('graphiql')).render(
+    h(GraphiQL, {
+      fetcher,
+      plugins: [planPlugin],
+      defaultQuery,
+      shouldPersistHeaders: true,
+    }),
+  );
+})();

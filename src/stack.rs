@@ -1,0 +1,419 @@
+//! The local stack: four services as separate processes of this same binary, supervised.
+//!
+//! Start order: migrations and demo data (in this process), then users, then beers and orders, then
+//! the router, each awaited until its `/health` answers. Children run in their own process groups so
+//! a terminal's Ctrl-C reaches only the supervisor, which stops them in order with SIGTERM. A child
+//! that stops on its own stops the others and makes the stack exit non-zero. Children also exit by
+//! themselves if the supervisor disappears (even by SIGKILL), so no process is ever orphaned.
+
+use std::{
+    path::Path,
+    process::{ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _};
+use nix::{sys::signal, unistd::Pid};
+use taproom_common::db::Db;
+use tokio::{process::Command, sync::mpsc};
+
+use crate::config::StackArgs;
+
+/// Prints a line to standard output, ignoring a closed pipe (the stack must still stop cleanly when
+/// whoever read its output is gone).
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Set in a child's environment: the supervisor's pid, watched by [`exit_with_parent`].
+const PARENT_ENV: &str = "TAPROOM_SUPERVISOR_PID";
+
+/// In a supervised child, exits the process as soon as the supervisor is gone.
+pub fn exit_with_parent() {
+    let Some(parent) = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return;
+    };
+    std::thread::spawn(move || loop {
+        if std::os::unix::process::parent_id() != parent {
+            eprintln!("taproom: the supervisor is gone; exiting");
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    });
+}
+
+/// How to start one service: its name, port, arguments, and environment.
+struct Launch {
+    name: &'static str,
+    port: u16,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+}
+
+/// A running child service.
+struct Child {
+    name: &'static str,
+    pid: Pid,
+    port: u16,
+}
+
+/// Runs the stack until Ctrl-C/SIGTERM (Ok) or until a service fails (Err).
+pub async fn run(args: StackArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("--data-dir: cannot create {}", args.data_dir.display()))?;
+    let secret = secret_key(&args.data_dir)?;
+    let urls = database_urls(&args).await?;
+    prepare_databases(&urls).await?;
+
+    let (exited_tx, mut exited) = mpsc::unbounded_channel::<(&'static str, ExitStatus)>();
+    let mut children: Vec<Child> = Vec::new();
+    let host = "127.0.0.1";
+    let users_url = format!("http://{host}:{}/graphql", args.users_port);
+    let beers_url = format!("http://{host}:{}/graphql", args.beers_port);
+    let orders_url = format!("http://{host}:{}/graphql", args.orders_port);
+    let auth_url = format!("http://{host}:{}/auth/introspect", args.users_port);
+
+    let plan: Vec<Launch> = [
+        Launch {
+            name: "users",
+            port: args.users_port,
+            args: vec!["users".into(), "serve".into()],
+            env: vec![
+                ("DATABASE_URL", urls[0].clone()),
+                ("LISTEN", format!("{host}:{}", args.users_port)),
+                ("SECRET_KEY", secret.clone()),
+            ],
+        },
+        Launch {
+            name: "beers",
+            port: args.beers_port,
+            args: vec!["beers".into(), "serve".into()],
+            env: vec![
+                ("DATABASE_URL", urls[1].clone()),
+                ("LISTEN", format!("{host}:{}", args.beers_port)),
+                ("AUTH_URL", auth_url.clone()),
+            ],
+        },
+        Launch {
+            name: "orders",
+            port: args.orders_port,
+            args: vec!["orders".into(), "serve".into()],
+            env: vec![
+                ("DATABASE_URL", urls[2].clone()),
+                ("LISTEN", format!("{host}:{}", args.orders_port)),
+                ("AUTH_URL", auth_url.clone()),
+                ("BEERS_URL", beers_url.clone()),
+            ],
+        },
+        Launch {
+            name: "router",
+            port: args.router_port,
+            args: vec![
+                "router".into(),
+                "serve".into(),
+                "--subgraph".into(),
+                format!("users={users_url},beers={beers_url},orders={orders_url}"),
+            ],
+            env: vec![("LISTEN", format!("{host}:{}", args.router_port))],
+        },
+    ]
+    .into();
+
+    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let started = async {
+        for Launch {
+            name,
+            port,
+            args: argv,
+            env,
+        } in plan
+        {
+            let mut command = Command::new(&exe);
+            command
+                .args(&argv)
+                .env(PARENT_ENV, std::process::id().to_string())
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .process_group(0);
+            for (key, value) in env {
+                command.env(key, value);
+            }
+            // Settings meant for the stack must not leak into a service's own env-based config.
+            for key in [
+                "DATABASE_URL",
+                "LISTEN",
+                "SECRET_KEY",
+                "AUTH_URL",
+                "BEERS_URL",
+                "SUPERGRAPH",
+                "SUBGRAPHS",
+            ] {
+                if !command.as_std().get_envs().any(|(k, _)| k == key) {
+                    command.env_remove(key);
+                }
+            }
+            let mut child = command
+                .spawn()
+                .with_context(|| format!("{name}: cannot start"))?;
+            let pid = Pid::from_raw(
+                i32::try_from(child.id().context("a just-spawned child has a pid")?)
+                    .context("pid range")?,
+            );
+            let tx = exited_tx.clone();
+            tokio::spawn(async move {
+                let status = child.wait().await;
+                let status = status.unwrap_or_else(|_| ExitStatus::default());
+                tx.send((name, status)).ok();
+            });
+            children.push(Child { name, pid, port });
+            wait_healthy(name, port, &mut exited).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(error) = started {
+        stop(&children, &mut exited).await;
+        return Err(error);
+    }
+
+    print_banner(&args, &urls);
+    let outcome = tokio::select! {
+        _ = shutdown_signal() => Ok(()),
+        Some((name, status)) = exited.recv() => {
+            Err(anyhow::anyhow!("{name} stopped unexpectedly ({status}); stopping the other services"))
+        }
+    };
+    stop(&children, &mut exited).await;
+    if outcome.is_ok() {
+        say!("taproom: stopped");
+    }
+    outcome
+}
+
+/// Waits until `name` answers on `/health`, or fails if it exits or takes over a minute.
+async fn wait_healthy(
+    name: &str,
+    port: u16,
+    exited: &mut mpsc::UnboundedReceiver<(&'static str, ExitStatus)>,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let url = format!("http://127.0.0.1:{port}/health");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok((child, status)) = exited.try_recv() {
+            bail!("{child} failed to start ({status}); see its error above");
+        }
+        if let Ok(response) = http.get(&url).send().await {
+            if response.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{name} did not become healthy on port {port} within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops the children, last started first: SIGTERM, then SIGKILL after 10 s.
+async fn stop(
+    children: &[Child],
+    exited: &mut mpsc::UnboundedReceiver<(&'static str, ExitStatus)>,
+) {
+    let mut running: Vec<&Child> = children.iter().collect();
+    while let Ok((name, _)) = exited.try_recv() {
+        running.retain(|c| c.name != name);
+    }
+    for child in running.iter().rev() {
+        signal::kill(child.pid, signal::Signal::SIGTERM).ok();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !running.is_empty() {
+        match tokio::time::timeout_at(deadline, exited.recv()).await {
+            Ok(Some((name, _))) => running.retain(|c| c.name != name),
+            Ok(None) => break,
+            Err(_) => {
+                for child in &running {
+                    eprintln!(
+                        "taproom: {} (port {}) did not stop in 10 s; killing it",
+                        child.name, child.port
+                    );
+                    signal::kill(child.pid, signal::Signal::SIGKILL).ok();
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// The secret key tokens are hashed with, generated on first start and kept in the data folder.
+fn secret_key(data_dir: &Path) -> anyhow::Result<String> {
+    use rand::Rng;
+    let path = data_dir.join("secret_key");
+    if let Ok(key) = std::fs::read_to_string(&path) {
+        let key = key.trim().to_owned();
+        if key.len() >= 32 {
+            return Ok(key);
+        }
+        bail!(
+            "{} is too short to be a secret key; delete it to generate a new one",
+            path.display()
+        );
+    }
+    let key: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
+    std::fs::write(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ok();
+    }
+    Ok(key)
+}
+
+/// The three subgraphs' database URLs: SQLite files in the data folder, or PostgreSQL databases.
+async fn database_urls(args: &StackArgs) -> anyhow::Result<[String; 3]> {
+    let names = ["users", "beers", "orders"];
+    let Some(server) = &args.postgres_url else {
+        return Ok(
+            names.map(|n| format!("sqlite:{}", args.data_dir.join(format!("{n}.db")).display()))
+        );
+    };
+    let base = match server.find("://").map(|i| i + 3) {
+        Some(start) => match server[start..].find('/') {
+            Some(slash) => server[..start + slash].to_owned(),
+            None => server.trim_end_matches('/').to_owned(),
+        },
+        None => bail!("--postgres-url must look like postgres://user:password@host:5432"),
+    };
+    let admin = Db::connect(&format!("{base}/postgres"))
+        .await
+        .context("--postgres-url: cannot connect")?;
+    for name in names {
+        let created = admin
+            .execute(sqlx::query(&format!("CREATE DATABASE taproom_{name}")))
+            .await;
+        if let Err(error) = created {
+            let exists =
+                matches!(&error, sqlx::Error::Database(e) if e.code().as_deref() == Some("42P04"));
+            if !exists {
+                return Err(error).with_context(|| {
+                    format!("--postgres-url: cannot create database taproom_{name}")
+                });
+            }
+        }
+    }
+    admin.close().await;
+    Ok(names.map(|n| format!("{base}/taproom_{n}")))
+}
+
+/// Migrates the three databases and adds the demo data where it is missing.
+async fn prepare_databases(urls: &[String; 3]) -> anyhow::Result<()> {
+    let users = Db::connect(&urls[0])
+        .await
+        .context("users: cannot open the database")?;
+    users
+        .migrate(&taproom_users::db::migrations())
+        .await
+        .context("users: cannot migrate the database")?;
+    if taproom_users::demo::seed(&users)
+        .await
+        .map_err(|e| anyhow::anyhow!("users: cannot create the demo accounts: {}", e.message()))?
+    {
+        say!("taproom: created the demo accounts");
+    }
+    users.close().await;
+
+    let beers = Db::connect(&urls[1])
+        .await
+        .context("beers: cannot open the database")?;
+    beers
+        .migrate(&taproom_beers::db::migrations())
+        .await
+        .context("beers: cannot migrate the database")?;
+    let added = taproom_beers::demo::seed(&beers)
+        .await
+        .map_err(|e| anyhow::anyhow!("beers: cannot add the demo catalog: {e:?}"))?;
+    if added > 0 {
+        say!("taproom: added {added} demo beers");
+    }
+    beers.close().await;
+
+    let orders = Db::connect(&urls[2])
+        .await
+        .context("orders: cannot open the database")?;
+    orders
+        .migrate(&taproom_orders::db::migrations())
+        .await
+        .context("orders: cannot migrate the database")?;
+    orders.close().await;
+    Ok(())
+}
+
+fn print_banner(args: &StackArgs, urls: &[String; 3]) {
+    let router = format!("http://127.0.0.1:{}", args.router_port);
+    say!();
+    say!("Taproom is running.");
+    say!("  playground and API  {router}/  (GraphQL endpoint {router}/graphql)");
+    say!(
+        "  users subgraph      http://127.0.0.1:{}/graphql",
+        args.users_port
+    );
+    say!(
+        "  beers subgraph      http://127.0.0.1:{}/graphql",
+        args.beers_port
+    );
+    say!(
+        "  orders subgraph     http://127.0.0.1:{}/graphql",
+        args.orders_port
+    );
+    say!(
+        "  databases           {}",
+        urls.iter()
+            .map(|u| taproom_common::db::redact(u))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    say!("Demo accounts (created on first start):");
+    for account in &taproom_users::demo::DEMO_ACCOUNTS {
+        let role = if account.is_admin {
+            "admin"
+        } else {
+            "customer"
+        };
+        say!(
+            "  {:<9} username {:<9} password {}",
+            role,
+            account.username,
+            account.password
+        );
+    }
+    say!("Sign in with: mutation {{ login(username: \"customer\", password: \"Customer1234\") {{ token }} }}");
+    say!("then send Authorization: Bearer <token>. Ctrl-C stops everything.");
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler cannot fail on a live runtime");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate.recv() => {},
+    }
+    say!("taproom: stopping");
+}
