@@ -158,16 +158,7 @@ impl Federation {
             SubgraphClient::new(Duration::from_secs(5)),
             OperationLimits::default(),
         ));
-        let routes = taproom_router::http::routes(state.clone(), 1024 * 1024, &[]);
-        let router = Service::spawn(
-            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
-            |listener, rx| async move {
-                axum::serve(listener, routes)
-                    .with_graceful_shutdown(stopped(rx))
-                    .await?;
-                Ok(())
-            },
-        );
+        let router = serve_router(state.clone()).await;
         Federation {
             dbs,
             users,
@@ -195,16 +186,7 @@ impl Federation {
             SubgraphClient::new(timeout),
             OperationLimits::default(),
         ));
-        let routes = taproom_router::http::routes(state.clone(), 1024 * 1024, &[]);
-        let service = Service::spawn(
-            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
-            |listener, rx| async move {
-                axum::serve(listener, routes)
-                    .with_graceful_shutdown(stopped(rx))
-                    .await?;
-                Ok(())
-            },
-        );
+        let service = serve_router(state.clone()).await;
         (service, state)
     }
 
@@ -289,6 +271,20 @@ impl Federation {
             .copied()
             .unwrap_or(0)
     }
+}
+
+/// Serves `state` on a fresh port, as the router binary would.
+async fn serve_router(state: Arc<Router>) -> Service {
+    let routes = taproom_router::http::routes(state, 1024 * 1024, &[]);
+    Service::spawn(
+        TcpListener::bind("127.0.0.1:0").await.expect("binds"),
+        |listener, rx| async move {
+            axum::serve(listener, routes)
+                .with_graceful_shutdown(stopped(rx))
+                .await?;
+            Ok(())
+        },
+    )
 }
 
 async fn start_users(db: &TestDb, listener: TcpListener) -> Service {

@@ -275,3 +275,29 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+/// A subgraph schema builder with federation enabled and the shared depth and complexity limits.
+pub fn schema_builder<Q, M>(
+    query: Q,
+    mutation: M,
+) -> async_graphql::SchemaBuilder<Q, M, async_graphql::EmptySubscription>
+where
+    Q: async_graphql::ObjectType + 'static,
+    M: async_graphql::ObjectType + 'static,
+{
+    async_graphql::Schema::build(query, mutation, async_graphql::EmptySubscription)
+        .enable_federation()
+        .limit_depth(MAX_QUERY_DEPTH)
+        .limit_complexity(MAX_QUERY_COMPLEXITY)
+}
+
+/// The federation v2 SDL of a schema built by [`schema_builder`] (what `<service> sdl` prints).
+pub fn federation_sdl<Q, M>(query: Q, mutation: M) -> String
+where
+    Q: async_graphql::ObjectType + 'static,
+    M: async_graphql::ObjectType + 'static,
+{
+    schema_builder(query, mutation)
+        .finish()
+        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}

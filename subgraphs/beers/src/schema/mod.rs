@@ -6,10 +6,10 @@ mod query;
 
 use std::sync::Arc;
 
-use async_graphql::{dataloader::DataLoader, EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{dataloader::DataLoader, EmptySubscription, Schema};
 use taproom_common::{
     auth::Authenticator,
-    http::{MAX_QUERY_COMPLEXITY, MAX_QUERY_DEPTH},
+    http::{federation_sdl, schema_builder},
 };
 
 pub use beer::{Beer, BeerConnection};
@@ -24,16 +24,9 @@ use crate::{
 /// The beers subgraph's schema type.
 pub type BeersSchema = Schema<Query, Mutation, EmptySubscription>;
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription)
-        .enable_federation()
-        .limit_depth(MAX_QUERY_DEPTH)
-        .limit_complexity(MAX_QUERY_COMPLEXITY)
-}
-
 /// The schema, serving `state`, verifying callers with `authenticator`.
 pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> BeersSchema {
-    builder()
+    schema_builder(Query, Mutation)
         .data(DataLoader::new(
             BeerByIdLoader {
                 db: state.db.clone(),
@@ -53,7 +46,5 @@ pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> BeersSc
 
 /// The federation v2 SDL that `taproom-beers sdl` prints and `schema/beers.graphql` holds.
 pub fn sdl() -> String {
-    builder()
-        .finish()
-        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+    federation_sdl(Query, Mutation)
 }

@@ -7,10 +7,10 @@ mod query;
 
 use std::sync::Arc;
 
-use async_graphql::{dataloader::DataLoader, EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{dataloader::DataLoader, EmptySubscription, Schema};
 use taproom_common::{
     auth::Authenticator,
-    http::{MAX_QUERY_COMPLEXITY, MAX_QUERY_DEPTH},
+    http::{federation_sdl, schema_builder},
 };
 
 pub use mutation::Mutation;
@@ -25,17 +25,10 @@ use crate::{
 /// The orders subgraph's schema type.
 pub type OrdersSchema = Schema<Query, Mutation, EmptySubscription>;
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription)
-        .enable_federation()
-        .limit_depth(MAX_QUERY_DEPTH)
-        .limit_complexity(MAX_QUERY_COMPLEXITY)
-}
-
 /// The schema, serving `state`, verifying callers with `authenticator`.
 pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> OrdersSchema {
     let db = state.db.clone();
-    builder()
+    schema_builder(Query, Mutation)
         .data(DataLoader::new(
             OrderLoader { db: db.clone() },
             tokio::spawn,
@@ -52,7 +45,5 @@ pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> OrdersS
 
 /// The federation v2 SDL that `taproom-orders sdl` prints and `schema/orders.graphql` holds.
 pub fn sdl() -> String {
-    builder()
-        .finish()
-        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+    federation_sdl(Query, Mutation)
 }

@@ -6,10 +6,10 @@ mod user;
 
 use std::sync::Arc;
 
-use async_graphql::{dataloader::DataLoader, EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{dataloader::DataLoader, EmptySubscription, Schema};
 use taproom_common::{
     auth::Authenticator,
-    http::{MAX_QUERY_COMPLEXITY, MAX_QUERY_DEPTH},
+    http::{federation_sdl, schema_builder},
 };
 
 pub use mutation::Mutation;
@@ -21,20 +21,13 @@ use crate::{loader::UserLoader, AppState, LocalAuthenticator};
 /// The users subgraph's schema type.
 pub type UsersSchema = Schema<Query, Mutation, EmptySubscription>;
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription)
-        .enable_federation()
-        .limit_depth(MAX_QUERY_DEPTH)
-        .limit_complexity(MAX_QUERY_COMPLEXITY)
-}
-
 /// The schema, serving `state`.
 pub fn schema(state: AppState) -> UsersSchema {
     let authenticator: Arc<dyn Authenticator> = Arc::new(LocalAuthenticator {
         db: state.db.clone(),
         keys: state.keys.clone(),
     });
-    builder()
+    schema_builder(Query, Mutation)
         .data(DataLoader::new(
             UserLoader {
                 db: state.db.clone(),
@@ -48,7 +41,5 @@ pub fn schema(state: AppState) -> UsersSchema {
 
 /// The federation v2 SDL that `taproom-users sdl` prints and `schema/users.graphql` holds.
 pub fn sdl() -> String {
-    builder()
-        .finish()
-        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+    federation_sdl(Query, Mutation)
 }
