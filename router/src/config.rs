@@ -17,8 +17,43 @@ pub struct Cli {
 pub enum Command {
     /// Serve a supergraph: from a file (--supergraph) or composed from live subgraphs (--subgraph).
     Serve(ServeArgs),
-    /// Compose live subgraphs' SDLs into a supergraph and print it (or write it to --output).
+    /// Compose subgraphs (live, or the SDL files of a schema folder) into a supergraph and print it
+    /// (or write it to --output).
     Compose(ComposeArgs),
+    /// Print the API schema (what clients can query) of a supergraph.
+    ApiSchema(ApiSchemaArgs),
+    /// Check the schema folder's subgraphs: they must compose, and their API schema is compared with a
+    /// base's; exits non-zero on a breaking change unless --allow-breaking.
+    Check(CheckArgs),
+}
+
+/// `api-schema`'s settings.
+#[derive(Debug, Args)]
+pub struct ApiSchemaArgs {
+    /// The supergraph SDL file.
+    #[arg(long, default_value = "schema/supergraph.graphql")]
+    pub supergraph: PathBuf,
+    /// Write the API schema here instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// `check`'s settings.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The schema folder: `subgraphs` (name=url lines) and one `<name>.graphql` per subgraph.
+    #[arg(long, default_value = "schema")]
+    pub schema_dir: PathBuf,
+    /// What to compare with: a supergraph or API schema file, or a git revision whose
+    /// `<schema-dir>/supergraph.graphql` is used (e.g. HEAD~1, origin/main).
+    #[arg(long)]
+    pub base: String,
+    /// Report breaking changes but exit 0.
+    #[arg(long)]
+    pub allow_breaking: bool,
+    /// A folder of client operations (*.graphql) that must still validate against the new schema.
+    #[arg(long)]
+    pub operations: Option<PathBuf>,
 }
 
 /// A `name=value` pair from the command line.
@@ -87,8 +122,11 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct ComposeArgs {
     /// A live subgraph, name=url of its GraphQL endpoint (repeat for each).
-    #[arg(long, value_parser = named, value_delimiter = ',', required = true)]
+    #[arg(long, value_parser = named, value_delimiter = ',', required_unless_present = "schema_dir", conflicts_with = "schema_dir")]
     pub subgraph: Vec<Named>,
+    /// Compose the SDL files of a schema folder instead (`subgraphs` lists name=url; `<name>.graphql` each).
+    #[arg(long)]
+    pub schema_dir: Option<PathBuf>,
     /// Write the supergraph here instead of standard output.
     #[arg(long)]
     pub output: Option<PathBuf>,
