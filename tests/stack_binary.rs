@@ -18,6 +18,20 @@ struct Ports {
     orders: u16,
 }
 
+/// Kills a stack left running by a failing test (its children then exit by themselves).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if Path::new(&format!("/proc/{}", self.0)).exists() {
+            Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status()
+                .ok();
+        }
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("binds")
@@ -154,12 +168,14 @@ fn runs_the_federation_stops_cleanly_and_keeps_data_between_runs() {
     let ports = ports();
 
     let mut first = start(data.path(), &ports);
+    let _first = KillOnDrop(first.id());
     let banner = wait_running(&mut first).join("\n");
     assert!(banner.contains("created the demo accounts"), "{banner}");
     assert_eq!(children_of(first.id()).len(), 4, "four services");
     for port in [ports.users, ports.beers, ports.orders, ports.router] {
         let health = Command::new("curl")
             .args(["-sf", &format!("http://127.0.0.1:{port}/health")])
+            .stdout(Stdio::null())
             .status()
             .expect("curl runs");
         assert!(health.success(), "health on {port}");
@@ -189,6 +205,7 @@ fn runs_the_federation_stops_cleanly_and_keeps_data_between_runs() {
     assert_nothing_left(first.id());
 
     let mut second = start(data.path(), &ports);
+    let _second = KillOnDrop(second.id());
     let banner = wait_running(&mut second).join("\n");
     assert!(
         !banner.contains("created the demo accounts"),
@@ -212,6 +229,7 @@ fn a_taken_port_stops_everything_with_a_message_naming_the_service() {
     let ports = ports();
     let _taken = TcpListener::bind(("127.0.0.1", ports.beers)).expect("binds");
     let mut stack = start(data.path(), &ports);
+    let _guard = KillOnDrop(stack.id());
     let status = wait_exit(&mut stack);
     assert!(!status.success());
     let mut stderr = String::new();
@@ -222,5 +240,99 @@ fn a_taken_port_stops_everything_with_a_message_naming_the_service() {
         stderr.contains(&format!("cannot listen on 127.0.0.1:{}", ports.beers)),
         "{stderr}"
     );
+    assert_nothing_left(stack.id());
+}
+
+#[test]
+fn a_corrupt_database_is_reported_naming_the_service() {
+    let data = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(data.path().join("beers.db"), b"this is not a SQLite database, just some text.............................................................................").expect("writes");
+    let ports = ports();
+    let mut stack = start(data.path(), &ports);
+    let _guard = KillOnDrop(stack.id());
+    let status = wait_exit(&mut stack);
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut stack.stderr.take().expect("piped"), &mut stderr)
+        .expect("reads");
+    assert!(stderr.contains("beers:"), "{stderr}");
+    assert_nothing_left(stack.id());
+}
+
+#[test]
+fn a_service_that_dies_stops_the_others_and_fails_the_stack() {
+    let data = tempfile::tempdir().expect("a temporary folder");
+    let ports = ports();
+    let mut stack = start(data.path(), &ports);
+    let _guard = KillOnDrop(stack.id());
+    wait_running(&mut stack);
+    let children = children_of(stack.id());
+    assert_eq!(children.len(), 4);
+    // The orders service: the one listening on its port.
+    let victim = children
+        .iter()
+        .copied()
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| {
+                    String::from_utf8_lossy(&env)
+                        .contains(&format!("LISTEN=127.0.0.1:{}", ports.orders))
+                })
+                .unwrap_or(false)
+        })
+        .expect("the orders process");
+    Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .expect("kill runs");
+    let status = wait_exit(&mut stack);
+    assert!(!status.success(), "a dead service fails the stack");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut stack.stderr.take().expect("piped"), &mut stderr)
+        .expect("reads");
+    assert!(stderr.contains("orders stopped unexpectedly"), "{stderr}");
+    assert_nothing_left(stack.id());
+}
+
+#[test]
+fn runs_on_postgresql_with_postgres_url() {
+    let Ok(server) = std::env::var("TAPROOM_TEST_POSTGRES_URL") else {
+        panic!(
+            "TAPROOM_TEST_POSTGRES_URL is not set: run the README's test command (scripts/test.sh)"
+        );
+    };
+    let data = tempfile::tempdir().expect("a temporary folder");
+    let ports = ports();
+    let mut stack = Command::new(env!("CARGO_BIN_EXE_taproom"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--postgres-url", &server])
+        .args(["--router-port", &ports.router.to_string()])
+        .args(["--users-port", &ports.users.to_string()])
+        .args(["--beers-port", &ports.beers.to_string()])
+        .args(["--orders-port", &ports.orders.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the stack starts");
+    let _guard = KillOnDrop(stack.id());
+    wait_running(&mut stack);
+    assert!(
+        !data.path().join("users.db").exists(),
+        "no SQLite file: the data is in PostgreSQL"
+    );
+    let token = login(ports.router);
+    let added = gql(
+        ports.router,
+        r#"mutation { addToOrder(sku: "123456", quantity: 3) { total owner { username } } }"#,
+        Some(&token),
+    );
+    assert_eq!(
+        added["data"]["addToOrder"],
+        json!({ "total": "3.57", "owner": { "username": "customer" } }),
+        "{added}"
+    );
+    signal(&stack, "TERM");
+    assert!(wait_exit(&mut stack).success());
     assert_nothing_left(stack.id());
 }

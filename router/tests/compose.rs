@@ -1,4 +1,4 @@
-//! Composition and supergraph loading, on small inline subgraphs.
+//! Composition and supergraph loading, schema checks, the CLI, and the HTTP surface (CORS, playground), on small inline subgraphs.
 
 use std::{collections::HashMap, process::Command};
 
@@ -201,4 +201,78 @@ fn check_exits_non_zero_on_breaking_changes_unless_acknowledged() {
     assert!(out.contains("operation page.graphql would break"), "{out}");
     std::fs::remove_dir_all(operations).ok();
     std::fs::remove_file(base).ok();
+}
+
+async fn preflight(cors: &[&str]) -> axum::http::Response<axum::body::Body> {
+    use tower::ServiceExt;
+    let sdl = compose(&[subgraph("a", "type Query { one: String }")]).expect("composes");
+    let router = std::sync::Arc::new(taproom_router::Router::new(
+        Supergraph::load(&sdl, &HashMap::new(), 10).expect("loads"),
+        taproom_router::fetch::SubgraphClient::new(std::time::Duration::from_secs(1)),
+        Default::default(),
+    ));
+    let origins: Vec<axum::http::HeaderValue> =
+        cors.iter().map(|o| o.parse().expect("valid")).collect();
+    let app = taproom_router::http::routes(router, 1024, &origins);
+    let request = axum::http::Request::builder()
+        .method("OPTIONS")
+        .uri("/graphql")
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type,authorization",
+        )
+        .body(axum::body::Body::empty())
+        .expect("valid");
+    app.oneshot(request).await.expect("answers")
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let none = preflight(&[]).await;
+    assert!(
+        none.headers().get("access-control-allow-origin").is_none(),
+        "no CORS by default"
+    );
+    let allowed = preflight(&["https://shop.example"]).await;
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let other = preflight(&["https://other.example"]).await;
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn the_playground_is_served_with_its_assets() {
+    use tower::ServiceExt;
+    let sdl = compose(&[subgraph("a", "type Query { one: String }")]).expect("composes");
+    let router = std::sync::Arc::new(taproom_router::Router::new(
+        Supergraph::load(&sdl, &HashMap::new(), 10).expect("loads"),
+        taproom_router::fetch::SubgraphClient::new(std::time::Duration::from_secs(1)),
+        Default::default(),
+    ));
+    let app = taproom_router::http::routes(router, 1024, &[]);
+    for (path, needle) in [
+        ("/", "graphiql.min.js"),
+        ("/playground/graphiql.min.js", "GraphiQL"),
+        ("/playground/react.production.min.js", "react"),
+        ("/playground/playground.js", "x-taproom-query-plan"),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(
+                axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .expect("valid"),
+            )
+            .await
+            .expect("answers");
+        assert_eq!(response.status(), 200, "{path}");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        assert!(String::from_utf8_lossy(&body).contains(needle), "{path}");
+    }
 }

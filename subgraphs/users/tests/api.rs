@@ -584,3 +584,19 @@ test_on_both_databases!(
     introspection_endpoint,
     migrations_are_idempotent,
 );
+
+/// `/health` answers 503 once the database is gone.
+async fn health_follows_the_database(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let health = || {
+        send(
+            &t.app,
+            Request::get("/health").body(Body::empty()).expect("valid"),
+        )
+    };
+    assert_eq!(health().await.status, StatusCode::OK);
+    t.db.close().await;
+    assert_eq!(health().await.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+test_on_both_databases!(health_follows_the_database);
