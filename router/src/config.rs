@@ -109,6 +109,9 @@ pub struct ServeArgs {
     /// The most aliases an operation may have.
     #[arg(long, env = "MAX_ALIASES", default_value_t = 200)]
     pub max_aliases: usize,
+    /// The most fields an operation may select once its fragments are expanded.
+    #[arg(long, env = "MAX_FIELDS", default_value_t = 20_000)]
+    pub max_fields: usize,
     /// How many prepared (parsed, validated, planned) operations are kept.
     #[arg(long, env = "PLAN_CACHE_SIZE", default_value_t = 1000)]
     pub plan_cache_size: u64,

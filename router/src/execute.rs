@@ -6,8 +6,8 @@
 //! Parallel node therefore run concurrently and only ever add to the tree.
 //!
 //! Entity fetches send one `_entities` request per fetch node with the representations deduplicated,
-//! and merge each result into every place it belongs. An entity the subgraph answers `null` for
-//! becomes `null` in the tree. Subgraph errors come back with their paths rewritten to the client's
+//! and merge each result into every place it belongs. An entity the subgraph answers `null` for,
+//! with no error about it, does not exist there: it becomes `null` in the tree (and stays null). Subgraph errors come back with their paths rewritten to the client's
 //! path; a subgraph that cannot be asked yields an error with code `SUBGRAPH_REQUEST_FAILED`.
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Mutex};
@@ -439,13 +439,11 @@ impl<'a> Execution<'a> {
             .map(|(i, _)| i)
             .collect();
         let mut errors = Vec::new();
+        let mut errored = std::collections::HashSet::new();
         for error in response.errors {
-            errors.extend(relocate_entity_error(
-                error,
-                targets,
-                entities.len(),
-                &nulls,
-            ));
+            let (relocated, index) = relocate_entity_error(error, targets, entities.len(), &nulls);
+            errored.extend(index);
+            errors.extend(relocated);
         }
         self.push_errors(errors);
         if let Some(rewrites) = output_rewrites {
@@ -459,9 +457,12 @@ impl<'a> Execution<'a> {
                 continue;
             };
             if let Some(slot) = get_mut(&mut tree, path) {
-                if entity.is_null() {
+                if entity.is_null() && !errored.contains(index) {
+                    // The subgraph does not know this entity: it is null for the client too.
                     *slot = Value::Null;
                 } else {
+                    // A null explained by an error merges nothing: the fields this subgraph was to
+                    // provide come out null (the error says why); other subgraphs' fields stay.
                     deep_merge(slot, entity.clone());
                 }
             }
@@ -602,10 +603,12 @@ fn get_mut<'v>(value: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
 }
 
 /// Merges `source` into `target`: objects key by key, lists element by element; a null source
-/// changes nothing; anything else replaces.
+/// changes nothing, nor does anything merged into a null target; anything else replaces.
 pub fn deep_merge(target: &mut Value, source: Value) {
     match (target, source) {
         (_, Value::Null) => {}
+        // An entity found not to exist stays null, whichever sibling fetch merges first.
+        (Value::Null, _) => {}
         (Value::Object(target), Value::Object(source)) => {
             for (key, value) in source {
                 match target.get_mut(&key) {
@@ -649,7 +652,7 @@ fn relocate_entity_error(
     targets: &[(Path, usize)],
     sent: usize,
     nulls: &[usize],
-) -> Vec<Value> {
+) -> (Vec<Value>, Option<usize>) {
     let path = error["path"].as_array().cloned().unwrap_or_default();
     let (index, skip) = match path.get(1).map(|v| v.as_u64()) {
         Some(Some(index)) => (Some(index as usize), 2),
@@ -666,12 +669,13 @@ fn relocate_entity_error(
         None => Vec::new(),
     };
     if matching.is_empty() {
-        vec![strip_path(error)]
+        (vec![strip_path(error)], index)
     } else {
-        matching
+        let relocated = matching
             .into_iter()
             .map(|target| prefix_path(error.clone(), target, skip))
-            .collect()
+            .collect();
+        (relocated, index)
     }
 }
 

@@ -422,6 +422,7 @@ pub async fn serve(
         OperationLimits {
             max_depth: args.max_depth,
             max_aliases: args.max_aliases,
+            max_fields: args.max_fields,
         },
     ));
     if !live.is_empty() {
@@ -429,6 +430,7 @@ pub async fn serve(
             router.clone(),
             http,
             live,
+            overrides,
             Duration::from_secs(args.poll_interval_secs),
             args.plan_cache_size,
         ));
@@ -454,6 +456,7 @@ async fn poll_subgraphs(
     router: Arc<Router>,
     http: reqwest::Client,
     subgraphs: Vec<(String, String)>,
+    overrides: HashMap<String, String>,
     interval: Duration,
     plan_cache_size: u64,
 ) {
@@ -471,7 +474,7 @@ async fn poll_subgraphs(
         if sdl == router.supergraph().sdl {
             continue;
         }
-        match Supergraph::load(&sdl, &HashMap::new(), plan_cache_size) {
+        match Supergraph::load(&sdl, &overrides, plan_cache_size) {
             Ok(supergraph) => {
                 router.swap(supergraph);
                 tracing::info!("subgraph schemas changed; new supergraph in service");

@@ -3,7 +3,7 @@
 //! so a repeated operation is never parsed, validated or planned twice.
 
 use std::{
-    collections::{BTreeSet, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -34,6 +34,9 @@ pub struct OperationLimits {
     pub max_depth: usize,
     /// The most aliased fields.
     pub max_aliases: usize,
+    /// The most fields once fragments are expanded (a few hundred bytes of nested fragments can
+    /// otherwise expand to billions of fields).
+    pub max_fields: usize,
 }
 
 impl Default for OperationLimits {
@@ -41,6 +44,7 @@ impl Default for OperationLimits {
         OperationLimits {
             max_depth: 32,
             max_aliases: 200,
+            max_fields: 20_000,
         }
     }
 }
@@ -196,6 +200,11 @@ fn prepare_uncached(
         &mut HashSet::new(),
     );
 
+    if introspection_in_root_fragments(selection_set, &fragments, &mut HashSet::new()) {
+        return Err(PrepareError::validation(
+            "select __schema, __type and __typename directly on the root type, not inside a fragment",
+        ));
+    }
     let is_introspection = |s: &Selection| matches!(s, Selection::Field(f) if f.name == "__schema" || f.name == "__type" || f.name == "__typename");
     let (introspected, rest): (Vec<&Selection>, Vec<&Selection>) = selection_set
         .items
@@ -216,20 +225,27 @@ fn prepare_uncached(
                 }
             }
         }
-        let normalized =
+        let normalized = catch_unwind(AssertUnwindSafe(|| {
             normalize_operation(&supergraph.planner.supergraph, &remaining, operation_name)
-                .map_err(|e| PrepareError::validation(e.to_string()))?
-                .operation;
-        let plan = catch_unwind(AssertUnwindSafe(|| {
-            supergraph.planner.plan_from_normalized_operation(
-                &normalized,
-                PlannerOverrideContext::default(),
-                &CancellationToken::new(),
-            )
         }))
         .map_err(|panic| PrepareError::Planning(panic_message(panic)))?
-        .map_err(|e| PrepareError::Planning(e.to_string()))?;
-        Some((normalized, plan))
+        .map_err(|e| PrepareError::validation(e.to_string()))?
+        .operation;
+        if normalized.selection_set.items.is_empty() {
+            // Everything was skipped (`@skip(if: true)`, `@include(if: false)`): nothing to fetch.
+            None
+        } else {
+            let plan = catch_unwind(AssertUnwindSafe(|| {
+                supergraph.planner.plan_from_normalized_operation(
+                    &normalized,
+                    PlannerOverrideContext::default(),
+                    &CancellationToken::with_timeout(PLANNING_TIMEOUT),
+                )
+            }))
+            .map_err(|panic| PrepareError::Planning(panic_message(panic)))?
+            .map_err(|e| PrepareError::Planning(e.to_string()))?;
+            Some((normalized, plan))
+        }
     };
 
     Ok(Prepared {
@@ -324,77 +340,91 @@ fn find_fragment<'a>(
     fragments.iter().find(|f| f.name == name).copied()
 }
 
-/// Depth and alias limits, fragments followed (each fragment once per path, so cycles end).
+/// The longest the planner may work on one operation.
+const PLANNING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How deep fragment spreads may chain (each spreading the next) before the operation is refused.
+const MAX_FRAGMENT_CHAIN: usize = 100;
+
+/// The nesting depth, the number of aliases and the number of fields of `set` with its fragments
+/// expanded. Each
+/// fragment's figures are computed once and reused (a fragment spread twice at every level would
+/// otherwise take exponential time); a cycle counts as nothing (validation reports it).
+fn selection_stats(
+    set: &SelectionSet,
+    fragments: &[&FragmentDefinition],
+    memo: &mut HashMap<String, (usize, usize, usize)>,
+    chain: &mut Vec<String>,
+) -> Result<(usize, usize, usize), PrepareError> {
+    let (mut depth, mut aliases, mut fields) = (0usize, 0usize, 0usize);
+    for selection in &set.items {
+        let (d, a, f) = match selection {
+            Selection::Field(field) => {
+                let (d, a, f) = selection_stats(&field.selection_set, fragments, memo, chain)?;
+                (
+                    d + 1,
+                    a.saturating_add(usize::from(field.alias.is_some())),
+                    f.saturating_add(1),
+                )
+            }
+            Selection::InlineFragment(inline) => {
+                selection_stats(&inline.selection_set, fragments, memo, chain)?
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.fragment_name;
+                if let Some(known) = memo.get(name) {
+                    *known
+                } else if chain.contains(name) {
+                    (0, 0, 0)
+                } else if let Some(fragment) = find_fragment(fragments, name) {
+                    if chain.len() >= MAX_FRAGMENT_CHAIN {
+                        return Err(PrepareError::Limit {
+                            code: "MAX_DEPTH_LIMIT",
+                            message: format!(
+                                "fragment spreads chain more than {MAX_FRAGMENT_CHAIN} deep"
+                            ),
+                        });
+                    }
+                    chain.push(name.clone());
+                    let stats = selection_stats(&fragment.selection_set, fragments, memo, chain)?;
+                    chain.pop();
+                    memo.insert(name.clone(), stats);
+                    stats
+                } else {
+                    (0, 0, 0)
+                }
+            }
+        };
+        depth = depth.max(d);
+        aliases = aliases.saturating_add(a);
+        fields = fields.saturating_add(f);
+    }
+    Ok((depth, aliases, fields))
+}
+
+/// Depth and alias limits, fragments expanded.
 fn check_limits(
     selection_set: &SelectionSet,
     fragments: &[&FragmentDefinition],
     limits: &OperationLimits,
 ) -> Result<(), PrepareError> {
-    fn walk(
-        set: &SelectionSet,
-        fragments: &[&FragmentDefinition],
-        depth: usize,
-        visiting: &mut Vec<String>,
-        max_depth: &mut usize,
-        aliases: &mut usize,
-    ) {
-        for selection in &set.items {
-            match selection {
-                Selection::Field(field) => {
-                    *aliases += usize::from(field.alias.is_some());
-                    *max_depth = (*max_depth).max(depth + 1);
-                    walk(
-                        &field.selection_set,
-                        fragments,
-                        depth + 1,
-                        visiting,
-                        max_depth,
-                        aliases,
-                    );
-                }
-                Selection::InlineFragment(inline) => walk(
-                    &inline.selection_set,
-                    fragments,
-                    depth,
-                    visiting,
-                    max_depth,
-                    aliases,
-                ),
-                Selection::FragmentSpread(spread) => {
-                    if visiting.contains(&spread.fragment_name) {
-                        continue;
-                    }
-                    if let Some(fragment) = find_fragment(fragments, &spread.fragment_name) {
-                        visiting.push(spread.fragment_name.clone());
-                        walk(
-                            &fragment.selection_set,
-                            fragments,
-                            depth,
-                            visiting,
-                            max_depth,
-                            aliases,
-                        );
-                        visiting.pop();
-                    }
-                }
-            }
-        }
-    }
-    let (mut depth, mut aliases) = (0, 0);
-    walk(
-        selection_set,
-        fragments,
-        0,
-        &mut Vec::new(),
-        &mut depth,
-        &mut aliases,
-    );
+    let mut memo = HashMap::new();
+    let (depth, aliases, fields) =
+        selection_stats(selection_set, fragments, &mut memo, &mut Vec::new())?;
     if depth > limits.max_depth {
+        return Err(depth_error(depth, limits));
+    }
+    if fields > limits.max_fields {
         return Err(PrepareError::Limit {
-            code: "MAX_DEPTH_LIMIT",
+            code: "MAX_FIELDS_LIMIT",
             message: format!(
-                "the operation is {depth} levels deep; the limit is {}",
-                limits.max_depth
+                "the operation selects {} fields once its fragments are expanded; the limit is {}",
+                if fields == usize::MAX {
+                    "too many".to_owned()
+                } else {
+                    fields.to_string()
+                },
+                limits.max_fields
             ),
         });
     }
@@ -476,12 +506,39 @@ fn collect_root_keys(
                 collect_root_keys(&inline.selection_set, fragments, keys, seen)
             }
             Selection::FragmentSpread(spread) => {
+                // Each fragment once: its keys are the same every time.
+                if !seen.insert(format!("...{}", spread.fragment_name)) {
+                    continue;
+                }
                 if let Some(fragment) = find_fragment(fragments, &spread.fragment_name) {
                     collect_root_keys(&fragment.selection_set, fragments, keys, seen)
                 }
             }
         }
     }
+}
+
+/// Whether a fragment at the root of the operation selects a root introspection field.
+fn introspection_in_root_fragments(
+    set: &SelectionSet,
+    fragments: &[&FragmentDefinition],
+    visited: &mut HashSet<String>,
+) -> bool {
+    let inside = |set: &SelectionSet, visited: &mut HashSet<String>| {
+        set.items
+            .iter()
+            .any(|s| matches!(s, Selection::Field(f) if f.name.starts_with("__")))
+            || introspection_in_root_fragments(set, fragments, visited)
+    };
+    set.items.iter().any(|selection| match selection {
+        Selection::Field(_) => false,
+        Selection::InlineFragment(inline) => inside(&inline.selection_set, visited),
+        Selection::FragmentSpread(spread) => {
+            visited.insert(spread.fragment_name.clone())
+                && find_fragment(fragments, &spread.fragment_name)
+                    .is_some_and(|fragment| inside(&fragment.selection_set, visited))
+        }
+    })
 }
 
 /// An operation with only the introspection root fields, the fragments they use and the variables
@@ -517,8 +574,21 @@ fn introspection_document(
         directives: Vec::new(),
         selection_set: set,
     };
+    // Keep the operation's kind: `mutation { __typename }` is "Mutation".
+    let operation = match operation {
+        OperationDefinition::Mutation(_) => {
+            OperationDefinition::Mutation(graphql_tools::static_graphql::query::Mutation {
+                position: query.position,
+                name: query.name,
+                variable_definitions: query.variable_definitions,
+                directives: query.directives,
+                selection_set: query.selection_set,
+            })
+        }
+        _ => OperationDefinition::Query(query),
+    };
     let mut document = Document {
-        definitions: vec![Definition::Operation(OperationDefinition::Query(query))],
+        definitions: vec![Definition::Operation(operation)],
     };
     for fragment in fragments
         .iter()

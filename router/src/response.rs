@@ -103,12 +103,7 @@ impl Shaper<'_> {
                     path.pop();
                     let completed = completed?;
                     match out.get_mut(key) {
-                        Some(Value::Object(existing)) => {
-                            if let Value::Object(more) = completed {
-                                merge_shaped(existing, more);
-                            }
-                        }
-                        Some(_) => {}
+                        Some(existing) => merge_shaped(existing, completed),
                         None => {
                             out.insert(key.to_owned(), completed);
                         }
@@ -199,16 +194,26 @@ impl Shaper<'_> {
     }
 }
 
-/// Merges a second shaped selection of the same object field into the first (keys of the first keep
-/// their position).
-fn merge_shaped(existing: &mut Map<String, Value>, more: Map<String, Value>) {
-    for (key, value) in more {
-        match (existing.get_mut(&key), value) {
-            (Some(Value::Object(a)), Value::Object(b)) => merge_shaped(a, b),
-            (Some(_), _) => {}
-            (None, value) => {
-                existing.insert(key, value);
+/// Merges a second shaped selection of the same response key into the first: objects key by key
+/// (keys of the first keep their position), lists element by element, a null from either side wins.
+fn merge_shaped(existing: &mut Value, more: Value) {
+    match (existing, more) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in b {
+                match a.get_mut(&key) {
+                    Some(slot) => merge_shaped(slot, value),
+                    None => {
+                        a.insert(key, value);
+                    }
+                }
             }
         }
+        (Value::Array(a), Value::Array(b)) => {
+            for (slot, value) in a.iter_mut().zip(b) {
+                merge_shaped(slot, value);
+            }
+        }
+        (existing, Value::Null) => *existing = Value::Null,
+        _ => {}
     }
 }

@@ -499,3 +499,106 @@ async fn admins_change_the_catalog_through_the_router() {
         &json!({ "createBeer": { "sku": "900", "price": "1.35" } })
     );
 }
+
+#[tokio::test]
+async fn edge_cases_of_the_root_selection() {
+    let f = Federation::start().await;
+    let skipped = f
+        .post(
+            json!({ "query": r#"{ beer(sku: "123456") @skip(if: true) { name } }"# }),
+            None,
+        )
+        .await;
+    assert_eq!(skipped, (200, json!({ "data": {} })));
+    let only_typename = f
+        .gql(
+            r#"{ __typename a: beer(sku: "1") @include(if: false) { name } }"#,
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(only_typename, json!({ "data": { "__typename": "Query" } }));
+    let mutation = f.gql("mutation { __typename }", json!({}), None).await;
+    assert_eq!(mutation, json!({ "data": { "__typename": "Mutation" } }));
+    let (status, in_fragment) = f
+        .post(json!({ "query": "{ ... on Query { __typename } }" }), None)
+        .await;
+    assert_eq!(
+        (status, code(&in_fragment)),
+        (400, "GRAPHQL_VALIDATION_FAILED")
+    );
+}
+
+#[tokio::test]
+async fn a_fragment_bomb_is_refused_quickly() {
+    let f = Federation::start().await;
+    let mut query = String::from("{ ...F0 }\n");
+    for i in 0..40 {
+        query.push_str(&format!(
+            "fragment F{i} on Query {{ ...F{next} ...F{next} }}\n",
+            next = i + 1
+        ));
+    }
+    query.push_str("fragment F40 on Query { usernameExists(username: \"x\") }\n");
+    let started = std::time::Instant::now();
+    let (status, refused) = f.post(json!({ "query": query }), None).await;
+    assert_eq!((status, code(&refused)), (400, "MAX_FIELDS_LIMIT"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "answered without expanding 2^40 fields"
+    );
+}
+
+#[tokio::test]
+async fn a_beer_that_left_the_catalog_is_null_without_an_error() {
+    let f = Federation::start().await;
+    let (admin, _) = f.register("owner").await;
+    f.promote("owner").await;
+    let create = f
+        .gql(r#"mutation { createBeer(input: { sku: "gone", name: "Seasonal", price: "3.00" }) { sku } }"#, json!({}), Some(&admin))
+        .await;
+    data(&create);
+    let (token, _) = f.register("ivy").await;
+    add(&f, &token, "gone", 1).await;
+    add(&f, &token, "123456", 1).await;
+    data(
+        &f.gql(
+            r#"mutation { deleteBeer(sku: "gone") }"#,
+            json!({}),
+            Some(&admin),
+        )
+        .await,
+    );
+    let order = f
+        .gql(
+            "{ currentOrder { items { sku beer { name } } } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        data(&order),
+        &json!({ "currentOrder": { "items": [
+            { "sku": "gone", "beer": null },
+            { "sku": "123456", "beer": { "name": "Бургаско" } },
+        ] } })
+    );
+}
+
+#[tokio::test]
+async fn a_field_selected_twice_merges_both_selections() {
+    let f = Federation::start().await;
+    let (token, _) = f.register("jack").await;
+    add(&f, &token, "123458", 2).await;
+    let response = f
+        .gql(
+            "query($a: Boolean!, $b: Boolean!) { currentOrder { items @include(if: $a) { sku } items @include(if: $b) { quantity beer { name } } } }",
+            json!({ "a": true, "b": true }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        data(&response),
+        &json!({ "currentOrder": { "items": [{ "sku": "123458", "quantity": 2, "beer": { "name": "Tuborg" } }] } })
+    );
+}

@@ -84,6 +84,7 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
         max_body_bytes: 1024 * 1024,
         max_depth: 32,
         max_aliases: 200,
+        max_fields: 20_000,
         plan_cache_size: 100,
         cors_origin: Vec::new(),
     };
