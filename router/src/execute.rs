@@ -432,6 +432,16 @@ impl<'a> Execution<'a> {
                 return;
             }
         };
+        let expected = targets.iter().map(|(_, i)| i + 1).max().unwrap_or(0);
+        if entities.len() != expected {
+            self.push_errors([json!({
+                "message": format!(
+                    "subgraph answered {} entities for {expected} representations",
+                    entities.len()
+                ),
+                "extensions": { "code": "SUBGRAPH_REQUEST_FAILED" },
+            })]);
+        }
         let nulls: Vec<usize> = entities
             .iter()
             .enumerate()

@@ -151,7 +151,6 @@ impl Router {
                 _ => Some(supergraph.planner.supergraph.query_type.clone()),
             }
             .unwrap_or_else(|| "Query".into());
-            let explained = !fetch_errors.is_empty();
             errors.extend(fetch_errors.into_iter().map(clean_subgraph_error));
             let (shaped, shape_errors) = response::shape(
                 &supergraph,
@@ -159,7 +158,7 @@ impl Router {
                 &tree,
                 &operation.selection_set,
                 &root,
-                explained,
+                &errors,
             );
             errors.extend(shape_errors);
             match shaped {

@@ -14,19 +14,25 @@ use serde_json::{json, Map, Value};
 use crate::supergraph::Supergraph;
 
 /// Shapes `data` (the tree under the root type `root`) to `selections`. Returns the shaped root
-/// (`None` when a null propagated all the way up) and errors for non-null violations nobody explained.
+/// (`None` when a null propagated all the way up) and an error for every null in a non-null
+/// position that `known_errors` (the fetch errors) do not already explain.
 pub fn shape(
     supergraph: &Supergraph,
     variables: &Map<String, Value>,
     data: &Value,
     selections: &SelectionSet,
     root: &str,
-    explained: bool,
+    known_errors: &[Value],
 ) -> (Option<Map<String, Value>>, Vec<Value>) {
     let mut shaper = Shaper {
         supergraph,
         variables,
-        explained,
+        // An error without a path (a subgraph that could not be asked) explains every null.
+        explain_all: known_errors.iter().any(|e| e.get("path").is_none()),
+        explained: known_errors
+            .iter()
+            .filter_map(|e| e.get("path").and_then(Value::as_array).cloned())
+            .collect(),
         errors: Vec::new(),
     };
     let empty = Map::new();
@@ -38,8 +44,10 @@ pub fn shape(
 struct Shaper<'a> {
     supergraph: &'a Supergraph,
     variables: &'a Map<String, Value>,
-    /// Whether errors already explain missing values (a subgraph error or failure).
-    explained: bool,
+    /// Whether an error without a path explains every missing value.
+    explain_all: bool,
+    /// Paths errors point at: a null at or above one of them is explained.
+    explained: Vec<Vec<Value>>,
     errors: Vec<Value>,
 }
 
@@ -136,12 +144,15 @@ impl Shaper<'_> {
             TypeNode::NonNull(inner) => {
                 let completed = self.complete(inner, value, selections, path)?;
                 if completed.is_null() {
-                    if !self.explained && self.errors.is_empty() {
+                    let explained =
+                        self.explain_all || self.explained.iter().any(|p| p.starts_with(path));
+                    if !explained {
                         self.errors.push(json!({
                             "message": "cannot return null for a non-nullable field",
                             "path": path.clone(),
                             "extensions": { "code": "INTERNAL_SERVER_ERROR" },
                         }));
+                        self.explained.push(path.clone());
                     }
                     None
                 } else {

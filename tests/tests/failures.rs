@@ -121,3 +121,34 @@ async fn a_slow_subgraph_times_out_into_an_error_not_a_hang() {
         .expect("message")
         .contains("timed out"));
 }
+
+#[tokio::test]
+async fn every_null_in_a_non_null_position_is_explained_by_an_error() {
+    let f = Federation::start().await;
+    let (fake, _) = fake_subgraph(
+        r#"{"data":{"me":{"username":null},"user":null},"errors":[{"message":"no such user","path":["user"]}]}"#,
+        Duration::ZERO,
+    )
+    .await;
+    let (router, _) = f
+        .extra_router(&[("users", fake)], Duration::from_secs(5))
+        .await;
+    let response = ask(
+        &router.graphql_url(),
+        r#"{ me { username } user(id: "2") { id } }"#,
+        &[],
+    )
+    .await;
+    assert_eq!(response["data"], json!({ "me": null, "user": null }));
+    let paths: Vec<&Value> = response["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| &e["path"])
+        .collect();
+    assert!(paths.contains(&&json!(["user"])), "{response}");
+    assert!(
+        paths.contains(&&json!(["me", "username"])),
+        "the null username needs its own error: {response}"
+    );
+}
