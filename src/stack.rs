@@ -75,7 +75,11 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     let urls = database_urls(&args).await?;
     prepare_databases(&urls).await?;
 
-    let (exited_tx, mut exited) = mpsc::unbounded_channel::<(&'static str, ExitStatus)>();
+    let (exited_tx, exited_rx) = mpsc::unbounded_channel::<(&'static str, ExitStatus)>();
+    let mut exited = Exits {
+        rx: exited_rx,
+        dead: Vec::new(),
+    };
     let mut children: Vec<Child> = Vec::new();
     let host = "127.0.0.1";
     let users_url = format!("http://{host}:{}/graphql", args.users_port);
@@ -130,7 +134,9 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     .into();
 
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
-    let started = async {
+    // Ctrl-C and SIGTERM are ours from here on, during start-up too.
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let starting = async {
         for Launch {
             name,
             port,
@@ -179,17 +185,28 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
             wait_healthy(name, port, &mut exited).await?;
         }
         anyhow::Ok(())
-    }
-    .await;
-    if let Err(error) = started {
-        stop(&children, &mut exited).await;
-        return Err(error);
+    };
+    let started = tokio::select! {
+        started = starting => Some(started),
+        _ = &mut shutdown => None,
+    };
+    match started {
+        Some(Ok(())) => {}
+        Some(Err(error)) => {
+            stop(&children, &mut exited).await;
+            return Err(error);
+        }
+        None => {
+            stop(&children, &mut exited).await;
+            say!("taproom: stopped before start-up completed");
+            return Ok(());
+        }
     }
 
     print_banner(&args, &urls);
     let outcome = tokio::select! {
-        _ = shutdown_signal() => Ok(()),
-        Some((name, status)) = exited.recv() => {
+        _ = &mut shutdown => Ok(()),
+        Some((name, status)) = exited.next() => {
             Err(anyhow::anyhow!("{name} stopped unexpectedly ({status}); stopping the other services"))
         }
     };
@@ -200,12 +217,29 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     outcome
 }
 
+/// Exit events of the children, remembering who is gone.
+struct Exits {
+    rx: mpsc::UnboundedReceiver<(&'static str, ExitStatus)>,
+    /// Children whose exit has been seen: never signalled again (their pid may be reused).
+    dead: Vec<&'static str>,
+}
+
+impl Exits {
+    fn try_next(&mut self) -> Option<(&'static str, ExitStatus)> {
+        let event = self.rx.try_recv().ok()?;
+        self.dead.push(event.0);
+        Some(event)
+    }
+
+    async fn next(&mut self) -> Option<(&'static str, ExitStatus)> {
+        let event = self.rx.recv().await?;
+        self.dead.push(event.0);
+        Some(event)
+    }
+}
+
 /// Waits until `name` answers on `/health`, or fails if it exits or takes over a minute.
-async fn wait_healthy(
-    name: &str,
-    port: u16,
-    exited: &mut mpsc::UnboundedReceiver<(&'static str, ExitStatus)>,
-) -> anyhow::Result<()> {
+async fn wait_healthy(name: &str, port: u16, exited: &mut Exits) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
@@ -213,7 +247,7 @@ async fn wait_healthy(
     let url = format!("http://127.0.0.1:{port}/health");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok((child, status)) = exited.try_recv() {
+        if let Some((child, status)) = exited.try_next() {
             bail!("{child} failed to start ({status}); see its error above");
         }
         if let Ok(response) = http.get(&url).send().await {
@@ -229,20 +263,18 @@ async fn wait_healthy(
 }
 
 /// Stops the children, last started first: SIGTERM, then SIGKILL after 10 s.
-async fn stop(
-    children: &[Child],
-    exited: &mut mpsc::UnboundedReceiver<(&'static str, ExitStatus)>,
-) {
-    let mut running: Vec<&Child> = children.iter().collect();
-    while let Ok((name, _)) = exited.try_recv() {
-        running.retain(|c| c.name != name);
-    }
+async fn stop(children: &[Child], exited: &mut Exits) {
+    while exited.try_next().is_some() {}
+    let mut running: Vec<&Child> = children
+        .iter()
+        .filter(|c| !exited.dead.contains(&c.name))
+        .collect();
     for child in running.iter().rev() {
         signal::kill(child.pid, signal::Signal::SIGTERM).ok();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !running.is_empty() {
-        match tokio::time::timeout_at(deadline, exited.recv()).await {
+        match tokio::time::timeout_at(deadline, exited.next()).await {
             Ok(Some((name, _))) => running.retain(|c| c.name != name),
             Ok(None) => break,
             Err(_) => {

@@ -464,8 +464,19 @@ async fn the_login_scenario_works_through_the_router() {
         .to_owned();
     assert_eq!(
         data(&login)["login"]["user"]["email"],
-        json!(null),
-        "the login request carries no token yet"
+        json!("gina@example.com"),
+        "signing in proves who the viewer is"
+    );
+    let stale = f
+        .gql(
+            "mutation { login(username: \"gina\", password: \"Secret123\") { token user { email isAdmin } } }",
+            json!({}),
+            Some("tpr_an-old-revoked-token"),
+        )
+        .await;
+    assert!(
+        data(&stale)["login"]["token"].is_string(),
+        "a stale token in the request does not hide the new one"
     );
     let me = f
         .gql("{ me { username email isAdmin } }", json!({}), Some(&token))

@@ -164,13 +164,12 @@ fn read_request(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<async_graphql::Request, (StatusCode, String)> {
     if method == Method::GET {
-        let request =
-            async_graphql::http::parse_query_string(uri.query().unwrap_or("")).map_err(|e| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid query string: {e}"),
-                )
-            })?;
+        let request = get_request(uri.query().unwrap_or("")).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("invalid query string: {e}"),
+            )
+        })?;
         if is_mutation(&request) {
             return Err((
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -205,6 +204,35 @@ fn read_request(
             format!("malformed GraphQL request body: {e}"),
         )
     })
+}
+
+/// A GraphQL request from a GET query string: `query`, `operationName`, and `variables` and
+/// `extensions` as JSON text (GraphQL-over-HTTP's names; async-graphql's own parser expects
+/// `operation_name`).
+fn get_request(query_string: &str) -> Result<async_graphql::Request, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Params {
+        query: Option<String>,
+        operation_name: Option<String>,
+        variables: Option<String>,
+        extensions: Option<String>,
+    }
+    let params: Params = serde_urlencoded::from_str(query_string).map_err(|e| e.to_string())?;
+    let mut request = async_graphql::Request::new(params.query.ok_or("`query` is missing")?);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables {
+        let value: serde_json::Value = serde_json::from_str(&variables)
+            .map_err(|e| format!("`variables` is not JSON: {e}"))?;
+        request = request.variables(async_graphql::Variables::from_json(value));
+    }
+    if let Some(extensions) = params.extensions {
+        request.extensions = serde_json::from_str(&extensions)
+            .map_err(|e| format!("`extensions` is not a JSON object: {e}"))?;
+    }
+    Ok(request)
 }
 
 /// Whether the operation the request would run is a mutation (unparseable documents are not; they

@@ -5,8 +5,6 @@
 //! it with [`Decimal::to_cents`], so that a bad amount is a `BAD_USER_INPUT` naming the field rather
 //! than a validation failure of the whole request. Output always has two decimals.
 
-use std::str::FromStr;
-
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
 
 /// The largest amount a price may have, in cents (999999.99).
@@ -72,9 +70,14 @@ impl Decimal {
                 .chars()
                 .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'));
         let value = is_plain
-            .then(|| rust_decimal::Decimal::from_str(text).ok())
+            .then(|| match rust_decimal::Decimal::from_str_exact(text) {
+                Ok(value) => Some(Ok(value)),
+                // More digits than a decimal can hold exactly: too precise to be a price.
+                Err(rust_decimal::Error::Underflow) => Some(Err(MoneyError::TooPrecise(field))),
+                Err(_) => None,
+            })
             .flatten()
-            .ok_or(MoneyError::NotANumber(field))?;
+            .ok_or(MoneyError::NotANumber(field))??;
         if value.is_sign_negative() && !value.is_zero() {
             return Err(MoneyError::Negative(field));
         }
@@ -152,6 +155,11 @@ mod tests {
             Err(MoneyError::TooLarge("price", "999999.99".into()))
         );
         assert_eq!(check("1e3"), Err(MoneyError::NotANumber("price")));
+        assert_eq!(
+            check("1.0000000000000000000000000000001"),
+            Err(MoneyError::TooPrecise("price")),
+            "not rounded to 1.00"
+        );
         for bad in [
             "",
             "abc",

@@ -126,19 +126,25 @@ pub async fn add_to_order(
     let now = time::to_db(time::now());
     let mut tx = db.begin().await?;
     // The partial unique index lets exactly one concurrent request create the open order; the others
-    // do nothing here and find it below.
-    tx.execute(
-        sqlx::query(
-            "INSERT INTO orders (user_id, time_created) VALUES ($1, $2)
-             ON CONFLICT (user_id) WHERE time_closed IS NULL DO NOTHING",
+    // do nothing here and find it below. A checkout that closes the found order before we lock it
+    // (PostgreSQL re-checks the row and returns nothing) sends us round again to open a new one.
+    let mut open = None;
+    for _ in 0..3 {
+        tx.execute(
+            sqlx::query(
+                "INSERT INTO orders (user_id, time_created) VALUES ($1, $2)
+                 ON CONFLICT (user_id) WHERE time_closed IS NULL DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(&now),
         )
-        .bind(user_id)
-        .bind(&now),
-    )
-    .await?;
-    let order = lock_open_order(&mut tx, db.backend(), user_id)
-        .await?
-        .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))?;
+        .await?;
+        open = lock_open_order(&mut tx, db.backend(), user_id).await?;
+        if open.is_some() {
+            break;
+        }
+    }
+    let order = open.ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))?;
     let added = tx
         .execute(
             sqlx::query(

@@ -144,6 +144,32 @@ pub async fn insert_token(
     Ok(())
 }
 
+/// Stores a token's hash for `user_id` only if the account's password hash is still
+/// `password_hash` (the one just verified), so a sign-in racing a password change cannot keep a
+/// token made with the old password. Whether it stored the token.
+pub async fn insert_token_if_password(
+    db: &Db,
+    user_id: i64,
+    token_hash: &str,
+    expires: DateTime<Utc>,
+    password_hash: &str,
+) -> Result<bool> {
+    let done = db
+        .execute(
+            sqlx::query(
+                "INSERT INTO tokens (token_hash, user_id, time_created, time_expires)
+                 SELECT $1, id, $3, $4 FROM users WHERE id = $2 AND password_hash = $5",
+            )
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(time::to_db(time::now()))
+            .bind(time::to_db(expires))
+            .bind(password_hash),
+        )
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The caller a token hash belongs to, if it is stored and not expired.
 pub async fn caller_by_token(db: &Db, token_hash: &str) -> Result<Option<Caller>> {
     let row: Option<(i64, i64)> = db

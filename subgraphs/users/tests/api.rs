@@ -600,3 +600,27 @@ async fn health_follows_the_database(test_db: TestDb) {
 }
 
 test_on_both_databases!(health_follows_the_database);
+
+/// GET takes GraphQL-over-HTTP's parameter names: `operationName` picks among several operations.
+async fn get_honours_operation_name(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let document = "query A { usernameExists(username: \"a\") } mutation B { logout }";
+    let uri = format!(
+        "/graphql?query={}&operationName=A",
+        document
+            .replace(' ', "%20")
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+            .replace('"', "%22")
+            .replace(':', "%3A")
+    );
+    let answer = send(
+        &t.app,
+        Request::get(uri).body(Body::empty()).expect("valid"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["data"]["usernameExists"], json!(false));
+}
+
+test_on_both_databases!(get_honours_operation_name);

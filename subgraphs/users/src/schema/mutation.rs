@@ -115,7 +115,7 @@ impl Mutation {
         tracing::info!(user_id = row.id, "account registered");
         Ok(AuthPayload {
             token,
-            user: User(row),
+            user: User::seen_by_self(row),
         })
     }
 
@@ -133,18 +133,30 @@ impl Mutation {
             None => (None, None),
         };
         // An unknown username is checked against a dummy hash: the same work, the same answer.
-        let valid = verify_password(password, stored).await?;
-        let Some(user_id) = user_id.filter(|_| valid) else {
+        let valid = verify_password(password, stored.clone()).await?;
+        let (Some(user_id), Some(verified_hash)) = (user_id.filter(|_| valid), stored) else {
             return Err(Error::BadCredentials.into());
         };
-        let token = issue_token(state, user_id).await?;
+        let (token, token_hash) = state.keys.issue();
+        let stored = db::insert_token_if_password(
+            &state.db,
+            user_id,
+            &token_hash,
+            state.token_expiry(),
+            &verified_hash,
+        )
+        .await?;
+        if !stored {
+            // The password changed (or the account went) while we were verifying the old one.
+            return Err(Error::BadCredentials.into());
+        }
         let row = db::users_by_ids(&state.db, &[user_id])
             .await?
             .pop()
             .ok_or(Error::BadCredentials)?;
         Ok(AuthPayload {
             token,
-            user: User(row),
+            user: User::seen_by_self(row),
         })
     }
 
@@ -192,7 +204,7 @@ impl Mutation {
         let row = db::update_profile(&state.db, user_id, &change)
             .await?
             .ok_or(Error::AccountGone)?;
-        Ok(User(row))
+        Ok(User::seen_by_caller(row))
     }
 
     /// Change the caller's password; revokes every other token of the caller and returns a fresh one. (users)
@@ -202,7 +214,7 @@ impl Mutation {
         current_password: String,
         new_password: String,
     ) -> Result<AuthPayload> {
-        let (user_id, row) = caller_account(ctx).await?;
+        let (user_id, _) = caller_account(ctx).await?;
         let state = ctx.data_unchecked::<AppState>();
         validate::password("newPassword", &new_password)?;
         check_password(state, user_id, "currentPassword", current_password).await?;
@@ -216,10 +228,14 @@ impl Mutation {
             state.token_expiry(),
         )
         .await?;
+        let row = db::users_by_ids(&state.db, &[user_id])
+            .await?
+            .pop()
+            .ok_or(Error::AccountGone)?;
         tracing::info!(user_id, "password changed; other tokens revoked");
         Ok(AuthPayload {
             token,
-            user: User(row),
+            user: User::seen_by_self(row),
         })
     }
 

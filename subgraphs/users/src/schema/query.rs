@@ -18,7 +18,7 @@ pub(crate) async fn load_user(ctx: &Context<'_>, id: &str) -> Result<Option<User
         tracing::error!(error = %error.message(), "loading users");
         internal_error()
     })?;
-    Ok(row.map(User))
+    Ok(row.map(User::seen_by_caller))
 }
 
 #[Object]

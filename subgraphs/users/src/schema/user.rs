@@ -6,14 +6,38 @@ use taproom_common::{auth, time::Timestamp};
 use crate::db::UserRow;
 
 /// A customer. (users owns it; key: id)
-pub struct User(pub UserRow);
+pub struct User {
+    pub row: UserRow,
+    /// Set when the operation itself proved who the viewer is (the account a sign-in or sign-up
+    /// returns): private fields then need no token, and a stale one in the request cannot hide them.
+    pub viewer_is_self: bool,
+}
 
 impl User {
+    /// An account seen by whoever the request's token says.
+    pub fn seen_by_caller(row: UserRow) -> Self {
+        User {
+            row,
+            viewer_is_self: false,
+        }
+    }
+
+    /// The account the operation just authenticated, seen by its owner.
+    pub fn seen_by_self(row: UserRow) -> Self {
+        User {
+            row,
+            viewer_is_self: true,
+        }
+    }
+
     /// Whether the request's caller is this user. An invalid token is an error, not "someone else".
     async fn is_self(&self, ctx: &Context<'_>) -> Result<bool> {
+        if self.viewer_is_self {
+            return Ok(true);
+        }
         Ok(auth::caller(ctx)
             .await?
-            .is_some_and(|caller| caller.user_id == self.0.id))
+            .is_some_and(|caller| caller.user_id == self.row.id))
     }
 }
 
@@ -21,37 +45,37 @@ impl User {
 #[Object]
 impl User {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.row.id.to_string())
     }
 
     async fn username(&self) -> &str {
-        &self.0.username
+        &self.row.username
     }
 
     /// Only the user themself sees it; null for anyone else.
     async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        Ok(self.is_self(ctx).await?.then_some(self.0.email.as_str()))
+        Ok(self.is_self(ctx).await?.then_some(self.row.email.as_str()))
     }
 
     async fn first_name(&self) -> Option<&str> {
-        self.0.first_name.as_deref()
+        self.row.first_name.as_deref()
     }
 
     async fn last_name(&self) -> Option<&str> {
-        self.0.last_name.as_deref()
+        self.row.last_name.as_deref()
     }
 
     /// Only the user themself sees it; false for anyone else.
     async fn is_admin(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(self.0.is_admin != 0 && self.is_self(ctx).await?)
+        Ok(self.row.is_admin != 0 && self.is_self(ctx).await?)
     }
 
     async fn time_registered(&self) -> Result<Timestamp> {
-        Timestamp::from_db(&self.0.time_registered)
+        Timestamp::from_db(&self.row.time_registered)
     }
 
     async fn time_modified(&self) -> Result<Option<Timestamp>> {
-        self.0
+        self.row
             .time_modified
             .as_deref()
             .map(Timestamp::from_db)
