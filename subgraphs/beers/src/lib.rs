@@ -20,12 +20,12 @@ pub mod validate;
 
 use std::{future::Future, sync::Arc};
 
-use anyhow::Context as _;
 use axum::Router;
 use taproom_common::{
     auth::Authenticator,
     db::Db,
     http::{graphql_app, Limits},
+    service,
 };
 use tokio::net::TcpListener;
 
@@ -51,18 +51,14 @@ pub fn app(state: AppState, authenticator: Arc<dyn Authenticator>, limits: Limit
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(args) => {
-            let db = Db::connect(&args.database_url).await?;
-            db.migrate(&db::migrations()).await?;
-            tracing::info!("beers database migrated");
-            Ok(())
+            service::migrate(&args.database_url, &db::migrations(), "beers").await
         }
         Command::Sdl => {
             print!("{}", schema::sdl());
             Ok(())
         }
         Command::SeedDemo(args) => {
-            let db = Db::connect(&args.database_url).await?;
-            db.check_migrated(&db::migrations()).await?;
+            let db = service::open_migrated(&args.database_url, &db::migrations()).await?;
             let added = demo::seed(&db)
                 .await
                 .map_err(|e| anyhow::anyhow!("seeding the demo catalog: {e:?}"))?;
@@ -74,9 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => {
-            let listener = TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
+            let listener = service::listen(args.listen).await?;
             serve(args, listener, taproom_common::http::shutdown_signal()).await
         }
     }
@@ -88,8 +82,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let db = Db::connect(&args.db.database_url).await?;
-    db.check_migrated(&db::migrations()).await?;
+    let db = service::open_migrated(&args.db.database_url, &db::migrations()).await?;
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
     };
@@ -98,8 +91,5 @@ pub async fn serve(
         args.auth.authenticator(),
         limits,
     );
-    tracing::info!(address = %listener.local_addr()?, "beers subgraph listening");
-    taproom_common::http::serve(listener, app, shutdown).await?;
-    db.close().await;
-    Ok(())
+    service::serve("beers", db, listener, app, shutdown).await
 }

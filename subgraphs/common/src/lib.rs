@@ -11,6 +11,7 @@
 //! - [`http`]: the HTTP shell around an async-graphql schema: GraphQL-over-HTTP for GET and POST,
 //!   body and depth limits, `/health`, graceful shutdown.
 //! - [`money`]: the contract's `Decimal` scalar over exact integer cents.
+//! - [`service`]: the shared lifecycle of a subgraph binary (migrate, listen, serve).
 //! - [`telemetry`]: tracing setup.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod money;
+pub mod service;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -20,12 +20,12 @@ pub mod schema;
 
 use std::{future::Future, sync::Arc};
 
-use anyhow::Context as _;
 use axum::Router;
 use taproom_common::{
     auth::Authenticator,
     db::Db,
     http::{graphql_app, Limits},
+    service,
 };
 use tokio::net::TcpListener;
 
@@ -56,19 +56,14 @@ pub fn app(state: AppState, authenticator: Arc<dyn Authenticator>, limits: Limit
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(args) => {
-            let db = Db::connect(&args.database_url).await?;
-            db.migrate(&db::migrations()).await?;
-            tracing::info!("orders database migrated");
-            Ok(())
+            service::migrate(&args.database_url, &db::migrations(), "orders").await
         }
         Command::Sdl => {
             print!("{}", schema::sdl());
             Ok(())
         }
         Command::Serve(args) => {
-            let listener = TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
+            let listener = service::listen(args.listen).await?;
             serve(args, listener, taproom_common::http::shutdown_signal()).await
         }
     }
@@ -80,8 +75,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let db = Db::connect(&args.db.database_url).await?;
-    db.check_migrated(&db::migrations()).await?;
+    let db = service::open_migrated(&args.db.database_url, &db::migrations()).await?;
     let state = AppState {
         db: db.clone(),
         beers: BeersClient::new(args.beers_url.clone()),
@@ -90,8 +84,5 @@ pub async fn serve(
         max_body_bytes: args.max_body_bytes,
     };
     let app = app(state, args.auth.authenticator(), limits);
-    tracing::info!(address = %listener.local_addr()?, "orders subgraph listening");
-    taproom_common::http::serve(listener, app, shutdown).await?;
-    db.close().await;
-    Ok(())
+    service::serve("orders", db, listener, app, shutdown).await
 }

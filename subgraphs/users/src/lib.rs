@@ -33,6 +33,7 @@ use taproom_common::{
     auth::{Authenticator, BoxFuture, Caller, Credentials, Introspection, Unavailable},
     db::Db,
     http::{graphql_app, Limits},
+    service,
 };
 use tokio::net::TcpListener;
 
@@ -120,10 +121,7 @@ async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Respon
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(args) => {
-            let db = Db::connect(&args.database_url).await?;
-            db.migrate(&db::migrations()).await?;
-            tracing::info!("users database migrated");
-            Ok(())
+            service::migrate(&args.database_url, &db::migrations(), "users").await
         }
         Command::Sdl => {
             print!("{}", schema::sdl());
@@ -131,9 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CreateAdmin(args) => create_admin(args).await,
         Command::Serve(args) => {
-            let listener = TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
+            let listener = service::listen(args.listen).await?;
             serve(args, listener, taproom_common::http::shutdown_signal()).await
         }
     }
@@ -146,8 +142,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let keys = TokenKeys::new(args.secret_key()?);
-    let db = Db::connect(&args.db.database_url).await?;
-    db.check_migrated(&db::migrations()).await?;
+    let db = service::open_migrated(&args.db.database_url, &db::migrations()).await?;
     let state = AppState {
         db: db.clone(),
         keys,
@@ -156,16 +151,12 @@ pub async fn serve(
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
     };
-    tracing::info!(address = %listener.local_addr()?, "users subgraph listening");
-    taproom_common::http::serve(listener, app(state, limits), shutdown).await?;
-    db.close().await;
-    Ok(())
+    service::serve("users", db, listener, app(state, limits), shutdown).await
 }
 
 /// `create-admin`: creates the account as an admin, or promotes the existing one.
 async fn create_admin(args: CreateAdminArgs) -> anyhow::Result<()> {
-    let db = Db::connect(&args.db.database_url).await?;
-    db.check_migrated(&db::migrations()).await?;
+    let db = service::open_migrated(&args.db.database_url, &db::migrations()).await?;
     if db::promote_to_admin(&db, &args.username).await? {
         println!("{} is now an admin (password unchanged)", args.username);
         return Ok(());

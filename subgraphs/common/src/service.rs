@@ -1,0 +1,50 @@
+//! The lifecycle every subgraph binary shares: migrate, open a migrated database, listen, serve.
+
+use std::{future::Future, net::SocketAddr};
+
+use anyhow::Context as _;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::db::{Db, DbError, Migrations};
+
+/// `migrate`: creates or upgrades `service`'s database.
+pub async fn migrate(
+    database_url: &str,
+    migrations: &Migrations,
+    service: &str,
+) -> anyhow::Result<()> {
+    let db = Db::connect(database_url).await?;
+    db.migrate(migrations).await?;
+    tracing::info!(service, "database migrated");
+    db.close().await;
+    Ok(())
+}
+
+/// Opens a database whose migrations have all been applied (or says to run `migrate`).
+pub async fn open_migrated(database_url: &str, migrations: &Migrations) -> Result<Db, DbError> {
+    let db = Db::connect(database_url).await?;
+    db.check_migrated(migrations).await?;
+    Ok(db)
+}
+
+/// Listens on `LISTEN`, or a one-line error naming the setting.
+pub async fn listen(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("LISTEN: cannot listen on {address}"))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then closes `db`.
+pub async fn serve(
+    service: &str,
+    db: Db,
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tracing::info!(service, address = %listener.local_addr()?, "subgraph listening");
+    crate::http::serve(listener, app, shutdown).await?;
+    db.close().await;
+    Ok(())
+}
