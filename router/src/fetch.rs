@@ -1,13 +1,6 @@
 //! Requests to subgraphs: one pooled keep-alive HTTP client, per-subgraph timeouts, request counters.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Mutex,
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
@@ -29,7 +22,6 @@ pub struct SubgraphResponse {
 pub struct SubgraphClient {
     http: reqwest::Client,
     counts: Mutex<HashMap<String, u64>>,
-    total: AtomicU64,
 }
 
 impl SubgraphClient {
@@ -44,7 +36,6 @@ impl SubgraphClient {
                 .build()
                 .expect("a plain HTTP client always builds"),
             counts: Mutex::new(HashMap::new()),
-            total: AtomicU64::new(0),
         }
     }
 
@@ -71,7 +62,6 @@ impl SubgraphClient {
             .expect("counter lock is never poisoned")
             .entry(name.to_owned())
             .or_default() += 1;
-        self.total.fetch_add(1, Ordering::Relaxed);
         let mut request = self
             .http
             .post(url)
