@@ -150,6 +150,15 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
+/// Waits for the stack to exit; its status and everything it wrote to stderr.
+fn exit_and_stderr(child: &mut Child) -> (std::process::ExitStatus, String) {
+    let status = wait_exit(child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+        .expect("reads");
+    (status, stderr)
+}
+
 fn assert_nothing_left(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !children_of(pid).is_empty() {
@@ -230,11 +239,8 @@ fn a_taken_port_stops_everything_with_a_message_naming_the_service() {
     let _taken = TcpListener::bind(("127.0.0.1", ports.beers)).expect("binds");
     let mut stack = start(data.path(), &ports);
     let _guard = KillOnDrop(stack.id());
-    let status = wait_exit(&mut stack);
+    let (status, stderr) = exit_and_stderr(&mut stack);
     assert!(!status.success());
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut stack.stderr.take().expect("piped"), &mut stderr)
-        .expect("reads");
     assert!(stderr.contains("beers failed to start"), "{stderr}");
     assert!(
         stderr.contains(&format!("cannot listen on 127.0.0.1:{}", ports.beers)),
@@ -250,11 +256,8 @@ fn a_corrupt_database_is_reported_naming_the_service() {
     let ports = ports();
     let mut stack = start(data.path(), &ports);
     let _guard = KillOnDrop(stack.id());
-    let status = wait_exit(&mut stack);
+    let (status, stderr) = exit_and_stderr(&mut stack);
     assert!(!status.success());
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut stack.stderr.take().expect("piped"), &mut stderr)
-        .expect("reads");
     assert!(stderr.contains("beers:"), "{stderr}");
     assert_nothing_left(stack.id());
 }
@@ -285,12 +288,18 @@ fn a_service_that_dies_stops_the_others_and_fails_the_stack() {
         .args(["-9", &victim.to_string()])
         .status()
         .expect("kill runs");
-    let status = wait_exit(&mut stack);
+    let killed = Instant::now();
+    let (status, stderr) = exit_and_stderr(&mut stack);
     assert!(!status.success(), "a dead service fails the stack");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut stack.stderr.take().expect("piped"), &mut stderr)
-        .expect("reads");
+    assert!(
+        killed.elapsed() < Duration::from_secs(8),
+        "the others stop promptly"
+    );
     assert!(stderr.contains("orders stopped unexpectedly"), "{stderr}");
+    assert!(
+        !stderr.contains("did not stop"),
+        "the dead service is not waited for: {stderr}"
+    );
     assert_nothing_left(stack.id());
 }
 
