@@ -10,6 +10,11 @@ use clap::Parser;
 
 use crate::config::{Cli, Service};
 
+/// mimalloc instead of the system allocator: each request allocates thousands of small JSON values,
+/// and glibc's malloc was the largest single cost in profiles under load (README, "Benchmark").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     taproom_common::telemetry::init();

@@ -312,16 +312,22 @@ impl<'a> Execution<'a> {
         for path in paths {
             self.collect_targets(&data, path, &mut Vec::new(), &mut |target, value| {
                 let Value::Object(object) = value else { return };
-                let mut object = object.clone();
-                if let Some(rewrites) = input_rewrites {
-                    let mut wrapped = Value::Object(object);
-                    self.rewrite(&mut wrapped, rewrites);
-                    let Value::Object(rewritten) = wrapped else {
-                        return;
-                    };
-                    object = rewritten;
-                }
-                let Some(representation) = self.project(&object, requires) else {
+                // Rewrites change a copy; without them the object is read where it is (an
+                // entity can hold a large subtree: copying it would cost more than the fetch).
+                let rewritten;
+                let object = match input_rewrites {
+                    None => object,
+                    Some(rewrites) => {
+                        let mut wrapped = Value::Object(object.clone());
+                        self.rewrite(&mut wrapped, rewrites);
+                        let Value::Object(object) = wrapped else {
+                            return;
+                        };
+                        rewritten = object;
+                        &rewritten
+                    }
+                };
+                let Some(representation) = self.project(object, requires) else {
                     return;
                 };
                 let key = serde_json::to_string(&representation).expect("JSON values serialize");
@@ -461,11 +467,19 @@ impl<'a> Execution<'a> {
                 self.rewrite(entity, rewrites);
             }
         }
+        // How many targets still want each entity: the last one takes it instead of a copy.
+        let mut uses = vec![0usize; entities.len()];
+        for (_, index) in targets {
+            if let Some(n) = uses.get_mut(*index) {
+                *n += 1;
+            }
+        }
         let mut tree = self.data.lock().expect("the data lock is never poisoned");
         for (path, index) in targets {
-            let Some(entity) = entities.get(*index) else {
+            let Some(entity) = entities.get_mut(*index) else {
                 continue;
             };
+            uses[*index] -= 1;
             if let Some(slot) = get_mut(&mut tree, path) {
                 if entity.is_null() && !errored.contains(index) {
                     // The subgraph does not know this entity: it is null for the client too.
@@ -473,7 +487,12 @@ impl<'a> Execution<'a> {
                 } else {
                     // A null explained by an error merges nothing: the fields this subgraph was to
                     // provide come out null (the error says why); other subgraphs' fields stay.
-                    deep_merge(slot, entity.clone());
+                    let entity = if uses[*index] == 0 {
+                        std::mem::take(entity)
+                    } else {
+                        entity.clone()
+                    };
+                    deep_merge(slot, entity);
                 }
             }
         }

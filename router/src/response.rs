@@ -41,6 +41,34 @@ pub fn shape(
     (shaped, shaper.errors)
 }
 
+/// One step of a response path, borrowed while shaping; turned into JSON only for an error.
+#[derive(Debug, Clone, Copy)]
+enum Segment<'p> {
+    Key(&'p str),
+    Index(usize),
+}
+
+impl Segment<'_> {
+    fn matches(self, value: &Value) -> bool {
+        match (self, value) {
+            (Segment::Key(key), Value::String(s)) => key == s,
+            (Segment::Index(i), Value::Number(n)) => n.as_u64() == Some(i as u64),
+            _ => false,
+        }
+    }
+
+    fn to_json(self) -> Value {
+        match self {
+            Segment::Key(key) => Value::String(key.to_owned()),
+            Segment::Index(i) => Value::from(i),
+        }
+    }
+}
+
+fn path_json(path: &[Segment<'_>]) -> Vec<Value> {
+    path.iter().map(|s| s.to_json()).collect()
+}
+
 struct Shaper<'a> {
     supergraph: &'a Supergraph,
     variables: &'a Map<String, Value>,
@@ -51,35 +79,47 @@ struct Shaper<'a> {
     errors: Vec<Value>,
 }
 
-impl Shaper<'_> {
-    fn object(
+impl<'a> Shaper<'a> {
+    fn object<'p>(
         &mut self,
-        data: &Map<String, Value>,
-        selections: &SelectionSet,
-        declared: &str,
-        path: &mut Vec<Value>,
-    ) -> Option<Map<String, Value>> {
+        data: &'p Map<String, Value>,
+        selections: &'p SelectionSet,
+        declared: &'p str,
+        path: &mut Vec<Segment<'p>>,
+    ) -> Option<Map<String, Value>>
+    where
+        'a: 'p,
+    {
         let runtime = data
             .get("__typename")
             .and_then(Value::as_str)
-            .unwrap_or(declared)
-            .to_owned();
-        let mut out = Map::new();
-        self.collect(data, selections, &runtime, declared, path, &mut out)?;
+            .unwrap_or(declared);
+        let mut out = Map::with_capacity(selections.items.len());
+        self.collect(data, selections, runtime, declared, path, &mut out)?;
         Some(out)
     }
 
     /// Adds the fields of `selections` (declared on `declared`) to `out`; `None` when a non-null
     /// field is null, so the enclosing object must become null.
-    fn collect(
+    fn collect<'p>(
         &mut self,
-        data: &Map<String, Value>,
-        selections: &SelectionSet,
-        runtime: &str,
-        declared: &str,
-        path: &mut Vec<Value>,
+        data: &'p Map<String, Value>,
+        selections: &'p SelectionSet,
+        runtime: &'p str,
+        declared: &'p str,
+        path: &mut Vec<Segment<'p>>,
         out: &mut Map<String, Value>,
-    ) -> Option<()> {
+    ) -> Option<()>
+    where
+        'a: 'p,
+    {
+        let supergraph: &'a Supergraph = self.supergraph;
+        let fields = supergraph
+            .planner
+            .supergraph
+            .definitions
+            .get(declared)
+            .map(|d| d.fields());
         for item in &selections.items {
             match item {
                 SelectionItem::Field(field) => {
@@ -95,16 +135,11 @@ impl Shaper<'_> {
                         continue;
                     }
                     let value = data.get(key).unwrap_or(&Value::Null);
-                    let ty = self
-                        .supergraph
-                        .planner
-                        .supergraph
-                        .definitions
-                        .get(declared)
-                        .and_then(|d| d.fields().get(&field.name))
-                        .map(|f| f.field_type.clone());
-                    path.push(Value::String(key.to_owned()));
-                    let completed = match &ty {
+                    let ty = fields
+                        .and_then(|fields| fields.get(&field.name))
+                        .map(|f| &f.field_type);
+                    path.push(Segment::Key(key));
+                    let completed = match ty {
                         Some(ty) => self.complete(ty, value, &field.selections, path),
                         None => Some(value.clone()),
                     };
@@ -133,26 +168,32 @@ impl Shaper<'_> {
     }
 
     /// The value of a field of type `ty`; `None` when it is null in a non-null position.
-    fn complete(
+    fn complete<'p>(
         &mut self,
-        ty: &TypeNode,
-        value: &Value,
-        selections: &SelectionSet,
-        path: &mut Vec<Value>,
-    ) -> Option<Value> {
+        ty: &'p TypeNode,
+        value: &'p Value,
+        selections: &'p SelectionSet,
+        path: &mut Vec<Segment<'p>>,
+    ) -> Option<Value>
+    where
+        'a: 'p,
+    {
         match ty {
             TypeNode::NonNull(inner) => {
                 let completed = self.complete(inner, value, selections, path)?;
                 if completed.is_null() {
-                    let explained =
-                        self.explain_all || self.explained.iter().any(|p| p.starts_with(path));
+                    let explained = self.explain_all
+                        || self.explained.iter().any(|p| {
+                            p.len() >= path.len() && path.iter().zip(p).all(|(s, v)| s.matches(v))
+                        });
                     if !explained {
+                        let path = path_json(path);
                         self.errors.push(json!({
                             "message": "cannot return null for a non-nullable field",
                             "path": path.clone(),
                             "extensions": { "code": "INTERNAL_SERVER_ERROR" },
                         }));
-                        self.explained.push(path.clone());
+                        self.explained.push(path);
                     }
                     None
                 } else {
@@ -163,7 +204,7 @@ impl Shaper<'_> {
                 Value::Array(items) => {
                     let mut out = Vec::with_capacity(items.len());
                     for (i, item) in items.iter().enumerate() {
-                        path.push(Value::from(i));
+                        path.push(Segment::Index(i));
                         let completed = self.complete(inner, item, selections, path);
                         path.pop();
                         match completed {

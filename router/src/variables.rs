@@ -56,7 +56,8 @@ fn find_type<'a>(api: &'a schema::Document, name: &str) -> Option<&'a TypeDefini
     })
 }
 
-fn type_name(definition: &TypeDefinition) -> &str {
+/// The name a type definition defines.
+pub(crate) fn type_name(definition: &TypeDefinition) -> &str {
     match definition {
         TypeDefinition::Scalar(t) => &t.name,
         TypeDefinition::Object(t) => &t.name,

@@ -37,6 +37,54 @@ fn composed_root_types_name_every_subgraph_with_root_fields() {
     assert_eq!(supergraph.subgraph_urls["a"], "http://a.invalid/graphql");
 }
 
+/// Other routers read the same file: Apollo Gateway refuses a supergraph whose join directives are
+/// not repeatable, whose `@link` is undefined, or whose scalars name no subgraph.
+#[test]
+fn composed_supergraphs_follow_the_join_spec_for_other_routers() {
+    let sdl = compose(&[
+        subgraph("a", "scalar Money type Query { price: Money }"),
+        subgraph(
+            "b",
+            "scalar Money type Query { cost: Money } type Thing @key(fields: \"id\") { id: ID! }",
+        ),
+        subgraph(
+            "c",
+            "type Thing @key(fields: \"id\") { id: ID! name: String }",
+        ),
+    ])
+    .expect("composes");
+    let scalar = sdl
+        .lines()
+        .find(|l| l.starts_with("scalar Money"))
+        .expect("the scalar is in the supergraph");
+    assert!(
+        scalar.contains("@join__type(graph: A)") && scalar.contains("@join__type(graph: B)"),
+        "{scalar}"
+    );
+    assert!(!scalar.contains("graph: C"), "{scalar}");
+    for directive in [
+        "join__type",
+        "join__field",
+        "join__implements",
+        "join__unionMember",
+    ] {
+        let definition = sdl
+            .lines()
+            .find(|l| l.starts_with(&format!("directive @{directive}(")))
+            .unwrap_or_else(|| panic!("@{directive} is defined"));
+        assert!(definition.contains(") repeatable on "), "{definition}");
+    }
+    for definition in [
+        "directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA",
+        "scalar link__Import",
+        "enum link__Purpose {",
+        "directive @inaccessible on ",
+    ] {
+        assert_eq!(sdl.matches(definition).count(), 1, "{definition} once in:\n{sdl}");
+    }
+    Supergraph::load(&sdl, &HashMap::new(), 10).expect("loads and plans");
+}
+
 #[test]
 fn conflicting_field_types_fail_composition_naming_type_and_field() {
     let error = compose(&[

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use taproom_orders::config::Cli;
 
+/// mimalloc instead of the system allocator: each request allocates thousands of small JSON values,
+/// and glibc's malloc was the largest single cost in profiles under load (README, "Benchmark").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
