@@ -1,0 +1,182 @@
+//! Volume data: 1,000 users, 500 beers and 20,000 orders of 1 to 5 lines, written straight into the
+//! three subgraphs' freshly migrated SQLite databases.
+//!
+//! Going through the API would cost an argon2 hash per account and about 80,000 mutations; the rows
+//! written here are exactly the rows those mutations write (same tables, same money and time formats),
+//! in one transaction per database, from a fixed random seed, so every run measures the same data.
+//! The services' own `migrate` commands create the tables first.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result};
+use chrono::{Duration, TimeZone, Utc};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use sqlx::{sqlite::SqliteConnectOptions, Connection, SqliteConnection};
+use taproom_common::time::to_db;
+use taproom_users::credentials::{hash_password, TokenKeys};
+
+/// How much data to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Volume {
+    pub users: usize,
+    pub beers: usize,
+    pub orders: usize,
+    /// How many users get a sign-in token: the fixed set of authenticated clients.
+    pub signed_in: usize,
+}
+
+/// What was written, as the benchmark needs it to build requests.
+#[derive(Debug)]
+pub struct Model {
+    /// The signed-in users: (user id, bearer token).
+    pub tokens: Vec<(i64, String)>,
+    /// Every beer's sku, in insertion order.
+    pub skus: Vec<String>,
+    /// Per user id (index = id - 1), the skus of all the lines of all their orders, deduplicated.
+    pub skus_by_user: Vec<BTreeSet<String>>,
+}
+
+/// The password of every generated account (argon2 hashed once and shared: hashing 1,000 times would
+/// only slow the setup down).
+pub const PASSWORD: &str = "Bench1234";
+
+async fn connect(path: &std::path::Path) -> Result<SqliteConnection> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(false);
+    SqliteConnection::connect_with(&options)
+        .await
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// Writes the volume data into migrated, empty databases `users.db`, `beers.db` and `orders.db` in
+/// `dir`, with tokens hashed under `secret_key` (the users subgraph must be started with the same key).
+pub async fn seed(dir: &std::path::Path, volume: Volume, secret_key: &str) -> Result<Model> {
+    let mut rng = StdRng::seed_from_u64(20_261_129);
+    let epoch = Utc
+        .with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+        .single()
+        .expect("a valid fixed date");
+
+    // Users and tokens.
+    let hash = hash_password(PASSWORD.to_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing the bench password: {e:?}"))?;
+    let keys = TokenKeys::new(secret_key);
+    let mut db = connect(&dir.join("users.db")).await?;
+    let mut tx = db.begin().await?;
+    let mut tokens = Vec::with_capacity(volume.signed_in);
+    for i in 1..=volume.users {
+        let username = format!("user{i:04}");
+        let email = format!("{username}@bench.example");
+        let registered = to_db(epoch + Duration::minutes(i as i64));
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (username, username_key, email, email_key, password_hash, first_name, last_name, time_registered)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&username)
+        .bind(&username)
+        .bind(&email)
+        .bind(&email)
+        .bind(&hash)
+        .bind(format!("First{i}"))
+        .bind(format!("Last{i}"))
+        .bind(&registered)
+        .fetch_one(&mut *tx)
+        .await
+        .context("inserting a user")?;
+        if tokens.len() < volume.signed_in {
+            let (token, token_hash) = keys.issue();
+            sqlx::query(
+                "INSERT INTO tokens (token_hash, user_id, time_created, time_expires) VALUES (?, ?, ?, ?)",
+            )
+            .bind(token_hash)
+            .bind(id)
+            .bind(to_db(Utc::now()))
+            .bind(to_db(Utc::now() + Duration::days(30)))
+            .execute(&mut *tx)
+            .await
+            .context("inserting a token")?;
+            tokens.push((id, token));
+        }
+    }
+    tx.commit().await?;
+
+    // The catalog.
+    let mut db = connect(&dir.join("beers.db")).await?;
+    let mut tx = db.begin().await?;
+    let styles = [
+        "Lager", "Pilsner", "Porter", "Stout", "IPA", "Weizen", "Saison", "Bock",
+    ];
+    let mut skus = Vec::with_capacity(volume.beers);
+    let mut prices = Vec::with_capacity(volume.beers);
+    for i in 1..=volume.beers {
+        let sku = format!("B{i:05}");
+        let name = format!("Bench {} {i:04}", styles[i % styles.len()]);
+        let price: i64 = rng.gen_range(99..=1_999);
+        sqlx::query(
+            "INSERT INTO beers (sku, name, name_key, sku_key, price_cents, image, time_created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&sku)
+        .bind(&name)
+        .bind(name.to_lowercase())
+        .bind(sku.to_lowercase())
+        .bind(price)
+        .bind(format!("https://images.bench.example/{sku}.png"))
+        .bind(to_db(epoch))
+        .execute(&mut *tx)
+        .await
+        .context("inserting a beer")?;
+        skus.push(sku);
+        prices.push(price);
+    }
+    tx.commit().await?;
+
+    // Orders: spread evenly over the users, 1 to 5 distinct lines each; each user's newest order is
+    // still open, the others are checked out.
+    let mut db = connect(&dir.join("orders.db")).await?;
+    let mut tx = db.begin().await?;
+    let mut skus_by_user = vec![BTreeSet::new(); volume.users];
+    for i in 0..volume.orders {
+        let user_id = (i % volume.users) as i64 + 1;
+        let created = epoch + Duration::minutes(10 * i as i64);
+        let open = i + volume.users >= volume.orders;
+        let closed = (!open).then(|| to_db(created + Duration::minutes(3)));
+        let order_id: i64 = sqlx::query_scalar(
+            "INSERT INTO orders (user_id, time_created, time_modified, time_closed) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(to_db(created))
+        .bind(to_db(created + Duration::minutes(2)))
+        .bind(closed)
+        .fetch_one(&mut *tx)
+        .await
+        .context("inserting an order")?;
+        let lines = rng.gen_range(1..=5);
+        let mut taken = BTreeSet::new();
+        while taken.len() < lines {
+            taken.insert(rng.gen_range(0..volume.beers));
+        }
+        for beer in taken {
+            sqlx::query(
+                "INSERT INTO order_items (order_id, sku, quantity, unit_price_cents, time_added) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(order_id)
+            .bind(&skus[beer])
+            .bind(rng.gen_range(1..=12_i64))
+            .bind(prices[beer])
+            .bind(to_db(created + Duration::minutes(1)))
+            .execute(&mut *tx)
+            .await
+            .context("inserting an order line")?;
+            skus_by_user[user_id as usize - 1].insert(skus[beer].clone());
+        }
+    }
+    tx.commit().await?;
+
+    Ok(Model {
+        tokens,
+        skus,
+        skus_by_user,
+    })
+}
