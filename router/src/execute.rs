@@ -26,17 +26,18 @@ use crate::{fetch::SubgraphClient, supergraph::Supergraph};
 
 /// One step of a path into the response tree.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Step {
-    Key(String),
+pub enum Step<'p> {
+    /// A response key, borrowed from the plan's flatten path.
+    Key(&'p str),
     Index(usize),
 }
 
-type Path = Vec<Step>;
+type Path<'p> = Vec<Step<'p>>;
 
-fn path_json(path: &[Step]) -> Vec<Value> {
+fn path_json(path: &[Step<'_>]) -> Vec<Value> {
     path.iter()
         .map(|s| match s {
-            Step::Key(k) => Value::String(k.clone()),
+            Step::Key(k) => Value::String((*k).to_owned()),
             Step::Index(i) => Value::from(*i),
         })
         .collect()
@@ -299,12 +300,12 @@ impl<'a> Execution<'a> {
 
     /// The targets at `paths` with the index of their (deduplicated) representation, and the
     /// representations themselves. Targets whose representation is empty are left out.
-    fn representations(
+    fn representations<'p>(
         &self,
-        paths: &[&[FlattenNodePathSegment]],
+        paths: &[&'p [FlattenNodePathSegment]],
         requires: &SelectionSet,
         input_rewrites: Option<&[FetchRewrite]>,
-    ) -> (Vec<(Path, usize)>, Vec<Value>) {
+    ) -> (Vec<(Path<'p>, usize)>, Vec<Value>) {
         let data = self.data.lock().expect("the data lock is never poisoned");
         let mut targets = Vec::new();
         let mut representations: Vec<Value> = Vec::new();
@@ -499,12 +500,12 @@ impl<'a> Execution<'a> {
     }
 
     /// Visits every object reached by `path` from `value`, with its concrete path.
-    fn collect_targets<'v>(
+    fn collect_targets<'v, 'p>(
         &self,
         value: &'v Value,
-        path: &[FlattenNodePathSegment],
-        current: &mut Path,
-        visit: &mut dyn FnMut(Path, &'v Value),
+        path: &'p [FlattenNodePathSegment],
+        current: &mut Path<'p>,
+        visit: &mut dyn FnMut(Path<'p>, &'v Value),
     ) {
         match value {
             Value::Null => {}
@@ -525,7 +526,7 @@ impl<'a> Execution<'a> {
                 None => visit(current.clone(), value),
                 Some(FlattenNodePathSegment::Field(key)) => {
                     if let Some(child) = object.get(key) {
-                        current.push(Step::Key(key.clone()));
+                        current.push(Step::Key(key.as_str()));
                         self.collect_targets(child, &path[1..], current, visit);
                         current.pop();
                     }
@@ -619,11 +620,11 @@ pub fn subgraph_failed(service: &str, reason: &str) -> Value {
     })
 }
 
-fn get_mut<'v>(value: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
+fn get_mut<'v>(value: &'v mut Value, path: &[Step<'_>]) -> Option<&'v mut Value> {
     let mut current = value;
     for step in path {
         current = match (step, current) {
-            (Step::Key(k), Value::Object(o)) => o.get_mut(k)?,
+            (Step::Key(k), Value::Object(o)) => o.get_mut(*k)?,
             (Step::Index(i), Value::Array(a)) => a.get_mut(*i)?,
             _ => return None,
         };

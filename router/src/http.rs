@@ -161,7 +161,12 @@ async fn graphql(
         )
         .await
     {
-        Outcome::Response(body) => reply(media, StatusCode::OK, &body),
+        Outcome::Response(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, media.header())],
+            body,
+        )
+            .into_response(),
         Outcome::RequestError { status, body } => {
             let status = if status == StatusCode::BAD_REQUEST && media == MediaType::Json {
                 StatusCode::OK

@@ -49,8 +49,8 @@ use crate::{
 
 /// What a request produced.
 pub enum Outcome {
-    /// A GraphQL response (possibly with errors and partial data).
-    Response(Value),
+    /// A GraphQL response (possibly with errors and partial data), as JSON text.
+    Response(Vec<u8>),
     /// The request could not run at all.
     RequestError { status: StatusCode, body: Value },
 }
@@ -139,7 +139,8 @@ impl Router {
         };
 
         let mut errors = Vec::new();
-        let mut fields = Map::new();
+        // Root response keys with their values as JSON text.
+        let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
         let mut null_data = false;
         if let Some((operation, plan)) = &prepared.planned {
             let (tree, fetch_errors) =
@@ -173,29 +174,52 @@ impl Router {
             let answer = supergraph.introspection.execute(request).await;
             let answer = serde_json::to_value(&answer).expect("a GraphQL response serializes");
             if let Some(Value::Object(data)) = answer.get("data") {
-                fields.extend(data.clone());
+                fields.extend(data.iter().map(|(key, value)| {
+                    let text = serde_json::to_vec(value).expect("JSON values serialize");
+                    (key.clone(), text)
+                }));
             }
             if let Some(Value::Array(more)) = answer.get("errors") {
                 errors.extend(more.iter().cloned());
             }
         }
-        let data = if null_data {
-            Value::Null
-        } else {
-            let mut ordered = Map::new();
-            for key in &prepared.root_keys {
-                if let Some(value) = fields.remove(key) {
-                    ordered.insert(key.clone(), value);
-                }
-            }
-            ordered.extend(fields);
-            Value::Object(ordered)
-        };
-        let mut body = Map::new();
+        // The body is written as text: the shaped values already are JSON.
+        let mut body = Vec::with_capacity(
+            64 + fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>(),
+        );
+        body.push(b'{');
         if !errors.is_empty() {
-            body.insert("errors".into(), Value::Array(errors));
+            body.extend_from_slice(b"\"errors\":");
+            serde_json::to_writer(&mut body, &errors).expect("JSON values serialize");
+            body.push(b',');
         }
-        body.insert("data".into(), data);
+        body.extend_from_slice(b"\"data\":");
+        if null_data {
+            body.extend_from_slice(b"null");
+        } else {
+            // The client's order of root fields; shaped and introspection fields are interleaved.
+            let rank = |key: &str| {
+                prepared
+                    .root_keys
+                    .iter()
+                    .position(|k| k == key)
+                    .unwrap_or(usize::MAX)
+            };
+            fields.sort_by_key(|(key, _)| rank(key));
+            body.push(b'{');
+            for (i, (key, value)) in fields.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                serde_json::to_writer(&mut body, key).expect("strings serialize");
+                body.push(b':');
+                body.extend_from_slice(value);
+            }
+            body.push(b'}');
+        }
         if want_plan {
             let plan = match &prepared.planned {
                 Some((_, plan)) => format!("{plan}"),
@@ -203,9 +227,12 @@ impl Router {
                     "No subgraph fetches: the router answered this operation itself.".to_owned()
                 }
             };
-            body.insert("extensions".into(), json!({ "queryPlan": plan }));
+            body.extend_from_slice(b",\"extensions\":");
+            serde_json::to_writer(&mut body, &json!({ "queryPlan": plan }))
+                .expect("JSON values serialize");
         }
-        Outcome::Response(Value::Object(body))
+        body.push(b'}');
+        Outcome::Response(body)
     }
 }
 
