@@ -34,6 +34,10 @@ pub enum Step<'p> {
 
 type Path<'p> = Vec<Step<'p>>;
 
+/// Where an entity goes: its path, the index of its representation, and whether the object there
+/// was a bare reference when the representation was taken.
+type Target<'p> = (Path<'p>, usize, bool);
+
 fn path_json(path: &[Step<'_>]) -> Vec<Value> {
     path.iter()
         .map(|s| match s {
@@ -247,7 +251,7 @@ impl<'a> Execution<'a> {
     async fn batch_fetch(&self, batch: &BatchFetchNode) {
         let mut variables = self.variables_for(batch.variable_usages.as_ref());
         let mut per_alias = Vec::new();
-        let mut by_variable: HashMap<&str, Vec<(Path, usize)>> = HashMap::new();
+        let mut by_variable: HashMap<&str, Vec<Target>> = HashMap::new();
         for alias in &batch.entity_batch.aliases {
             let variable = alias.representations_variable_name.as_str();
             if let Some(targets) = by_variable.get(variable) {
@@ -305,7 +309,7 @@ impl<'a> Execution<'a> {
         paths: &[&'p [FlattenNodePathSegment]],
         requires: &SelectionSet,
         input_rewrites: Option<&[FetchRewrite]>,
-    ) -> (Vec<(Path<'p>, usize)>, Vec<Value>) {
+    ) -> (Vec<Target<'p>>, Vec<Value>) {
         let data = self.data.lock().expect("the data lock is never poisoned");
         let mut targets = Vec::new();
         let mut representations: Vec<Value> = Vec::new();
@@ -331,12 +335,17 @@ impl<'a> Execution<'a> {
                 let Some(representation) = self.project(object, requires) else {
                     return;
                 };
+                // Whether the object is nothing but a reference (its type and what the
+                // representation carries): a null answer then means the entity does not exist.
+                let reference_only = object
+                    .keys()
+                    .all(|k| k == "__typename" || representation.contains_key(k));
                 let key = serde_json::to_string(&representation).expect("JSON values serialize");
                 let index = *index_of.entry(key).or_insert_with(|| {
                     representations.push(Value::Object(representation));
                     representations.len() - 1
                 });
-                targets.push((target, index));
+                targets.push((target, index, reference_only));
             });
         }
         (targets, representations)
@@ -385,9 +394,6 @@ impl<'a> Execution<'a> {
                     let Some(value) = object.get(&field.name).or_else(|| object.get(key)) else {
                         continue;
                     };
-                    if value.is_null() {
-                        continue;
-                    }
                     let projected = if field.selections.items.is_empty() {
                         value.clone()
                     } else {
@@ -425,7 +431,7 @@ impl<'a> Execution<'a> {
         &self,
         root_key: &str,
         response: crate::fetch::SubgraphResponse,
-        targets: &[(Path, usize)],
+        targets: &[Target],
         output_rewrites: Option<&[FetchRewrite]>,
     ) {
         let Some(mut data) = response.data else {
@@ -439,7 +445,7 @@ impl<'a> Execution<'a> {
                 return;
             }
         };
-        let expected = targets.iter().map(|(_, i)| i + 1).max().unwrap_or(0);
+        let expected = targets.iter().map(|(_, i, _)| i + 1).max().unwrap_or(0);
         if entities.len() != expected {
             self.push_errors([json!({
                 "message": format!(
@@ -470,21 +476,25 @@ impl<'a> Execution<'a> {
         }
         // How many targets still want each entity: the last one takes it instead of a copy.
         let mut uses = vec![0usize; entities.len()];
-        for (_, index) in targets {
+        for (_, index, _) in targets {
             if let Some(n) = uses.get_mut(*index) {
                 *n += 1;
             }
         }
         let mut tree = self.data.lock().expect("the data lock is never poisoned");
-        for (path, index) in targets {
+        for (path, index, reference_only) in targets {
             let Some(entity) = entities.get_mut(*index) else {
                 continue;
             };
             uses[*index] -= 1;
             if let Some(slot) = get_mut(&mut tree, path) {
                 if entity.is_null() && !errored.contains(index) {
-                    // The subgraph does not know this entity: it is null for the client too.
-                    *slot = Value::Null;
+                    // The subgraph does not know this entity. A bare reference (an order line's
+                    // beer) names an entity that does not exist: null for the client too. An object
+                    // with data of its own exists; this subgraph merely has nothing to add.
+                    if *reference_only {
+                        *slot = Value::Null;
+                    }
                 } else {
                     // A null explained by an error merges nothing: the fields this subgraph was to
                     // provide come out null (the error says why); other subgraphs' fields stay.
@@ -679,7 +689,7 @@ fn relocate_root(error: Value, targets: &[Path]) -> Vec<Value> {
 /// came back null (a field error nulls its entity).
 fn relocate_entity_error(
     error: Value,
-    targets: &[(Path, usize)],
+    targets: &[Target],
     sent: usize,
     nulls: &[usize],
 ) -> (Vec<Value>, Option<usize>) {
@@ -693,8 +703,8 @@ fn relocate_entity_error(
     let matching: Vec<&Path> = match index {
         Some(index) => targets
             .iter()
-            .filter(|(_, i)| *i == index)
-            .map(|(p, _)| p)
+            .filter(|(_, i, _)| *i == index)
+            .map(|(p, _, _)| p)
             .collect(),
         None => Vec::new(),
     };

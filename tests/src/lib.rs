@@ -2,6 +2,8 @@
 //! process, each on its own `127.0.0.1:0` port with its own fresh database, talking real HTTP to each
 //! other exactly as in production. Tests then speak GraphQL to the router like a frontend would.
 
+pub mod fixture;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use serde_json::{json, Value};
@@ -25,7 +27,7 @@ pub struct Service {
 }
 
 impl Service {
-    fn spawn<F>(
+    pub fn spawn<F>(
         listener: TcpListener,
         serve: impl FnOnce(TcpListener, oneshot::Receiver<()>) -> F,
     ) -> Self
@@ -274,7 +276,7 @@ impl Federation {
 }
 
 /// Serves `state` on a fresh port, as the router binary would.
-async fn serve_router(state: Arc<Router>) -> Service {
+pub async fn serve_router(state: Arc<Router>) -> Service {
     let routes = taproom_router::http::routes(state, 1024 * 1024, &[]);
     Service::spawn(
         TcpListener::bind("127.0.0.1:0").await.expect("binds"),

@@ -1,0 +1,172 @@
+//! Federation conformance: the router in front of subgraphs that are not Taproom's.
+//!
+//! Each scenario is a folder under `tests/conformance/`: subgraphs as `<name>.graphql` (SDL) plus
+//! `<name>.json` (data, see `taproom_e2e::fixture`), and `queries/<query>.graphql` with the answer a
+//! single GraphQL server over the same data would give in `queries/<query>.json` (written by reasoning
+//! about the schema and data, not copied from the router) and optional variables in
+//! `queries/<query>.variables.json`. The harness serves each subgraph over HTTP on its own port,
+//! composes the supergraph with the router's own composition, starts the router, sends every query,
+//! compares the whole answer, and pins the router's query plan beside it as an insta snapshot
+//! (`queries/<query>.snap`).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use serde_json::{json, Value};
+use taproom_e2e::{fixture::Fixture, serve_router, Service};
+use taproom_router::{
+    compose::{compose, SubgraphSdl},
+    fetch::SubgraphClient,
+    plan::OperationLimits,
+    supergraph::Supergraph,
+    Router,
+};
+use tokio::net::TcpListener;
+
+fn scenario_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("conformance")
+        .join(name)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Files in `dir` ending in `extension`, sorted, as (stem, path).
+fn files(dir: &Path, extension: &str) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?.to_owned();
+            let stem = name.strip_suffix(extension)?.to_owned();
+            (!stem.contains('.')).then_some((stem, path))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Runs every query of scenario `name`; panics listing every answer that differs.
+async fn run_scenario(name: &str) {
+    let dir = scenario_dir(name);
+    let mut subgraphs = Vec::new();
+    let mut services: Vec<Service> = Vec::new();
+    for (subgraph, path) in files(&dir, ".graphql") {
+        let sdl = read(&path);
+        let data: Value = serde_json::from_str(&read(&path.with_extension("json")))
+            .unwrap_or_else(|e| panic!("{subgraph}.json: {e}"));
+        let routes = Fixture::new(&sdl, data).routes();
+        let service = Service::spawn(
+            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
+            |listener, stopped| async move {
+                axum::serve(listener, routes)
+                    .with_graceful_shutdown(async {
+                        stopped.await.ok();
+                    })
+                    .await?;
+                Ok(())
+            },
+        );
+        subgraphs.push(SubgraphSdl {
+            name: subgraph,
+            url: service.graphql_url(),
+            sdl,
+        });
+        services.push(service);
+    }
+    let supergraph = compose(&subgraphs).unwrap_or_else(|e| panic!("{name} does not compose: {e}"));
+    let state = Arc::new(Router::new(
+        Supergraph::load(&supergraph, &Default::default(), 100)
+            .unwrap_or_else(|e| panic!("{name}: the supergraph does not load: {e}")),
+        SubgraphClient::new(Duration::from_secs(5)),
+        OperationLimits::default(),
+    ));
+    let mut router = serve_router(state).await;
+    let http = reqwest::Client::new();
+
+    let queries = dir.join("queries");
+    let mut failures = Vec::new();
+    for (query_name, path) in files(&queries, ".graphql") {
+        let variables = queries.join(format!("{query_name}.variables.json"));
+        let variables: Value = if variables.exists() {
+            serde_json::from_str(&read(&variables)).expect("variables are JSON")
+        } else {
+            json!({})
+        };
+        let expected: Value = serde_json::from_str(&read(&path.with_extension("json")))
+            .unwrap_or_else(|e| panic!("{query_name}.json: {e}"));
+        let mut answer: Value = http
+            .post(router.graphql_url())
+            .header("x-taproom-query-plan", "true")
+            .json(&json!({ "query": read(&path), "variables": variables }))
+            .send()
+            .await
+            .expect("the router answers")
+            .json()
+            .await
+            .expect("the router answers JSON");
+        let plan = answer
+            .as_object_mut()
+            .and_then(|o| o.remove("extensions"))
+            .and_then(|e| e["queryPlan"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("no plan in the answer: {answer}"));
+        insta::with_settings!({
+            snapshot_path => &queries,
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!(query_name.as_str(), plan);
+        });
+        if answer != expected {
+            failures.push(format!(
+                "{name}/{query_name}:\n  expected {}\n  got      {}",
+                expected, answer
+            ));
+        }
+    }
+    router.stop().await;
+    for mut service in services {
+        service.stop().await;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn entities_resolve_through_any_of_several_keys() {
+    run_scenario("several_keys").await;
+}
+
+#[tokio::test]
+async fn requires_gets_its_fields_and_provides_saves_fetches() {
+    run_scenario("requires_provides").await;
+}
+
+#[tokio::test]
+async fn interfaces_and_unions_spread_across_subgraphs() {
+    run_scenario("abstract_types").await;
+}
+
+#[tokio::test]
+async fn mutations_run_in_order_and_skip_include_apply() {
+    run_scenario("mutations_and_conditions").await;
+}
+
+#[tokio::test]
+async fn missing_entities_are_null_and_errors_keep_client_paths() {
+    run_scenario("errors_and_nulls").await;
+}
+
+#[tokio::test]
+async fn shareable_override_and_inaccessible_fields() {
+    run_scenario("shareable_override_inaccessible").await;
+}
+
+#[tokio::test]
+async fn compound_and_nested_keys_with_null_key_fields() {
+    run_scenario("compound_keys").await;
+}
