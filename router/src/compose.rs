@@ -9,7 +9,9 @@
 //! - adds the definitions of the core-schema machinery its `@link`s refer to (`@link` itself,
 //!   `link__Import`, `link__Purpose`, `@inaccessible`) where missing;
 //! - declares the join directives that the spec makes `repeatable` as such (`@join__type`, ...);
-//! - adds `@join__type(graph: X)` to each custom scalar for every subgraph that defines it.
+//! - adds `@join__type(graph: X)` to each custom scalar for every subgraph that defines it;
+//! - adds the `@join__type(graph: X, key: ..., isInterfaceObject: true)` of an `@interfaceObject`
+//!   whose keys are all `resolvable: false` (graphql-composition leaves it out).
 
 use graphql_tools::parser::schema::{self as ast, Definition, TypeDefinition};
 
@@ -51,29 +53,69 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, ComposeError> {
     })?;
     let sdl = graphql_composition::render_federated_sdl(&graph)
         .map_err(|e| ComposeError::Render(e.to_string()))?;
-    let scalars: Vec<(String, Vec<String>)> = subgraphs
+    let declared: Vec<Declared> = subgraphs
         .iter()
-        .map(|subgraph| (subgraph.name.clone(), scalar_names(&subgraph.sdl)))
+        .map(|subgraph| Declared::read(&subgraph.name, &subgraph.sdl))
         .collect();
-    complete(&sdl, &scalars)
+    complete(&sdl, &declared)
 }
 
-/// The custom scalars a subgraph SDL defines. (cynic-parser, the parser composition itself uses,
-/// because subgraph SDLs open with `extend schema`, which graphql-tools' parser does not accept.)
-fn scalar_names(sdl: &str) -> Vec<String> {
-    use cynic_parser::type_system::{Definition as Def, TypeDefinition as Type};
-    // Composition has parsed this SDL already; a failure here only means no scalars are found.
-    cynic_parser::parse_type_system_document(sdl)
-        .map(|document| {
-            document
-                .definitions()
-                .filter_map(|definition| match definition {
-                    Def::Type(Type::Scalar(s)) => Some(s.name().to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// What one subgraph SDL declares that the rendered supergraph may leave out.
+struct Declared {
+    subgraph: String,
+    /// Its custom scalars.
+    scalars: Vec<String>,
+    /// Its `@interfaceObject` types: (type, key field set, resolvable).
+    interface_objects: Vec<(String, String, bool)>,
+}
+
+impl Declared {
+    /// Reads a subgraph SDL with cynic-parser, the parser composition itself uses (subgraph SDLs
+    /// open with `extend schema`, which graphql-tools' parser does not accept). Composition has
+    /// parsed this SDL already; a failure here only means nothing is found.
+    fn read(subgraph: &str, sdl: &str) -> Declared {
+        use cynic_parser::type_system::{Definition as Def, TypeDefinition as Type};
+        let mut declared = Declared {
+            subgraph: subgraph.to_owned(),
+            scalars: Vec::new(),
+            interface_objects: Vec::new(),
+        };
+        let Ok(document) = cynic_parser::parse_type_system_document(sdl) else {
+            return declared;
+        };
+        for definition in document.definitions() {
+            match definition {
+                Def::Type(Type::Scalar(s)) => declared.scalars.push(s.name().to_owned()),
+                Def::Type(Type::Object(o)) | Def::TypeExtension(Type::Object(o)) => {
+                    let is_interface_object = o.directives().any(|d| {
+                        matches!(d.name(), "interfaceObject" | "federation__interfaceObject")
+                    });
+                    if !is_interface_object {
+                        continue;
+                    }
+                    for key in o
+                        .directives()
+                        .filter(|d| matches!(d.name(), "key" | "federation__key"))
+                    {
+                        let argument = |name: &str| key.arguments().find(|a| a.name() == name);
+                        let Some(fields) =
+                            argument("fields").and_then(|a| a.value().as_str().map(str::to_owned))
+                        else {
+                            continue;
+                        };
+                        let resolvable = argument("resolvable")
+                            .and_then(|a| a.value().as_bool())
+                            .unwrap_or(true);
+                        declared
+                            .interface_objects
+                            .push((o.name().to_owned(), fields, resolvable));
+                    }
+                }
+                _ => {}
+            }
+        }
+        declared
+    }
 }
 
 /// The join directives the join spec (v0.3) declares `repeatable`.
@@ -177,7 +219,7 @@ fn add_core_definitions(document: &mut ast::Document<'static, String>) {
 
 /// Brings the rendered supergraph up to the join spec (see the module documentation).
 /// `scalars` lists, per subgraph name, the custom scalars that subgraph defines.
-fn complete(sdl: &str, scalars: &[(String, Vec<String>)]) -> Result<String, ComposeError> {
+fn complete(sdl: &str, declared: &[Declared]) -> Result<String, ComposeError> {
     let mut document = ast::parse_schema::<String>(sdl)
         .map_err(|e| ComposeError::Render(format!("the composed supergraph does not parse: {e}")))?
         .into_static();
@@ -192,11 +234,42 @@ fn complete(sdl: &str, scalars: &[(String, Vec<String>)]) -> Result<String, Comp
             }
             Definition::TypeDefinition(TypeDefinition::Scalar(scalar)) => {
                 for (subgraph, graph) in &graphs {
-                    let defines = scalars
+                    let defines = declared
                         .iter()
-                        .any(|(name, names)| name == subgraph && names.contains(&scalar.name));
+                        .any(|d| d.subgraph == *subgraph && d.scalars.contains(&scalar.name));
                     if defines && !has_join_type(&scalar.directives, graph) {
                         scalar.directives.push(join_type(graph));
+                    }
+                }
+            }
+            // An `@interfaceObject` whose keys are all unresolvable is left off the interface, and
+            // the planner then cannot reach the interface from that subgraph at all.
+            Definition::TypeDefinition(TypeDefinition::Interface(interface)) => {
+                for (subgraph, graph) in &graphs {
+                    if has_join_type(&interface.directives, graph) {
+                        continue;
+                    }
+                    let Some(d) = declared.iter().find(|d| d.subgraph == *subgraph) else {
+                        continue;
+                    };
+                    for (_, key, resolvable) in d
+                        .interface_objects
+                        .iter()
+                        .filter(|(t, _, _)| *t == interface.name)
+                    {
+                        let mut directive = join_type(graph);
+                        directive
+                            .arguments
+                            .push(("key".into(), ast::Value::String(key.clone())));
+                        if !resolvable {
+                            directive
+                                .arguments
+                                .push(("resolvable".into(), ast::Value::Boolean(false)));
+                        }
+                        directive
+                            .arguments
+                            .push(("isInterfaceObject".into(), ast::Value::Boolean(true)));
+                        interface.directives.push(directive);
                     }
                 }
             }

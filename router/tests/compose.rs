@@ -17,6 +17,13 @@ fn subgraph(name: &str, sdl: &str) -> SubgraphSdl {
     }
 }
 
+/// The supergraph line that starts with `prefix` (a type or directive definition).
+fn line_starting<'s>(sdl: &'s str, prefix: &str) -> &'s str {
+    sdl.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{sdl}"))
+}
+
 #[test]
 fn composed_root_types_name_every_subgraph_with_root_fields() {
     let sdl = compose(&[
@@ -53,10 +60,7 @@ fn composed_supergraphs_follow_the_join_spec_for_other_routers() {
         ),
     ])
     .expect("composes");
-    let scalar = sdl
-        .lines()
-        .find(|l| l.starts_with("scalar Money"))
-        .expect("the scalar is in the supergraph");
+    let scalar = line_starting(&sdl, "scalar Money");
     assert!(
         scalar.contains("@join__type(graph: A)") && scalar.contains("@join__type(graph: B)"),
         "{scalar}"
@@ -68,10 +72,7 @@ fn composed_supergraphs_follow_the_join_spec_for_other_routers() {
         "join__implements",
         "join__unionMember",
     ] {
-        let definition = sdl
-            .lines()
-            .find(|l| l.starts_with(&format!("directive @{directive}(")))
-            .unwrap_or_else(|| panic!("@{directive} is defined"));
+        let definition = line_starting(&sdl, &format!("directive @{directive}("));
         assert!(definition.contains(") repeatable on "), "{definition}");
     }
     for definition in [
@@ -323,4 +324,29 @@ async fn the_playground_is_served_with_its_assets() {
             .expect("body");
         assert!(String::from_utf8_lossy(&body).contains(needle), "{path}");
     }
+}
+
+/// graphql-composition leaves an `@interfaceObject` whose keys are all unresolvable off the
+/// interface; without it the planner cannot reach the interface from that subgraph.
+#[test]
+fn unresolvable_interface_objects_keep_their_join_type() {
+    let sdl = compose(&[
+        subgraph(
+            "accounts",
+            "interface Account @key(fields: \"id\") { id: ID! } type Admin implements Account @key(fields: \"id\") { id: ID! } type Query { accounts: [Account] }",
+        ),
+        SubgraphSdl {
+            sdl: "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.5\", import: [\"@key\", \"@interfaceObject\"])\ntype Account @key(fields: \"id\", resolvable: false) @interfaceObject { id: ID! } type Query { top: Account }".into(),
+            ..subgraph("stats", "")
+        },
+    ])
+    .expect("composes");
+    let interface = line_starting(&sdl, "interface Account");
+    assert!(
+        interface.contains(
+            "@join__type(graph: STATS, key: \"id\", resolvable: false, isInterfaceObject: true)"
+        ),
+        "{interface}"
+    );
+    Supergraph::load(&sdl, &HashMap::new(), 10).expect("loads and plans");
 }

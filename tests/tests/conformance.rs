@@ -170,3 +170,43 @@ async fn shareable_override_and_inaccessible_fields() {
 async fn compound_and_nested_keys_with_null_key_fields() {
     run_scenario("compound_keys").await;
 }
+
+#[tokio::test]
+async fn interface_objects_and_entity_interfaces() {
+    run_scenario("interface_object").await;
+}
+
+#[tokio::test]
+async fn entities_hop_across_partly_overlapping_keys_and_back() {
+    run_scenario("hops_and_partial_keys").await;
+}
+
+#[tokio::test]
+async fn requires_with_fragments_and_chained_requires() {
+    run_scenario("requires_chains").await;
+}
+
+#[tokio::test]
+async fn federation_one_subgraphs_with_extends_and_external_keys() {
+    run_scenario("fed1_style").await;
+}
+
+#[tokio::test]
+async fn provides_nested_and_on_interfaces() {
+    run_scenario("provides_nested").await;
+}
+
+#[tokio::test]
+async fn enums_and_inputs_intersect_across_subgraphs() {
+    run_scenario("enum_and_input_intersections").await;
+}
+
+#[tokio::test]
+async fn override_of_a_field_with_requires() {
+    run_scenario("override_with_requires").await;
+}
+
+#[tokio::test]
+async fn requires_with_arguments_on_the_required_field() {
+    run_scenario("requires_arguments").await;
+}
