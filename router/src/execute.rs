@@ -24,12 +24,24 @@ use serde_json::{json, Map, Value};
 
 use crate::{fetch::SubgraphClient, supergraph::Supergraph};
 
-/// One step of a path into the response tree.
-#[derive(Debug, Clone, PartialEq)]
+/// One step of a path into the response tree, borrowed while executing or shaping; turned into
+/// JSON only for an error.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Step<'p> {
-    /// A response key, borrowed from the plan's flatten path.
+    /// A response key, borrowed from the plan or the operation.
     Key(&'p str),
     Index(usize),
+}
+
+impl Step<'_> {
+    /// Whether this step is the JSON path element `value`.
+    pub fn matches(self, value: &Value) -> bool {
+        match (self, value) {
+            (Step::Key(key), Value::String(s)) => key == s,
+            (Step::Index(i), Value::Number(n)) => n.as_u64() == Some(i as u64),
+            _ => false,
+        }
+    }
 }
 
 type Path<'p> = Vec<Step<'p>>;
@@ -38,7 +50,8 @@ type Path<'p> = Vec<Step<'p>>;
 /// was a bare reference when the representation was taken.
 type Target<'p> = (Path<'p>, usize, bool);
 
-fn path_json(path: &[Step<'_>]) -> Vec<Value> {
+/// A path as JSON, for an error's `path`.
+pub fn path_json(path: &[Step<'_>]) -> Vec<Value> {
     path.iter()
         .map(|s| match s {
             Step::Key(k) => Value::String((*k).to_owned()),

@@ -22,7 +22,10 @@ use hive_router_query_planner::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::supergraph::Supergraph;
+use crate::{
+    execute::{path_json, Step},
+    supergraph::Supergraph,
+};
 
 /// The shaped root: each root response key with its value as JSON text, in the client's order, or
 /// `None` when a null propagated all the way up (`"data": null`).
@@ -55,34 +58,6 @@ pub fn shape(
     let object = data.as_object().unwrap_or(&empty);
     let shaped = shaper.root(object, selections, root);
     (shaped, shaper.errors)
-}
-
-/// One step of a response path, borrowed while shaping; turned into JSON only for an error.
-#[derive(Debug, Clone, Copy)]
-enum Segment<'p> {
-    Key(&'p str),
-    Index(usize),
-}
-
-impl Segment<'_> {
-    fn matches(self, value: &Value) -> bool {
-        match (self, value) {
-            (Segment::Key(key), Value::String(s)) => key == s,
-            (Segment::Index(i), Value::Number(n)) => n.as_u64() == Some(i as u64),
-            _ => false,
-        }
-    }
-
-    fn to_json(self) -> Value {
-        match self {
-            Segment::Key(key) => Value::String(key.to_owned()),
-            Segment::Index(i) => Value::from(i),
-        }
-    }
-}
-
-fn path_json(path: &[Segment<'_>]) -> Vec<Value> {
-    path.iter().map(|s| s.to_json()).collect()
 }
 
 /// A null reached a non-null position: the enclosing nullable value must become null.
@@ -186,7 +161,11 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                                 .map(|f| &f.field_type);
                             let composite = ty.is_some_and(|ty| {
                                 matches!(
-                                    supergraph.planner.supergraph.definitions.get(named(ty)),
+                                    supergraph
+                                        .planner
+                                        .supergraph
+                                        .definitions
+                                        .get(ty.inner_type()),
                                     Some(
                                         SupergraphDefinition::Object(_)
                                             | SupergraphDefinition::Interface(_)
@@ -225,7 +204,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         data: &'p Map<String, Value>,
         selections: &[&'p SelectionSet],
         declared: &'p str,
-        path: &mut Vec<Segment<'p>>,
+        path: &mut Vec<Step<'p>>,
     ) -> Result<(), Propagate> {
         let runtime = data
             .get("__typename")
@@ -252,14 +231,14 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         data: &'p Map<String, Value>,
         group: &Group<'p>,
         runtime: &'p str,
-        path: &mut Vec<Segment<'p>>,
+        path: &mut Vec<Step<'p>>,
     ) -> Result<(), Propagate> {
         if group.field.name == "__typename" {
             write_json(out, runtime);
             return Ok(());
         }
         let value = data.get(group.key).unwrap_or(&Value::Null);
-        path.push(Segment::Key(group.key));
+        path.push(Step::Key(group.key));
         let written = match group.ty {
             Some(ty) => self.value(out, ty, group.composite, value, &group.selections, path),
             None => {
@@ -280,7 +259,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         composite: bool,
         value: &'p Value,
         selections: &[&'p SelectionSet],
-        path: &mut Vec<Segment<'p>>,
+        path: &mut Vec<Step<'p>>,
     ) -> Result<bool, Propagate> {
         match ty {
             TypeNode::NonNull(inner) => {
@@ -313,7 +292,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                     if i > 0 {
                         out.push(b',');
                     }
-                    path.push(Segment::Index(i));
+                    path.push(Step::Index(i));
                     let written = self.value(out, inner, composite, item, selections, path);
                     path.pop();
                     if written.is_err() {
@@ -351,14 +330,6 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
     fn included(&self, skip_if: Option<&str>, include_if: Option<&str>) -> bool {
         let truthy = |name: &str| self.variables.get(name) == Some(&Value::Bool(true));
         !skip_if.is_some_and(truthy) && include_if.is_none_or(truthy)
-    }
-}
-
-/// The named type under list and non-null wrappers.
-fn named(ty: &TypeNode) -> &str {
-    match ty {
-        TypeNode::Named(name) => name,
-        TypeNode::List(inner) | TypeNode::NonNull(inner) => named(inner),
     }
 }
 
