@@ -193,7 +193,7 @@ impl Router {
         body.push(b'{');
         if !errors.is_empty() {
             body.extend_from_slice(b"\"errors\":");
-            serde_json::to_writer(&mut body, &errors).expect("JSON values serialize");
+            response::write_json(&mut body, &errors);
             body.push(b',');
         }
         body.extend_from_slice(b"\"data\":");
@@ -214,7 +214,7 @@ impl Router {
                 if i > 0 {
                     body.push(b',');
                 }
-                serde_json::to_writer(&mut body, key).expect("strings serialize");
+                response::write_json(&mut body, key);
                 body.push(b':');
                 body.extend_from_slice(value);
             }
@@ -228,8 +228,7 @@ impl Router {
                 }
             };
             body.extend_from_slice(b",\"extensions\":");
-            serde_json::to_writer(&mut body, &json!({ "queryPlan": plan }))
-                .expect("JSON values serialize");
+            response::write_json(&mut body, &json!({ "queryPlan": plan }));
         }
         body.push(b'}');
         Outcome::Response(body)

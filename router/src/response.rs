@@ -333,6 +333,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
     }
 }
 
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+/// Appends `value` as JSON text.
+pub(crate) fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("strings and JSON values serialize into memory");
 }
