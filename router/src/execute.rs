@@ -22,7 +22,12 @@ use hive_router_query_planner::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::{fetch::SubgraphClient, supergraph::Supergraph};
+use crate::{
+    fetch::{SubgraphClient, SubgraphResponse},
+    response::write_json,
+    supergraph::Supergraph,
+    value::{deep_merge, Bodies, Obj, Val},
+};
 
 /// One step of a path into the response tree, borrowed while executing or shaping; turned into
 /// JSON only for an error.
@@ -67,7 +72,9 @@ pub struct Execution<'a> {
     pub headers: &'a HeaderMap,
     /// The client's variables, coerced, defaults applied.
     pub variables: &'a Map<String, Value>,
-    data: Mutex<Value>,
+    /// The subgraphs' response bodies, which the tree borrows its strings from.
+    bodies: &'a Bodies,
+    data: Mutex<Val<'a>>,
     errors: Mutex<Vec<Value>>,
 }
 
@@ -80,19 +87,21 @@ impl<'a> Execution<'a> {
         client: &'a SubgraphClient,
         headers: &'a HeaderMap,
         variables: &'a Map<String, Value>,
+        bodies: &'a Bodies,
     ) -> Self {
         Execution {
             supergraph,
             client,
             headers,
             variables,
-            data: Mutex::new(Value::Object(Map::new())),
+            bodies,
+            data: Mutex::new(Val::Object(Obj::default())),
             errors: Mutex::new(Vec::new()),
         }
     }
 
     /// Runs `plan`; returns the merged tree and the errors.
-    pub async fn run(self, plan: &QueryPlan) -> (Value, Vec<Value>) {
+    pub async fn run(self, plan: &QueryPlan) -> (Val<'a>, Vec<Value>) {
         if let Some(node) = &plan.node {
             self.node(node).await;
         }
@@ -155,31 +164,59 @@ impl<'a> Execution<'a> {
             .extend(errors);
     }
 
-    /// The client variables an operation uses.
-    fn variables_for(
+    /// The request body for a subgraph: `query`, the client variables it uses (`usages`) and
+    /// each `(variable, representations)` as a list (representations are JSON text already).
+    fn request_body(
         &self,
+        query: &str,
         usages: Option<&std::collections::BTreeSet<String>>,
-    ) -> Map<String, Value> {
-        usages
-            .into_iter()
-            .flatten()
-            .filter_map(|name| self.variables.get(name).map(|v| (name.clone(), v.clone())))
-            .collect()
+        representations: &[(&str, Vec<Vec<u8>>)],
+    ) -> Vec<u8> {
+        let size: usize = representations
+            .iter()
+            .flat_map(|(_, list)| list.iter().map(|r| r.len() + 1))
+            .sum();
+        let mut body = Vec::with_capacity(query.len() + size + 64);
+        body.extend_from_slice(b"{\"query\":");
+        write_json(&mut body, query);
+        body.extend_from_slice(b",\"variables\":{");
+        let mut first = true;
+        let mut name = |body: &mut Vec<u8>, name: &str| {
+            if !std::mem::take(&mut first) {
+                body.push(b',');
+            }
+            write_json(body, name);
+            body.push(b':');
+        };
+        for usage in usages.into_iter().flatten() {
+            if let Some(value) = self.variables.get(usage) {
+                name(&mut body, usage);
+                write_json(&mut body, value);
+            }
+        }
+        for (variable, list) in representations {
+            name(&mut body, variable);
+            body.push(b'[');
+            for (i, representation) in list.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(representation);
+            }
+            body.push(b']');
+        }
+        body.extend_from_slice(b"}}");
+        body
     }
 
-    async fn send(
-        &self,
-        service: &str,
-        query: &str,
-        variables: Map<String, Value>,
-    ) -> Option<crate::fetch::SubgraphResponse> {
+    async fn send(&self, service: &str, body: Vec<u8>) -> Option<SubgraphResponse<'a>> {
         let Some(url) = self.supergraph.subgraph_urls.get(service) else {
             self.push_errors([subgraph_failed(service, "has no URL in the supergraph")]);
             return None;
         };
         match self
             .client
-            .fetch(service, url, query, variables, self.headers)
+            .fetch(service, url, body, self.headers, self.bodies)
             .await
         {
             Ok(response) => Some(response),
@@ -194,7 +231,8 @@ impl<'a> Execution<'a> {
     /// A fetch at `path` (empty: the root). With `requires` it is an entity fetch; without, its data
     /// is merged into every object at `path`.
     async fn fetch(&self, fetch: &FetchNode, path: &[FlattenNodePathSegment]) {
-        let mut variables = self.variables_for(fetch.variable_usages.as_ref());
+        let query = fetch.operation.document_str.as_str();
+        let usages = fetch.variable_usages.as_ref();
         let Some(requires) = &fetch.requires else {
             let targets = if path.is_empty() {
                 vec![Vec::new()]
@@ -207,14 +245,8 @@ impl<'a> Execution<'a> {
             if targets.is_empty() {
                 return;
             }
-            let Some(response) = self
-                .send(
-                    &fetch.service_name,
-                    &fetch.operation.document_str,
-                    variables,
-                )
-                .await
-            else {
+            let body = self.request_body(query, usages, &[]);
+            let Some(response) = self.send(&fetch.service_name, body).await else {
                 return;
             };
             let mut data = response.data;
@@ -229,9 +261,19 @@ impl<'a> Execution<'a> {
             );
             if let Some(fetched) = data {
                 let mut tree = self.data.lock().expect("the data lock is never poisoned");
-                for target in &targets {
-                    if let Some(slot) = get_mut(&mut tree, target) {
-                        deep_merge(slot, fetched.clone());
+                let last = targets.len() - 1;
+                let mut fetched = Some(fetched);
+                for (i, target) in targets.iter().enumerate() {
+                    let Some(slot) = get_mut(&mut tree, target) else {
+                        continue;
+                    };
+                    let value = if i == last {
+                        fetched.take()
+                    } else {
+                        fetched.clone()
+                    };
+                    if let Some(value) = value {
+                        deep_merge(slot, value);
                     }
                 }
             }
@@ -242,27 +284,23 @@ impl<'a> Execution<'a> {
         if representations.is_empty() {
             return;
         }
-        variables.insert("representations".into(), Value::Array(representations));
-        let Some(response) = self
-            .send(
-                &fetch.service_name,
-                &fetch.operation.document_str,
-                variables,
-            )
-            .await
-        else {
+        let body = self.request_body(query, usages, &[("representations", representations)]);
+        let Some(response) = self.send(&fetch.service_name, body).await else {
             return;
         };
+        let entities = response
+            .data
+            .and_then(|mut d| take_list(&mut d, "_entities"));
         self.merge_entities(
-            "_entities",
-            response,
+            entities,
+            response.errors,
             &targets,
             fetch.output_rewrites.as_deref(),
         );
     }
 
     async fn batch_fetch(&self, batch: &BatchFetchNode) {
-        let mut variables = self.variables_for(batch.variable_usages.as_ref());
+        let mut lists = Vec::new();
         let mut per_alias = Vec::new();
         let mut by_variable: HashMap<&str, Vec<Target>> = HashMap::new();
         for alias in &batch.entity_batch.aliases {
@@ -275,38 +313,33 @@ impl<'a> Execution<'a> {
                 alias.merge_paths.iter().map(|p| p.as_slice()).collect();
             let (targets, representations) =
                 self.representations(&paths, &alias.requires, alias.input_rewrites.as_deref());
-            variables.insert(variable.to_owned(), Value::Array(representations));
+            lists.push((variable, representations));
             by_variable.insert(variable, targets.clone());
             per_alias.push((alias, targets));
         }
         if per_alias.iter().all(|(_, targets)| targets.is_empty()) {
             return;
         }
-        let Some(mut response) = self
-            .send(
-                &batch.service_name,
-                &batch.operation.document_str,
-                variables,
-            )
-            .await
-        else {
+        let body = self.request_body(
+            &batch.operation.document_str,
+            batch.variable_usages.as_ref(),
+            &lists,
+        );
+        let Some(mut response) = self.send(&batch.service_name, body).await else {
             return;
         };
         let errors = std::mem::take(&mut response.errors);
         for (alias, targets) in &per_alias {
-            let part = crate::fetch::SubgraphResponse {
-                data: response.data.as_ref().map(
-                    |d| json!({ "_entities": d.get(&alias.alias).cloned().unwrap_or(Value::Null) }),
-                ),
-                errors: errors
-                    .iter()
-                    .filter(|e| {
-                        e["path"].get(0).and_then(Value::as_str) == Some(alias.alias.as_str())
-                    })
-                    .cloned()
-                    .collect(),
-            };
-            self.merge_entities("_entities", part, targets, alias.output_rewrites.as_deref());
+            let entities = response
+                .data
+                .as_mut()
+                .and_then(|d| take_list(d, &alias.alias));
+            let errors = errors
+                .iter()
+                .filter(|e| e["path"].get(0).and_then(Value::as_str) == Some(alias.alias.as_str()))
+                .cloned()
+                .collect();
+            self.merge_entities(entities, errors, targets, alias.output_rewrites.as_deref());
         }
         self.push_errors(errors.into_iter().filter(|e| {
             !per_alias
@@ -316,29 +349,28 @@ impl<'a> Execution<'a> {
     }
 
     /// The targets at `paths` with the index of their (deduplicated) representation, and the
-    /// representations themselves. Targets whose representation is empty are left out.
+    /// representations themselves as JSON text. Targets whose representation is empty are left out.
     fn representations<'p>(
         &self,
         paths: &[&'p [FlattenNodePathSegment]],
         requires: &SelectionSet,
         input_rewrites: Option<&[FetchRewrite]>,
-    ) -> (Vec<Target<'p>>, Vec<Value>) {
+    ) -> (Vec<Target<'p>>, Vec<Vec<u8>>) {
         let data = self.data.lock().expect("the data lock is never poisoned");
         let mut targets = Vec::new();
-        let mut representations: Vec<Value> = Vec::new();
-        let mut index_of: HashMap<String, usize> = HashMap::new();
+        let mut index_of: HashMap<Vec<u8>, usize> = HashMap::new();
         for path in paths {
             self.collect_targets(&data, path, &mut Vec::new(), &mut |target, value| {
-                let Value::Object(object) = value else { return };
+                let Val::Object(object) = value else { return };
                 // Rewrites change a copy; without them the object is read where it is (an
                 // entity can hold a large subtree: copying it would cost more than the fetch).
                 let rewritten;
                 let object = match input_rewrites {
                     None => object,
                     Some(rewrites) => {
-                        let mut wrapped = Value::Object(object.clone());
+                        let mut wrapped = Val::Object(object.clone());
                         self.rewrite(&mut wrapped, rewrites);
-                        let Value::Object(object) = wrapped else {
+                        let Val::Object(object) = wrapped else {
                             return;
                         };
                         rewritten = object;
@@ -353,25 +385,24 @@ impl<'a> Execution<'a> {
                 let reference_only = object
                     .keys()
                     .all(|k| k == "__typename" || representation.contains_key(k));
-                let key = serde_json::to_string(&representation).expect("JSON values serialize");
-                let index = *index_of.entry(key).or_insert_with(|| {
-                    representations.push(Value::Object(representation));
-                    representations.len() - 1
-                });
+                let mut text = Vec::new();
+                write_json(&mut text, &representation);
+                let next = index_of.len();
+                let index = *index_of.entry(text).or_insert(next);
                 targets.push((target, index, reference_only));
             });
+        }
+        let mut representations = vec![Vec::new(); index_of.len()];
+        for (text, index) in index_of {
+            representations[index] = text;
         }
         (targets, representations)
     }
 
     /// The representation of `object` for `requires`: `__typename` plus the required fields. `None`
     /// when nothing but the type name could be projected (no key to look the entity up by).
-    fn project(
-        &self,
-        object: &Map<String, Value>,
-        requires: &SelectionSet,
-    ) -> Option<Map<String, Value>> {
-        let mut out = Map::new();
+    fn project(&self, object: &Obj<'a>, requires: &SelectionSet) -> Option<Obj<'a>> {
+        let mut out = Obj::default();
         if let Some(typename) = object.get("__typename") {
             out.insert("__typename".into(), typename.clone());
         }
@@ -379,13 +410,8 @@ impl<'a> Execution<'a> {
         (out.len() > usize::from(out.contains_key("__typename"))).then_some(out)
     }
 
-    fn project_into(
-        &self,
-        object: &Map<String, Value>,
-        selections: &SelectionSet,
-        out: &mut Map<String, Value>,
-    ) {
-        let typename = object.get("__typename").and_then(Value::as_str);
+    fn project_into(&self, object: &Obj<'a>, selections: &SelectionSet, out: &mut Obj<'a>) {
+        let typename = object.get("__typename").and_then(Val::as_str);
         for item in &selections.items {
             match item {
                 SelectionItem::InlineFragment(fragment) => {
@@ -412,24 +438,24 @@ impl<'a> Execution<'a> {
                     } else {
                         self.project_value(value, &field.selections)
                     };
-                    out.insert(key.to_owned(), projected);
+                    out.insert(key.to_owned().into(), projected);
                 }
                 SelectionItem::FragmentSpread(_) => {}
             }
         }
     }
 
-    fn project_value(&self, value: &Value, selections: &SelectionSet) -> Value {
+    fn project_value(&self, value: &Val<'a>, selections: &SelectionSet) -> Val<'a> {
         match value {
-            Value::Object(object) => {
-                let mut out = Map::new();
+            Val::Object(object) => {
+                let mut out = Obj::default();
                 if let Some(typename) = object.get("__typename") {
                     out.insert("__typename".into(), typename.clone());
                 }
                 self.project_into(object, selections, &mut out);
-                Value::Object(out)
+                Val::Object(out)
             }
-            Value::Array(items) => Value::Array(
+            Val::List(items) => Val::List(
                 items
                     .iter()
                     .map(|v| self.project_value(v, selections))
@@ -439,24 +465,18 @@ impl<'a> Execution<'a> {
         }
     }
 
-    /// Merges an `_entities` answer into `targets` (index = representation), relocating errors.
+    /// Merges an `_entities` answer (`None`: no list came back) into `targets` (index =
+    /// representation), relocating the subgraph's errors about it.
     fn merge_entities(
         &self,
-        root_key: &str,
-        response: crate::fetch::SubgraphResponse,
+        entities: Option<Vec<Val<'a>>>,
+        subgraph_errors: Vec<Value>,
         targets: &[Target],
         output_rewrites: Option<&[FetchRewrite]>,
     ) {
-        let Some(mut data) = response.data else {
-            self.push_errors(response.errors.into_iter().map(strip_path));
+        let Some(mut entities) = entities else {
+            self.push_errors(subgraph_errors.into_iter().map(strip_path));
             return;
-        };
-        let mut entities = match data.get_mut(root_key).map(std::mem::take) {
-            Some(Value::Array(entities)) => entities,
-            _ => {
-                self.push_errors(response.errors.into_iter().map(strip_path));
-                return;
-            }
         };
         let expected = targets.iter().map(|(_, i, _)| i + 1).max().unwrap_or(0);
         if entities.len() != expected {
@@ -476,7 +496,7 @@ impl<'a> Execution<'a> {
             .collect();
         let mut errors = Vec::new();
         let mut errored = std::collections::HashSet::new();
-        for error in response.errors {
+        for error in subgraph_errors {
             let (relocated, index) = relocate_entity_error(error, targets, entities.len(), &nulls);
             errored.extend(index);
             errors.extend(relocated);
@@ -506,7 +526,7 @@ impl<'a> Execution<'a> {
                     // beer) names an entity that does not exist: null for the client too. An object
                     // with data of its own exists; this subgraph merely has nothing to add.
                     if *reference_only {
-                        *slot = Value::Null;
+                        *slot = Val::Null;
                     }
                 } else {
                     // A null explained by an error merges nothing: the fields this subgraph was to
@@ -525,14 +545,14 @@ impl<'a> Execution<'a> {
     /// Visits every object reached by `path` from `value`, with its concrete path.
     fn collect_targets<'v, 'p>(
         &self,
-        value: &'v Value,
+        value: &'v Val<'a>,
         path: &'p [FlattenNodePathSegment],
         current: &mut Path<'p>,
-        visit: &mut dyn FnMut(Path<'p>, &'v Value),
+        visit: &mut dyn FnMut(Path<'p>, &'v Val<'a>),
     ) {
         match value {
-            Value::Null => {}
-            Value::Array(items) => {
+            Val::Null => {}
+            Val::List(items) => {
                 // Lists are entered where the path says `@`, and at its end; nested lists share one `@`.
                 let rest = match path.first() {
                     Some(FlattenNodePathSegment::List) => &path[1..],
@@ -540,12 +560,16 @@ impl<'a> Execution<'a> {
                 };
                 for (i, item) in items.iter().enumerate() {
                     current.push(Step::Index(i));
-                    let next = if item.is_array() { path } else { rest };
+                    let next = if matches!(item, Val::List(_)) {
+                        path
+                    } else {
+                        rest
+                    };
                     self.collect_targets(item, next, current, visit);
                     current.pop();
                 }
             }
-            Value::Object(object) => match path.first() {
+            Val::Object(object) => match path.first() {
                 None => visit(current.clone(), value),
                 Some(FlattenNodePathSegment::Field(key)) => {
                     if let Some(child) = object.get(key) {
@@ -557,7 +581,7 @@ impl<'a> Execution<'a> {
                 Some(FlattenNodePathSegment::TypeCondition(types)) => {
                     let matches = object
                         .get("__typename")
-                        .and_then(Value::as_str)
+                        .and_then(Val::as_str)
                         .is_none_or(|t| types.iter().any(|c| self.supergraph.satisfies(t, c)));
                     if matches {
                         self.collect_targets(value, &path[1..], current, visit);
@@ -570,18 +594,19 @@ impl<'a> Execution<'a> {
     }
 
     /// Applies input (`ValueSetter`) and output (`KeyRenamer`) rewrites to `value`.
-    fn rewrite(&self, value: &mut Value, rewrites: &[FetchRewrite]) {
+    fn rewrite(&self, value: &mut Val<'a>, rewrites: &[FetchRewrite]) {
         for rewrite in rewrites {
             match rewrite {
                 FetchRewrite::ValueSetter(setter) => {
                     self.rewrite_at(value, &setter.path, &mut |object, key| {
-                        object.insert(key.to_owned(), Value::String(setter.set_value_to.clone()));
+                        let to = Val::String(setter.set_value_to.clone().into());
+                        object.insert(key.to_owned().into(), to);
                     })
                 }
                 FetchRewrite::KeyRenamer(renamer) => {
                     self.rewrite_at(value, &renamer.path, &mut |object, key| {
                         if let Some(v) = object.remove(key) {
-                            object.insert(renamer.rename_key_to.clone(), v);
+                            object.insert(renamer.rename_key_to.clone().into(), v);
                         }
                     })
                 }
@@ -591,15 +616,15 @@ impl<'a> Execution<'a> {
 
     fn rewrite_at(
         &self,
-        value: &mut Value,
+        value: &mut Val<'a>,
         path: &[FetchNodePathSegment],
-        apply: &mut dyn FnMut(&mut Map<String, Value>, &str),
+        apply: &mut dyn FnMut(&mut Obj<'a>, &str),
     ) {
         match value {
-            Value::Array(items) => items
+            Val::List(items) => items
                 .iter_mut()
                 .for_each(|item| self.rewrite_at(item, path, apply)),
-            Value::Object(object) => match path {
+            Val::Object(object) => match path {
                 [FetchNodePathSegment::Key(key)] => apply(object, key),
                 [FetchNodePathSegment::Key(key), rest @ ..] => {
                     if let Some(child) = object.get_mut(key) {
@@ -609,7 +634,7 @@ impl<'a> Execution<'a> {
                 [FetchNodePathSegment::TypenameEquals(types), rest @ ..] => {
                     let matches = object
                         .get("__typename")
-                        .and_then(Value::as_str)
+                        .and_then(Val::as_str)
                         .is_none_or(|t| types.iter().any(|c| self.supergraph.satisfies(t, c)));
                     if matches {
                         self.rewrite_at(value, rest, apply);
@@ -643,44 +668,23 @@ pub fn subgraph_failed(service: &str, reason: &str) -> Value {
     })
 }
 
-fn get_mut<'v>(value: &'v mut Value, path: &[Step<'_>]) -> Option<&'v mut Value> {
+fn get_mut<'v, 'a>(value: &'v mut Val<'a>, path: &[Step<'_>]) -> Option<&'v mut Val<'a>> {
     let mut current = value;
     for step in path {
         current = match (step, current) {
-            (Step::Key(k), Value::Object(o)) => o.get_mut(*k)?,
-            (Step::Index(i), Value::Array(a)) => a.get_mut(*i)?,
+            (Step::Key(k), Val::Object(o)) => o.get_mut(k)?,
+            (Step::Index(i), Val::List(a)) => a.get_mut(*i)?,
             _ => return None,
         };
     }
     Some(current)
 }
 
-/// Merges `source` into `target`: objects key by key, lists element by element; a null source
-/// changes nothing, nor does anything merged into a null target; anything else replaces.
-pub fn deep_merge(target: &mut Value, source: Value) {
-    match (target, source) {
-        (_, Value::Null) => {}
-        // An entity found not to exist stays null, whichever sibling fetch merges first.
-        (Value::Null, _) => {}
-        (Value::Object(target), Value::Object(source)) => {
-            for (key, value) in source {
-                match target.get_mut(&key) {
-                    Some(slot) => deep_merge(slot, value),
-                    None => {
-                        target.insert(key, value);
-                    }
-                }
-            }
-        }
-        (Value::Array(target), Value::Array(source)) => {
-            for (i, value) in source.into_iter().enumerate() {
-                match target.get_mut(i) {
-                    Some(slot) => deep_merge(slot, value),
-                    None => target.push(value),
-                }
-            }
-        }
-        (target, source) => *target = source,
+/// Takes the list under `key` out of the object `data`; `None` when there is no list there.
+fn take_list<'a>(data: &mut Val<'a>, key: &str) -> Option<Vec<Val<'a>>> {
+    match data.get_mut(key).map(std::mem::take) {
+        Some(Val::List(items)) => Some(items),
+        _ => None,
     }
 }
 

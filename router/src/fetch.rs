@@ -3,18 +3,20 @@
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use axum::http::HeaderMap;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
+
+use crate::value::{Bodies, Val};
 
 /// Headers copied from the client's request to every subgraph request; nothing else is forwarded.
 pub const FORWARDED_HEADERS: [&str; 2] = ["authorization", "traceparent"];
 
 /// A subgraph's answer, or why there is none.
-pub type FetchResult = Result<SubgraphResponse, String>;
+pub type FetchResult<'b> = Result<SubgraphResponse<'b>, String>;
 
-/// The parts of a subgraph's GraphQL response the executor uses.
+/// The parts of a subgraph's GraphQL response the executor uses; `data` borrows from the body.
 #[derive(Debug, Default)]
-pub struct SubgraphResponse {
-    pub data: Option<Value>,
+pub struct SubgraphResponse<'b> {
+    pub data: Option<Val<'b>>,
     pub errors: Vec<Value>,
 }
 
@@ -47,15 +49,16 @@ impl SubgraphClient {
             .clone()
     }
 
-    /// POSTs `query` with `variables` to the subgraph `name` at `url`.
-    pub async fn fetch(
+    /// POSTs `body` (a GraphQL request as JSON) to the subgraph `name` at `url`; the response body
+    /// is kept in `bodies`, and the answer's data borrows from it.
+    pub async fn fetch<'b>(
         &self,
         name: &str,
         url: &str,
-        query: &str,
-        variables: Map<String, Value>,
+        body: Vec<u8>,
         headers: &HeaderMap,
-    ) -> FetchResult {
+        bodies: &'b Bodies,
+    ) -> FetchResult<'b> {
         *self
             .counts
             .lock()
@@ -75,28 +78,24 @@ impl SubgraphClient {
                 request = request.header(header, value);
             }
         }
-        let body = json!({ "query": query, "variables": variables });
-        let response = request
-            .body(serde_json::to_vec(&body).expect("JSON values serialize"))
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    "timed out".to_owned()
-                } else if e.is_connect() {
-                    "connection refused or unreachable".to_owned()
-                } else {
-                    format!("request failed: {e}")
-                }
-            })?;
+        let response = request.body(body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                "timed out".to_owned()
+            } else if e.is_connect() {
+                "connection refused or unreachable".to_owned()
+            } else {
+                format!("request failed: {e}")
+            }
+        })?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
             .map_err(|e| format!("cannot read the response: {e}"))?;
-        let parsed: Value = serde_json::from_slice(&bytes)
+        let bytes = bodies.keep(Vec::from(bytes));
+        let parsed: Val = serde_json::from_slice(bytes)
             .map_err(|_| format!("answered HTTP {status} with a body that is not JSON"))?;
-        let Value::Object(mut object) = parsed else {
+        let Val::Object(mut object) = parsed else {
             return Err(format!(
                 "answered HTTP {status} with JSON that is not a GraphQL response"
             ));
@@ -107,8 +106,8 @@ impl SubgraphClient {
             ));
         }
         let errors = match object.remove("errors") {
-            Some(Value::Array(errors)) => errors,
-            Some(Value::Null) | None => Vec::new(),
+            Some(Val::List(errors)) => errors.iter().map(Val::to_json).collect(),
+            Some(Val::Null) | None => Vec::new(),
             Some(_) => return Err("answered with an `errors` member that is not a list".into()),
         };
         let data = object.remove("data").filter(|d| !d.is_null());

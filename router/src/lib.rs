@@ -25,6 +25,7 @@ pub mod plan;
 pub mod playground;
 pub mod response;
 pub mod supergraph;
+pub mod value;
 pub mod variables;
 
 use std::{
@@ -143,8 +144,9 @@ impl Router {
         let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
         let mut null_data = false;
         if let Some((operation, plan)) = &prepared.planned {
+            let bodies = value::Bodies::default();
             let (tree, fetch_errors) =
-                execute::Execution::new(&supergraph, &self.client, headers, &variables)
+                execute::Execution::new(&supergraph, &self.client, headers, &variables, &bodies)
                     .run(plan)
                     .await;
             let root = match prepared.kind {

@@ -25,6 +25,7 @@ use serde_json::{json, Map, Value};
 use crate::{
     execute::{path_json, Step},
     supergraph::Supergraph,
+    value::{Obj, Val},
 };
 
 /// The shaped root: each root response key with its value as JSON text, in the client's order, or
@@ -37,7 +38,7 @@ pub type ShapedRoot = Option<Vec<(String, Vec<u8>)>>;
 pub fn shape(
     supergraph: &Supergraph,
     variables: &Map<String, Value>,
-    data: &Value,
+    data: &Val<'_>,
     selections: &SelectionSet,
     root: &str,
     known_errors: &[Value],
@@ -54,7 +55,7 @@ pub fn shape(
         errors: Vec::new(),
         groups: HashMap::new(),
     };
-    let empty = Map::new();
+    let empty = Obj::default();
     let object = data.as_object().unwrap_or(&empty);
     let shaped = shaper.root(object, selections, root);
     (shaped, shaper.errors)
@@ -90,7 +91,7 @@ struct Shaper<'a, 'p> {
 impl<'a: 'p, 'p> Shaper<'a, 'p> {
     fn root(
         &mut self,
-        data: &'p Map<String, Value>,
+        data: &'p Obj<'p>,
         selections: &'p SelectionSet,
         root: &'p str,
     ) -> ShapedRoot {
@@ -201,14 +202,14 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
     fn object(
         &mut self,
         out: &mut Vec<u8>,
-        data: &'p Map<String, Value>,
+        data: &'p Obj<'p>,
         selections: &[&'p SelectionSet],
         declared: &'p str,
         path: &mut Vec<Step<'p>>,
     ) -> Result<(), Propagate> {
         let runtime = data
             .get("__typename")
-            .and_then(Value::as_str)
+            .and_then(Val::as_str)
             .unwrap_or(declared);
         let groups = self.collect(selections, runtime, declared);
         out.push(b'{');
@@ -228,7 +229,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
     fn field(
         &mut self,
         out: &mut Vec<u8>,
-        data: &'p Map<String, Value>,
+        data: &'p Obj<'p>,
         group: &Group<'p>,
         runtime: &'p str,
         path: &mut Vec<Step<'p>>,
@@ -237,7 +238,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
             write_json(out, runtime);
             return Ok(());
         }
-        let value = data.get(group.key).unwrap_or(&Value::Null);
+        let value = data.get(group.key).unwrap_or(&Val::Null);
         path.push(Step::Key(group.key));
         let written = match group.ty {
             Some(ty) => self.value(out, ty, group.composite, value, &group.selections, path),
@@ -257,7 +258,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         out: &mut Vec<u8>,
         ty: &'p TypeNode,
         composite: bool,
-        value: &'p Value,
+        value: &'p Val<'p>,
         selections: &[&'p SelectionSet],
         path: &mut Vec<Step<'p>>,
     ) -> Result<bool, Propagate> {
@@ -282,7 +283,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                 Err(Propagate)
             }
             TypeNode::List(inner) => {
-                let Value::Array(items) = value else {
+                let Val::List(items) = value else {
                     out.extend_from_slice(b"null");
                     return Ok(true);
                 };
@@ -309,7 +310,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                     write_json(out, value);
                     return Ok(value.is_null());
                 }
-                let Value::Object(object) = value else {
+                let Val::Object(object) = value else {
                     out.extend_from_slice(b"null");
                     return Ok(true);
                 };

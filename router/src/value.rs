@@ -1,0 +1,424 @@
+//! The response tree's values: compact, and borrowing their strings from the subgraphs' bodies.
+//!
+//! Profiles of the router under load showed `serde_json::Value` trees costing over half its time:
+//! every object an `IndexMap` (a hash table plus an entry list), every key its own allocation,
+//! every lookup a SipHash. Here an object is one sorted vector of pairs (binary search, no hashing),
+//! and strings and keys point into the response body they were parsed from, which [`Bodies`] keeps
+//! for the whole operation. Only strings with JSON escapes in them are copied.
+
+use std::{borrow::Cow, fmt};
+
+use serde::{
+    de::{DeserializeSeed, MapAccess, SeqAccess, Visitor},
+    ser::{SerializeMap, SerializeSeq},
+    Deserialize, Deserializer, Serialize, Serializer,
+};
+
+/// The subgraph response bodies of one operation. Values parsed from a body borrow from it, so it
+/// is kept (never moved or freed) until the operation's answer is written.
+#[derive(Default)]
+pub struct Bodies(elsa::sync::FrozenVec<Vec<u8>>);
+
+impl Bodies {
+    /// Keeps `body` for the rest of the operation and lends it out.
+    pub fn keep(&self, body: Vec<u8>) -> &[u8] {
+        self.0.push_get(body)
+    }
+}
+
+/// A JSON value whose strings borrow from `'a`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Val<'a> {
+    #[default]
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(Cow<'a, str>),
+    List(Vec<Val<'a>>),
+    Object(Obj<'a>),
+}
+
+/// A JSON object: its members sorted by key, each key once.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Obj<'a>(Vec<(Cow<'a, str>, Val<'a>)>);
+
+impl<'a> Val<'a> {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Val::Null)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<&Obj<'a>> {
+        match self {
+            Val::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The member `key` when this is an object.
+    pub fn get(&self, key: &str) -> Option<&Val<'a>> {
+        self.as_object().and_then(|o| o.get(key))
+    }
+
+    /// The member `key` when this is an object.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Val<'a>> {
+        match self {
+            Val::Object(o) => o.get_mut(key),
+            _ => None,
+        }
+    }
+
+    /// An owned `serde_json::Value` (for errors and other small values leaving the tree).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Val::Null => serde_json::Value::Null,
+            Val::Bool(b) => serde_json::Value::Bool(*b),
+            Val::Number(n) => serde_json::Value::Number(n.clone()),
+            Val::String(s) => serde_json::Value::String(s.to_string()),
+            Val::List(items) => serde_json::Value::Array(items.iter().map(Val::to_json).collect()),
+            Val::Object(o) => serde_json::Value::Object(
+                o.iter().map(|(k, v)| (k.to_owned(), v.to_json())).collect(),
+            ),
+        }
+    }
+}
+
+impl From<&serde_json::Value> for Val<'static> {
+    fn from(value: &serde_json::Value) -> Self {
+        match value {
+            serde_json::Value::Null => Val::Null,
+            serde_json::Value::Bool(b) => Val::Bool(*b),
+            serde_json::Value::Number(n) => Val::Number(n.clone()),
+            serde_json::Value::String(s) => Val::String(Cow::Owned(s.clone())),
+            serde_json::Value::Array(items) => Val::List(items.iter().map(Val::from).collect()),
+            serde_json::Value::Object(o) => Val::Object(Obj::from_pairs(
+                o.iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), Val::from(v)))
+                    .collect(),
+            )),
+        }
+    }
+}
+
+impl<'a> Obj<'a> {
+    /// An object of `pairs`; of repeated keys the last one counts, as in `serde_json`.
+    pub fn from_pairs(mut pairs: Vec<(Cow<'a, str>, Val<'a>)>) -> Self {
+        if pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
+            // Stable: among equal keys the order of appearance stays, and the last one is kept.
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut kept: Vec<(Cow<'a, str>, Val<'a>)> = Vec::with_capacity(pairs.len());
+            for pair in pairs {
+                match kept.last_mut() {
+                    Some(last) if last.0 == pair.0 => *last = pair,
+                    _ => kept.push(pair),
+                }
+            }
+            pairs = kept;
+        }
+        Obj(pairs)
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Val<'a>> {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Val<'a>> {
+        self.find(key).ok().map(|i| &mut self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Sets `key` to `value`, replacing what was there.
+    pub fn insert(&mut self, key: Cow<'a, str>, value: Val<'a>) {
+        match self.find(&key) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Val<'a>> {
+        self.find(key).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_ref())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Val<'a>)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// Merges `source` in: members of both are merged with `merge`, the others taken.
+    fn merge_with(&mut self, source: Obj<'a>, merge: fn(&mut Val<'a>, Val<'a>)) {
+        if source.0.len() <= 4 {
+            for (key, value) in source.0 {
+                match self.find(&key) {
+                    Ok(i) => merge(&mut self.0[i].1, value),
+                    Err(i) => self.0.insert(i, (key, value)),
+                }
+            }
+            return;
+        }
+        // Both sorted: one pass, so merging large objects stays linear.
+        let target = std::mem::take(&mut self.0);
+        let mut out = Vec::with_capacity(target.len() + source.0.len());
+        let mut source = source.0.into_iter().peekable();
+        for (key, mut value) in target {
+            while let Some(next) = source.next_if(|(k, _)| *k < key) {
+                out.push(next);
+            }
+            if let Some((_, other)) = source.next_if(|(k, _)| *k == key) {
+                merge(&mut value, other);
+            }
+            out.push((key, value));
+        }
+        out.extend(source);
+        self.0 = out;
+    }
+}
+
+/// Merges `source` into `target`: objects key by key, lists element by element; a null source
+/// changes nothing, nor does anything merged into a null target; anything else replaces.
+pub fn deep_merge<'a>(target: &mut Val<'a>, source: Val<'a>) {
+    match (target, source) {
+        (_, Val::Null) => {}
+        // An entity found not to exist stays null, whichever sibling fetch merges first.
+        (Val::Null, _) => {}
+        (Val::Object(target), Val::Object(source)) => target.merge_with(source, deep_merge),
+        (Val::List(target), Val::List(source)) => {
+            for (i, value) in source.into_iter().enumerate() {
+                match target.get_mut(i) {
+                    Some(slot) => deep_merge(slot, value),
+                    None => target.push(value),
+                }
+            }
+        }
+        (target, source) => *target = source,
+    }
+}
+
+impl Serialize for Val<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Val::Null => serializer.serialize_unit(),
+            Val::Bool(b) => serializer.serialize_bool(*b),
+            Val::Number(n) => n.serialize(serializer),
+            Val::String(s) => serializer.serialize_str(s),
+            Val::List(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Val::Object(o) => o.serialize(serializer),
+        }
+    }
+}
+
+impl Serialize for Obj<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (k, v) in self.iter() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Val<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ValVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ValVisitor<'a> {
+    type Value = Val<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Val<'a>, E> {
+        Ok(Val::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Val<'a>, E> {
+        Ok(Val::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Val<'a>, E> {
+        Ok(Val::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Val<'a>, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Val::Null, Val::Number))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val<'a>, E> {
+        Ok(Val::String(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Val<'a>, E> {
+        Ok(Val::String(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Val<'a>, E> {
+        Ok(Val::String(Cow::Owned(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Val<'a>, E> {
+        Ok(Val::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Val<'a>, E> {
+        Ok(Val::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Val<'a>, D::Error> {
+        Val::deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'a>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Val::List(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'a>, A::Error> {
+        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some(key) = map.next_key_seed(KeySeed(std::marker::PhantomData))? {
+            pairs.push((key, map.next_value()?));
+        }
+        Ok(Val::Object(Obj::from_pairs(pairs)))
+    }
+}
+
+/// Reads an object key, borrowed when it has no escapes.
+struct KeySeed<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for KeySeed<'a> {
+    type Value = Cow<'a, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'a, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for KeySeed<'a> {
+    type Value = Cow<'a, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'a, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'a, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Cow<'a, str>, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(text: &str) -> Val<'_> {
+        serde_json::from_str(text).expect("valid JSON")
+    }
+
+    #[test]
+    fn strings_borrow_from_the_body_unless_escaped() {
+        let value = parse(r#"{"plain": "Загорка", "escaped": "a\"b", "k\u0065y": 1}"#);
+        assert!(matches!(
+            value.get("plain"),
+            Some(Val::String(Cow::Borrowed("Загорка")))
+        ));
+        assert!(matches!(value.get("escaped"), Some(Val::String(Cow::Owned(s))) if s == "a\"b"));
+        assert_eq!(value.get("key"), Some(&Val::Number(1.into())));
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value_and_lookups_find_every_key() {
+        let value = parse(r#"{"b": 1, "a": 2, "b": 3, "__typename": "T", "Z": 4}"#);
+        assert_eq!(
+            value.to_json(),
+            json!({ "__typename": "T", "Z": 4, "a": 2, "b": 3 })
+        );
+        for key in ["__typename", "Z", "a", "b"] {
+            assert!(value.get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json_text() {
+        let text = r#"{"a":[1,-2,2.5,true,null,"x\n"],"b":{"c":{}},"d":18446744073709551615}"#;
+        let value = parse(text);
+        assert_eq!(serde_json::to_string(&value).ok().as_deref(), Some(text));
+        assert_eq!(Val::from(&value.to_json()), value);
+    }
+
+    #[test]
+    fn merging_adds_members_merges_lists_and_keeps_nulls() {
+        let members = |prefix: &str| -> serde_json::Map<String, serde_json::Value> {
+            (0..10)
+                .map(|i| (format!("{prefix}{i}"), json!(i)))
+                .collect()
+        };
+        let big = |prefix: &str| serde_json::Value::Object(members(prefix));
+        let mut target = Val::from(&json!({
+            "a": 1, "list": [{ "x": 1 }, { "x": 2 }], "gone": null, "wide": big("k"),
+        }));
+        let source = Val::from(&json!({
+            "b": 2, "list": [{ "y": 1 }, { "y": 2 }, { "y": 3 }], "gone": { "z": 1 }, "a": null,
+            "wide": big("j"),
+        }));
+        deep_merge(&mut target, source);
+        let mut wide = members("k");
+        wide.extend(members("j"));
+        assert_eq!(
+            target.to_json(),
+            json!({
+                "a": 1, "b": 2, "gone": null,
+                "list": [{ "x": 1, "y": 1 }, { "x": 2, "y": 2 }, { "y": 3 }],
+                "wide": wide,
+            })
+        );
+        let Some(Val::Object(wide)) = target.get("wide") else {
+            panic!("an object")
+        };
+        assert!(wide.keys().zip(wide.keys().skip(1)).all(|(a, b)| a < b));
+    }
+}
