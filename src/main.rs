@@ -16,6 +16,8 @@ use crate::config::{Cli, Service};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Every service this binary runs (router and subgraphs) benefits alike; see the function.
+    taproom_router::avoid_huge_pages();
     let cli = Cli::parse();
     taproom_common::telemetry::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()

