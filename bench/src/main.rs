@@ -18,6 +18,7 @@
 mod load;
 mod ops;
 mod procs;
+mod record;
 mod report;
 mod seed;
 
@@ -274,14 +275,52 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
     std::fs::write(args.out.join("supergraph.graphql"), &supergraph)?;
     let supergraph_path = args.out.join("supergraph.graphql").canonicalize()?;
 
-    let operations: Vec<Operation> = ops::operations(&model)?
+    let mut operations: Vec<Operation> = ops::operations(&model)?
         .into_iter()
         .filter(|op| args.operations.iter().any(|name| name == op.name))
         .collect();
     let duration = Duration::from_secs(args.duration);
     let warmup = Duration::from_secs(args.warmup);
+    let gateway_target = Target {
+        addr: address(0).parse()?,
+        path: "/graphql".to_owned(),
+    };
 
-    // 3. The subgraphs alone.
+    // 3. The subgraphs alone, sent the requests Taproom's router makes (recorded through a proxy).
+    let recorder = record::Recorder::start(&subgraph_targets).await?;
+    let recording = args.out.join("supergraph-recording.graphql");
+    std::fs::write(
+        &recording,
+        rewrite_supergraph(
+            &supergraph,
+            &[
+                ("users", recorder.url(0)),
+                ("beers", recorder.url(1)),
+                ("orders", recorder.url(2)),
+            ],
+        )?,
+    )?;
+    let mut router = start_gateway(
+        Gateway::Taproom,
+        &args,
+        &recording,
+        port(0),
+        gateway_cpus.as_deref(),
+        &logs,
+    )?;
+    router
+        .wait_ready(Duration::from_secs(60), || {
+            answers_typename(gateway_target.clone())
+        })
+        .await?;
+    for op in &mut operations {
+        op.subgraph_work = recorder
+            .record(&gateway_target, &op.gateway_work)
+            .await
+            .with_context(|| format!("recording the subgraph requests of {}", op.name))?;
+    }
+    router.stop().await?;
+    drop(recorder);
     let mut baselines = Vec::new();
     for op in &operations {
         let work = Arc::new(op.subgraph_work.clone());
@@ -302,10 +341,6 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
     }
 
     // 4. The gateways.
-    let gateway_target = Target {
-        addr: address(0).parse()?,
-        path: "/graphql".to_owned(),
-    };
     let mut reference: HashMap<&str, Vec<Value>> = HashMap::new();
     let mut measurements = Vec::new();
     let mut order = args.gateways.clone();

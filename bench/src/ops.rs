@@ -1,5 +1,5 @@
-//! The three operations the benchmark sends, the varied requests for each, and, for each, the
-//! subgraph requests a router makes for it (the no-gateway baseline).
+//! The three operations the benchmark sends and the varied requests for each. The subgraph requests
+//! a router makes for each (the no-gateway baseline) are recorded by [`crate::record`].
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -7,18 +7,13 @@ use serde_json::{json, Value};
 
 use crate::{load::Step, seed::Model};
 
-/// Which subgraph a baseline request goes to; the targets list is in this order.
-pub const USERS: usize = 0;
-pub const BEERS: usize = 1;
-pub const ORDERS: usize = 2;
-
 /// A benchmarked operation.
 pub struct Operation {
     pub name: &'static str,
     pub description: &'static str,
     /// Requests to a gateway: one step each, all at target 0.
     pub gateway_work: Vec<Vec<Step>>,
-    /// For the same requests, the subgraph requests a router makes, in plan order.
+    /// For the same requests, the subgraph requests Taproom's router made, as recorded.
     pub subgraph_work: Vec<Vec<Step>>,
 }
 
@@ -48,16 +43,6 @@ const CATALOG: &str = "query Catalog($search: String!) {
   }
 }";
 
-// What a router asks the subgraphs for `HEAVY` (Taproom's plan is written to `plan-heavy.txt`): the
-// orders with their owner's key and their lines' beer keys; then, the owner once (representations
-// are deduplicated), its profile (users) and its orders (orders), and the lines' beers (beers); then
-// the beers of the owner's orders' lines.
-const HEAVY_ORDERS: &str = "{ myOrders { __typename id isOpen itemCount total timeCreated items { sku quantity unitPrice lineTotal beer { __typename sku } } owner { __typename id } } }";
-const HEAVY_USERS: &str = "query($representations: [_Any!]!) { _entities(representations: $representations) { ... on User { id username firstName lastName } } }";
-const HEAVY_USER_ORDERS: &str = "query($representations: [_Any!]!) { _entities(representations: $representations) { ... on User { orders { id total items { quantity beer { __typename sku } } } } } }";
-const HEAVY_BEERS: &str = "query($representations: [_Any!]!, $images: Boolean!) { _entities(representations: $representations) { ... on Beer { id name price image @include(if: $images) } } }";
-const HEAVY_BEER_NAMES: &str = "query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Beer { name } } }";
-
 fn body(query: &str, name: Option<&str>, variables: Value) -> Bytes {
     let mut body = json!({ "query": query, "variables": variables });
     if let Some(name) = name {
@@ -75,16 +60,7 @@ fn step(target: usize, token: &str, body: Bytes) -> Step {
     }
 }
 
-fn beer_representations<'a>(skus: impl IntoIterator<Item = &'a String>) -> Value {
-    Value::Array(
-        skus.into_iter()
-            .map(|sku| json!({ "__typename": "Beer", "sku": sku }))
-            .collect(),
-    )
-}
-
-/// An operation served by the beers subgraph alone: the same request goes to a gateway or, for the
-/// baseline, straight to the subgraph; one request per variables value, the tokens in turn.
+/// An operation with one request per variables value, the tokens in turn.
 fn single_subgraph(
     name: &'static str,
     description: &'static str,
@@ -101,10 +77,7 @@ fn single_subgraph(
     for (i, variables) in variables.enumerate() {
         let (_, token) = &model.tokens[i % model.tokens.len()];
         let body = body(query, Some(operation_name), variables);
-        operation
-            .gateway_work
-            .push(vec![step(0, token, body.clone())]);
-        operation.subgraph_work.push(vec![step(BEERS, token, body)]);
+        operation.gateway_work.push(vec![step(0, token, body)]);
     }
     operation
 }
@@ -117,48 +90,12 @@ pub fn operations(model: &Model) -> Result<Vec<Operation>> {
         gateway_work: Vec::new(),
         subgraph_work: Vec::new(),
     };
-    for (i, (user_id, token)) in model.tokens.iter().enumerate() {
+    for (i, (_, token)) in model.tokens.iter().enumerate() {
         let images = i % 2 == 0;
         let variables = json!({ "images": images });
         heavy
             .gateway_work
             .push(vec![step(0, token, body(HEAVY, Some("Heavy"), variables))]);
-        let user = json!([{ "__typename": "User", "id": user_id.to_string() }]);
-        let index = usize::try_from(*user_id - 1)?;
-        heavy.subgraph_work.push(vec![
-            step(ORDERS, token, body(HEAVY_ORDERS, None, json!({}))),
-            step(
-                USERS,
-                token,
-                body(HEAVY_USERS, None, json!({ "representations": user })),
-            ),
-            step(
-                ORDERS,
-                token,
-                body(HEAVY_USER_ORDERS, None, json!({ "representations": user })),
-            ),
-            step(
-                BEERS,
-                token,
-                body(
-                    HEAVY_BEERS,
-                    None,
-                    json!({
-                        "representations": beer_representations(&model.skus_by_user[index]),
-                        "images": images,
-                    }),
-                ),
-            ),
-            step(
-                BEERS,
-                token,
-                body(
-                    HEAVY_BEER_NAMES,
-                    None,
-                    json!({ "representations": beer_representations(&model.skus_by_user[index]) }),
-                ),
-            ),
-        ]);
     }
 
     let one_hop = single_subgraph(

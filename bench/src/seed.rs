@@ -32,8 +32,6 @@ pub struct Model {
     pub tokens: Vec<(i64, String)>,
     /// Every beer's sku, in insertion order.
     pub skus: Vec<String>,
-    /// Per user id (index = id - 1), the skus of all the lines of all their orders, deduplicated.
-    pub skus_by_user: Vec<BTreeSet<String>>,
 }
 
 /// The password of every generated account (argon2 hashed once and shared: hashing 1,000 times would
@@ -136,7 +134,6 @@ pub async fn seed(dir: &std::path::Path, volume: Volume, secret_key: &str) -> Re
     // still open, the others are checked out.
     let mut db = connect(&dir.join("orders.db")).await?;
     let mut tx = db.begin().await?;
-    let mut skus_by_user = vec![BTreeSet::new(); volume.users];
     for i in 0..volume.orders {
         let user_id = (i % volume.users) as i64 + 1;
         let created = epoch + Duration::minutes(10 * i as i64);
@@ -169,14 +166,9 @@ pub async fn seed(dir: &std::path::Path, volume: Volume, secret_key: &str) -> Re
             .execute(&mut *tx)
             .await
             .context("inserting an order line")?;
-            skus_by_user[user_id as usize - 1].insert(skus[beer].clone());
         }
     }
     tx.commit().await?;
 
-    Ok(Model {
-        tokens,
-        skus,
-        skus_by_user,
-    })
+    Ok(Model { tokens, skus })
 }
