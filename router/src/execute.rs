@@ -49,6 +49,18 @@ impl Step<'_> {
     }
 }
 
+impl Step<'_> {
+    /// Equality, checking first whether both keys are the same borrowed string (paths of one fetch
+    /// borrow their keys from the same plan node).
+    fn same(self, other: Step<'_>) -> bool {
+        match (self, other) {
+            (Step::Key(a), Step::Key(b)) => std::ptr::eq(a, b) || a == b,
+            (Step::Index(a), Step::Index(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 type Path<'p> = Vec<Step<'p>>;
 
 /// Where an entity goes: its path, the index of its representation, and whether the object there
@@ -515,31 +527,31 @@ impl<'a> Execution<'a> {
             }
         }
         let mut tree = self.data.lock().expect("the data lock is never poisoned");
-        for (path, index, reference_only) in targets {
+        let paths: Vec<&[Step]> = targets.iter().map(|(path, _, _)| path.as_slice()).collect();
+        visit_paths(&mut tree, &paths, 0, 0, &mut |i, slot| {
+            let (_, index, reference_only) = &targets[i];
             let Some(entity) = entities.get_mut(*index) else {
-                continue;
+                return;
             };
             uses[*index] -= 1;
-            if let Some(slot) = get_mut(&mut tree, path) {
-                if entity.is_null() && !errored.contains(index) {
-                    // The subgraph does not know this entity. A bare reference (an order line's
-                    // beer) names an entity that does not exist: null for the client too. An object
-                    // with data of its own exists; this subgraph merely has nothing to add.
-                    if *reference_only {
-                        *slot = Val::Null;
-                    }
-                } else {
-                    // A null explained by an error merges nothing: the fields this subgraph was to
-                    // provide come out null (the error says why); other subgraphs' fields stay.
-                    let entity = if uses[*index] == 0 {
-                        std::mem::take(entity)
-                    } else {
-                        entity.clone()
-                    };
-                    deep_merge(slot, entity);
+            if entity.is_null() && !errored.contains(index) {
+                // The subgraph does not know this entity. A bare reference (an order line's
+                // beer) names an entity that does not exist: null for the client too. An object
+                // with data of its own exists; this subgraph merely has nothing to add.
+                if *reference_only {
+                    *slot = Val::Null;
                 }
+            } else {
+                // A null explained by an error merges nothing: the fields this subgraph was to
+                // provide come out null (the error says why); other subgraphs' fields stay.
+                let entity = if uses[*index] == 0 {
+                    std::mem::take(entity)
+                } else {
+                    entity.clone()
+                };
+                deep_merge(slot, entity);
             }
-        }
+        });
     }
 
     /// Visits every object reached by `path` from `value`, with its concrete path.
@@ -678,6 +690,41 @@ fn get_mut<'v, 'a>(value: &'v mut Val<'a>, path: &[Step<'_>]) -> Option<&'v mut 
         };
     }
     Some(current)
+}
+
+/// Calls `visit(first + i, slot)` for each `paths[i]` (all sharing their first `depth` steps, which
+/// led to `value`) that leads to a value, in order. Paths with a common prefix walk it once: the
+/// targets of one fetch are many lines of few orders.
+fn visit_paths<'a>(
+    value: &mut Val<'a>,
+    paths: &[&[Step<'_>]],
+    first: usize,
+    depth: usize,
+    visit: &mut dyn FnMut(usize, &mut Val<'a>),
+) {
+    let mut i = 0;
+    while i < paths.len() {
+        let Some(&step) = paths[i].get(depth) else {
+            visit(first + i, value);
+            i += 1;
+            continue;
+        };
+        let end = i
+            + 1
+            + paths[i + 1..]
+                .iter()
+                .take_while(|p| p.get(depth).is_some_and(|s| s.same(step)))
+                .count();
+        let child = match (step, &mut *value) {
+            (Step::Key(key), Val::Object(object)) => object.get_mut(key),
+            (Step::Index(n), Val::List(items)) => items.get_mut(n),
+            _ => None,
+        };
+        if let Some(child) = child {
+            visit_paths(child, &paths[i..end], first + i, depth + 1, visit);
+        }
+        i = end;
+    }
 }
 
 /// Takes the list under `key` out of the object `data`; `None` when there is no list there.
