@@ -388,6 +388,32 @@ async fn batches_cost_one_statement_each(test_db: TestDb) {
         "orders by user, then lines by order"
     );
 
+    // Lines are loaded only when something made of them is selected.
+    let before = t.db.statements();
+    t.gql("{ myOrders { id isOpen } }", json!({}), Some("customer"))
+        .await;
+    assert_eq!(t.db.statements() - before, 1, "orders by user only");
+
+    // The router's heavy shape: every order's owner with all of the owner's orders again.
+    let before = t.db.statements();
+    let response = t
+        .gql(
+            "{ myOrders { total itemCount items { sku } owner { orders { id total items { quantity } } } } }",
+            json!({}),
+            Some("customer"),
+        )
+        .await;
+    assert_eq!(
+        t.db.statements() - before,
+        4,
+        "orders by user, their lines, the owner's orders (once for all five owners), their lines"
+    );
+    let mine = data(&response)["myOrders"].as_array().expect("list");
+    assert_eq!(mine.len(), 5);
+    assert!(mine.iter().all(|o| o["total"] == json!("5.19")
+        && o["itemCount"] == json!(3)
+        && o["owner"]["orders"].as_array().map(Vec::len) == Some(5)));
+
     let representations: Vec<Value> = orders
         .iter()
         .map(|o| json!({ "__typename": "Order", "id": o["id"] }))

@@ -19,7 +19,7 @@ async fn reload(state: &AppState, order_id: i64) -> Result<Order> {
         .await?
         .pop()
         .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))?;
-    Ok(Order(row))
+    Ok(Order::new(row))
 }
 
 #[Object]

@@ -22,7 +22,9 @@ pub(crate) async fn own_order(ctx: &Context<'_>, id: &str) -> Result<Option<Orde
     };
     let loader = ctx.data_unchecked::<DataLoader<OrderLoader>>();
     let row = loader.load_one(id).await.map_err(load_failed)?;
-    Ok(row.filter(|row| row.user_id == caller.user_id).map(Order))
+    Ok(row
+        .filter(|row| row.user_id == caller.user_id)
+        .map(Order::new))
 }
 
 #[Object]
@@ -32,7 +34,7 @@ impl Query {
         let caller = auth::require_caller(ctx).await?;
         let loader = ctx.data_unchecked::<DataLoader<OrdersByUserLoader>>();
         let rows = loader.load_one(caller.user_id).await.map_err(load_failed)?;
-        Ok(rows.unwrap_or_default().into_iter().map(Order).collect())
+        Order::list(ctx, rows.unwrap_or_default()).await
     }
 
     /// One of the caller's orders. NOT_FOUND if it does not exist or belongs to someone else. (orders)
@@ -49,7 +51,9 @@ impl Query {
     async fn current_order(&self, ctx: &Context<'_>) -> Result<Option<Order>> {
         let caller = auth::require_caller(ctx).await?;
         let state = ctx.data_unchecked::<AppState>();
-        Ok(db::open_order(&state.db, caller.user_id).await?.map(Order))
+        Ok(db::open_order(&state.db, caller.user_id)
+            .await?
+            .map(Order::new))
     }
 
     /// Resolves `Order` references for the router, batched; only the owner's orders resolve.
