@@ -371,6 +371,7 @@ impl<'a> Execution<'a> {
         let data = self.data.lock().expect("the data lock is never poisoned");
         let mut targets = Vec::new();
         let mut index_of: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut text = Vec::new();
         for path in paths {
             self.collect_targets(&data, path, &mut Vec::new(), &mut |target, value| {
                 let Val::Object(object) = value else { return };
@@ -397,10 +398,18 @@ impl<'a> Execution<'a> {
                 let reference_only = object
                     .keys()
                     .all(|k| k == "__typename" || representation.contains_key(k));
-                let mut text = Vec::new();
+                // Most targets repeat a representation (the same beer on many lines): one buffer
+                // serves every lookup, and is copied only for a new one.
+                text.clear();
                 write_json(&mut text, &representation);
-                let next = index_of.len();
-                let index = *index_of.entry(text).or_insert(next);
+                let index = match index_of.get(text.as_slice()) {
+                    Some(&index) => index,
+                    None => {
+                        let index = index_of.len();
+                        index_of.insert(text.clone(), index);
+                        index
+                    }
+                };
                 targets.push((target, index, reference_only));
             });
         }

@@ -38,13 +38,17 @@ pub enum Val<'a> {
     Object(Obj<'a>),
 }
 
-/// A JSON object: its members sorted by [`key_order`], each key once.
+/// A JSON object, each key once. Up to [`SMALL`] members in any order, found by a linear scan;
+/// larger objects sorted by [`key_order`], found by binary search. (Nearly every object of an
+/// answer is small: sorting them cost more than it saved.)
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Obj<'a>(Vec<(Cow<'a, str>, Val<'a>)>);
 
-/// The order members are kept in: shorter keys first, then by bytes. Not alphabetical (nothing
-/// needs that: answers are written in the client's order), but a lookup compares lengths, and
-/// compares bytes only with keys of its own length.
+/// Objects up to this size are scanned, not sorted.
+const SMALL: usize = 8;
+
+/// The order members of large objects are kept in: shorter keys first, then by bytes. A lookup
+/// compares lengths, and compares bytes only with keys of its own length.
 fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.len()
         .cmp(&b.len())
@@ -118,6 +122,17 @@ impl From<&serde_json::Value> for Val<'static> {
 impl<'a> Obj<'a> {
     /// An object of `pairs`; of repeated keys the last one counts, as in `serde_json`.
     pub fn from_pairs(mut pairs: Vec<(Cow<'a, str>, Val<'a>)>) -> Self {
+        if pairs.len() <= SMALL {
+            let repeated = (1..pairs.len()).any(|i| pairs[..i].iter().any(|p| p.0 == pairs[i].0));
+            if !repeated {
+                return Obj(pairs);
+            }
+            let mut object = Obj(Vec::with_capacity(pairs.len()));
+            for (key, value) in pairs {
+                object.insert(key, value);
+            }
+            return object;
+        }
         if pairs
             .windows(2)
             .any(|w| key_order(&w[0].0, &w[1].0).is_ge())
@@ -136,7 +151,15 @@ impl<'a> Obj<'a> {
         Obj(pairs)
     }
 
+    /// Where `key` is, or where it would go.
     fn find(&self, key: &str) -> Result<usize, usize> {
+        if self.0.len() <= SMALL {
+            return self
+                .0
+                .iter()
+                .position(|(k, _)| k.len() == key.len() && k.as_bytes() == key.as_bytes())
+                .ok_or(self.0.len());
+        }
         self.0.binary_search_by(|(k, _)| key_order(k, key))
     }
 
@@ -156,7 +179,15 @@ impl<'a> Obj<'a> {
     pub fn insert(&mut self, key: Cow<'a, str>, value: Val<'a>) {
         match self.find(&key) {
             Ok(i) => self.0[i].1 = value,
-            Err(i) => self.0.insert(i, (key, value)),
+            Err(i) => self.add_at(i, key, value),
+        }
+    }
+
+    /// Adds a new member where [`Obj::find`] said it goes; sorts an object that stops being small.
+    fn add_at(&mut self, i: usize, key: Cow<'a, str>, value: Val<'a>) {
+        self.0.insert(i, (key, value));
+        if self.0.len() == SMALL + 1 {
+            self.0.sort_by(|a, b| key_order(&a.0, &b.0));
         }
     }
 
@@ -181,17 +212,20 @@ impl<'a> Obj<'a> {
     }
 
     /// Merges `source` in: members of both are merged with `merge`, the others taken.
-    fn merge_with(&mut self, source: Obj<'a>, merge: fn(&mut Val<'a>, Val<'a>)) {
-        if source.0.len() <= 4 {
+    fn merge_with(&mut self, mut source: Obj<'a>, merge: fn(&mut Val<'a>, Val<'a>)) {
+        if source.0.len() <= SMALL {
             for (key, value) in source.0 {
                 match self.find(&key) {
                     Ok(i) => merge(&mut self.0[i].1, value),
-                    Err(i) => self.0.insert(i, (key, value)),
+                    Err(i) => self.add_at(i, key, value),
                 }
             }
             return;
         }
-        // Both sorted: one pass, so merging large objects stays linear.
+        // Both sorted (a small object may be in any order): one pass, so merging large objects
+        // stays linear.
+        self.0.sort_by(|a, b| key_order(&a.0, &b.0));
+        source.0.sort_by(|a, b| key_order(&a.0, &b.0));
         let target = std::mem::take(&mut self.0);
         let mut out = Vec::with_capacity(target.len() + source.0.len());
         let mut source = source.0.into_iter().peekable();
@@ -393,6 +427,24 @@ mod tests {
         for key in ["__typename", "Z", "a", "b"] {
             assert!(value.get(key).is_some(), "{key}");
         }
+    }
+
+    #[test]
+    fn objects_find_every_member_as_they_grow_past_small() {
+        let mut object = Obj::default();
+        for i in (0..20).rev() {
+            object.insert(Cow::Owned(format!("k{i}")), Val::Number(i.into()));
+            object.insert(Cow::Owned(format!("k{i}")), Val::Number((i * 2).into()));
+            for j in i..20 {
+                assert_eq!(
+                    object.get(&format!("k{j}")),
+                    Some(&Val::Number((j * 2).into()))
+                );
+            }
+        }
+        assert_eq!(object.len(), 20);
+        assert_eq!(object.remove("k3"), Some(Val::Number(6.into())));
+        assert!(object.get("k3").is_none() && object.get("k19").is_some());
     }
 
     #[test]
