@@ -92,13 +92,13 @@ impl Recorder {
         for unit in gateway_work {
             self.take();
             for step in unit {
-                load::send(std::slice::from_ref(router), &mut connections, step)
-                    .await
-                    .context("recording through Taproom's router")?;
-            }
-            let failures = std::mem::take(&mut *self.failures.lock().expect("not poisoned"));
-            if let Some(failure) = failures.first() {
-                bail!("a subgraph failed while recording: {failure}");
+                let sent = load::send(std::slice::from_ref(router), &mut connections, step).await;
+                // A subgraph's own failure says more than the router's answer about it.
+                let failures = std::mem::take(&mut *self.failures.lock().expect("not poisoned"));
+                if let Some(failure) = failures.first() {
+                    bail!("a subgraph failed while recording: {failure}");
+                }
+                sent.context("recording through Taproom's router")?;
             }
             let steps = self.take();
             if steps.is_empty() {
