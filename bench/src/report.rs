@@ -170,6 +170,16 @@ pub struct Medians {
     pub failed: u64,
 }
 
+/// Requests per second a gateway could serve with one core to itself, from its CPU seconds per
+/// 1,000 requests (numerically, CPU milliseconds per request).
+fn capacity_per_core(cpu_ms_per_request: f64) -> f64 {
+    if cpu_ms_per_request > 0.0 {
+        1000.0 / cpu_ms_per_request
+    } else {
+        f64::INFINITY
+    }
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
@@ -273,6 +283,28 @@ impl Report {
                 v.cpu,
                 v.rss,
                 v.failed
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "\n## Who sets the pace\n\nA gateway's capacity on its one core is estimated from its CPU per request (1,000 ms ÷ CPU ms per request). Where that is above what the subgraphs alone serve, the subgraphs, not the gateway, limit the measured throughput.\n\n| operation | connections | gateway | capacity on one core, req/s | subgraphs alone, op/s | limited by |\n| --- | ---: | --- | ---: | ---: | --- |"
+        );
+        for ((op, connections, gateway), v) in &medians {
+            let Some(b) = self.baseline(op, *connections) else {
+                continue;
+            };
+            let capacity = capacity_per_core(v.cpu);
+            let _ = writeln!(
+                out,
+                "| {op} | {connections} | {} | {capacity:.0} | {:.0} | {} |",
+                gateway.label(),
+                b.operations_per_second,
+                if capacity > b.operations_per_second {
+                    "the subgraphs"
+                } else {
+                    "the gateway"
+                }
             );
         }
 
@@ -710,6 +742,12 @@ mod tests {
             .contains("/errors"));
         let short = json!({"data": {"a": [1]}});
         assert!(first_difference(&want, &short, "").is_some());
+    }
+
+    #[test]
+    fn capacity_is_requests_per_core_second() {
+        assert_eq!(capacity_per_core(2.0), 500.0);
+        assert_eq!(capacity_per_core(0.0), f64::INFINITY);
     }
 
     #[test]
