@@ -300,19 +300,15 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
             ],
         )?,
     )?;
-    let mut router = start_gateway(
+    let router = start_gateway(
         Gateway::Taproom,
         &args,
         &recording,
-        port(0),
+        &gateway_target,
         gateway_cpus.as_deref(),
         &logs,
-    )?;
-    router
-        .wait_ready(Duration::from_secs(60), || {
-            answers_typename(gateway_target.clone())
-        })
-        .await?;
+    )
+    .await?;
     for op in &mut operations {
         op.subgraph_work = recorder
             .record(&gateway_target, &op.gateway_work)
@@ -348,19 +344,15 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
         for &gateway in &order {
             for op in &operations {
                 for &connections in &args.connections {
-                    let mut process = start_gateway(
+                    let process = start_gateway(
                         gateway,
                         &args,
                         &supergraph_path,
-                        port(0),
+                        &gateway_target,
                         gateway_cpus.as_deref(),
                         &logs,
-                    )?;
-                    process
-                        .wait_ready(Duration::from_secs(60), || {
-                            answers_typename(gateway_target.clone())
-                        })
-                        .await?;
+                    )
+                    .await?;
                     check_answers(gateway, op, &gateway_target, &mut reference, &args.out).await?;
                     let work = Arc::new(op.gateway_work.clone());
                     let targets = std::slice::from_ref(&gateway_target);
@@ -447,14 +439,16 @@ fn failures(outcome: &Outcome) -> String {
     }
 }
 
-fn start_gateway(
+/// Starts `gateway` on `supergraph`, listening at `target`, and waits until it answers there.
+async fn start_gateway(
     gateway: Gateway,
     args: &Args,
     supergraph: &Path,
-    port: u16,
+    target: &Target,
     cpus: Option<&str>,
     logs: &Path,
 ) -> Result<Process> {
+    let port = target.addr.port();
     let supergraph = supergraph.display().to_string();
     let launch = match gateway {
         Gateway::Taproom => Launch {
@@ -493,7 +487,11 @@ fn start_gateway(
             }
         }
     };
-    Process::start(launch)
+    let mut process = Process::start(launch)?;
+    process
+        .wait_ready(Duration::from_secs(60), || answers_typename(target.clone()))
+        .await?;
+    Ok(process)
 }
 
 async fn answers_typename(target: Target) -> bool {
