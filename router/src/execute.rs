@@ -275,10 +275,8 @@ impl<'a> Execution<'a> {
                 let mut tree = self.data.lock().expect("the data lock is never poisoned");
                 let last = targets.len() - 1;
                 let mut fetched = Some(fetched);
-                for (i, target) in targets.iter().enumerate() {
-                    let Some(slot) = get_mut(&mut tree, target) else {
-                        continue;
-                    };
+                let paths: Vec<&[Step]> = targets.iter().map(Vec::as_slice).collect();
+                visit_paths(&mut tree, &paths, 0, 0, &mut |i, slot| {
                     let value = if i == last {
                         fetched.take()
                     } else {
@@ -287,7 +285,7 @@ impl<'a> Execution<'a> {
                     if let Some(value) = value {
                         deep_merge(slot, value);
                     }
-                }
+                });
             }
             return;
         };
@@ -687,18 +685,6 @@ pub fn subgraph_failed(service: &str, reason: &str) -> Value {
         "message": format!("request to subgraph \"{service}\" failed: {reason}"),
         "extensions": { "code": "SUBGRAPH_REQUEST_FAILED", "service": service },
     })
-}
-
-fn get_mut<'v, 'a>(value: &'v mut Val<'a>, path: &[Step<'_>]) -> Option<&'v mut Val<'a>> {
-    let mut current = value;
-    for step in path {
-        current = match (step, current) {
-            (Step::Key(k), Val::Object(o)) => o.get_mut(k)?,
-            (Step::Index(i), Val::List(a)) => a.get_mut(*i)?,
-            _ => return None,
-        };
-    }
-    Some(current)
 }
 
 /// Calls `visit(first + i, slot)` for each `paths[i]` (all sharing their first `depth` steps, which
