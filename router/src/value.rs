@@ -102,23 +102,6 @@ impl<'a> Val<'a> {
     }
 }
 
-impl From<&serde_json::Value> for Val<'static> {
-    fn from(value: &serde_json::Value) -> Self {
-        match value {
-            serde_json::Value::Null => Val::Null,
-            serde_json::Value::Bool(b) => Val::Bool(*b),
-            serde_json::Value::Number(n) => Val::Number(n.clone()),
-            serde_json::Value::String(s) => Val::String(Cow::Owned(s.clone())),
-            serde_json::Value::Array(items) => Val::List(items.iter().map(Val::from).collect()),
-            serde_json::Value::Object(o) => Val::Object(Obj::from_pairs(
-                o.iter()
-                    .map(|(k, v)| (Cow::Owned(k.clone()), Val::from(v)))
-                    .collect(),
-            )),
-        }
-    }
-}
-
 impl<'a> Obj<'a> {
     /// An object of `pairs`; of repeated keys the last one counts, as in `serde_json`.
     pub fn from_pairs(mut pairs: Vec<(Cow<'a, str>, Val<'a>)>) -> Self {
@@ -211,12 +194,12 @@ impl<'a> Obj<'a> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
-    /// Merges `source` in: members of both are merged with `merge`, the others taken.
-    fn merge_with(&mut self, mut source: Obj<'a>, merge: fn(&mut Val<'a>, Val<'a>)) {
+    /// Merges `source` in: members of both are merged with [`deep_merge`], the others taken.
+    fn merge_with(&mut self, mut source: Obj<'a>) {
         if source.0.len() <= SMALL {
             for (key, value) in source.0 {
                 match self.find(&key) {
-                    Ok(i) => merge(&mut self.0[i].1, value),
+                    Ok(i) => deep_merge(&mut self.0[i].1, value),
                     Err(i) => self.add_at(i, key, value),
                 }
             }
@@ -234,7 +217,7 @@ impl<'a> Obj<'a> {
                 out.push(next);
             }
             if let Some((_, other)) = source.next_if(|(k, _)| *k == key) {
-                merge(&mut value, other);
+                deep_merge(&mut value, other);
             }
             out.push((key, value));
         }
@@ -250,7 +233,7 @@ pub fn deep_merge<'a>(target: &mut Val<'a>, source: Val<'a>) {
         (_, Val::Null) => {}
         // An entity found not to exist stays null, whichever sibling fetch merges first.
         (Val::Null, _) => {}
-        (Val::Object(target), Val::Object(source)) => target.merge_with(source, deep_merge),
+        (Val::Object(target), Val::Object(source)) => target.merge_with(source),
         (Val::List(target), Val::List(source)) => {
             for (i, value) in source.into_iter().enumerate() {
                 match target.get_mut(i) {
@@ -401,6 +384,22 @@ mod tests {
 
     use super::*;
 
+    /// A tree from a `serde_json` value, strings owned.
+    fn val(value: &serde_json::Value) -> Val<'static> {
+        match value {
+            serde_json::Value::Null => Val::Null,
+            serde_json::Value::Bool(b) => Val::Bool(*b),
+            serde_json::Value::Number(n) => Val::Number(n.clone()),
+            serde_json::Value::String(s) => Val::String(Cow::Owned(s.clone())),
+            serde_json::Value::Array(items) => Val::List(items.iter().map(val).collect()),
+            serde_json::Value::Object(o) => Val::Object(Obj::from_pairs(
+                o.iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), val(v)))
+                    .collect(),
+            )),
+        }
+    }
+
     /// Parsed as subgraph answers are.
     fn parse(text: &str) -> Val<'_> {
         serde_json::from_slice(text.as_bytes()).expect("valid JSON")
@@ -452,7 +451,7 @@ mod tests {
         let text = r#"{"a":[1,-2,2.5,true,null,"x\n"],"b":{"c":{}},"d":18446744073709551615}"#;
         let value = parse(text);
         assert_eq!(serde_json::to_string(&value).ok().as_deref(), Some(text));
-        assert_eq!(Val::from(&value.to_json()), value);
+        assert_eq!(val(&value.to_json()), value);
     }
 
     #[test]
@@ -463,10 +462,10 @@ mod tests {
                 .collect()
         };
         let big = |prefix: &str| serde_json::Value::Object(members(prefix));
-        let mut target = Val::from(&json!({
+        let mut target = val(&json!({
             "a": 1, "list": [{ "x": 1 }, { "x": 2 }], "gone": null, "wide": big("k"),
         }));
-        let source = Val::from(&json!({
+        let source = val(&json!({
             "b": 2, "list": [{ "y": 1 }, { "y": 2 }, { "y": 3 }], "gone": { "z": 1 }, "a": null,
             "wide": big("j"),
         }));
