@@ -21,7 +21,16 @@ pub fn coerce(
         match provided.get(&variable.name) {
             None => {
                 if let Some(default) = &variable.default {
-                    coerced.insert(variable.name.clone(), default.clone());
+                    // Validation checked the literal; coercion still wraps a single value for a
+                    // list type.
+                    let value = check(
+                        &variable.ty,
+                        default,
+                        api,
+                        &mut String::new(),
+                        &mut Vec::new(),
+                    );
+                    coerced.insert(variable.name.clone(), value);
                 } else if matches!(variable.ty, Type::NonNullType(_)) {
                     errors.push(format!(
                         "variable \"${}\" of required type \"{}\" was not provided",
@@ -31,9 +40,9 @@ pub fn coerce(
             }
             Some(value) => {
                 let mut problems = Vec::new();
-                check(&variable.ty, value, api, &mut String::new(), &mut problems);
+                let value = check(&variable.ty, value, api, &mut String::new(), &mut problems);
                 if problems.is_empty() {
-                    coerced.insert(variable.name.clone(), value.clone());
+                    coerced.insert(variable.name.clone(), value);
                 } else {
                     errors.extend(problems.into_iter().map(|p| {
                         format!("variable \"${}\" got an invalid value: {p}", variable.name)
@@ -76,36 +85,44 @@ fn at(path: &str) -> String {
     }
 }
 
+/// Checks `value` against `ty`, adding what is wrong to `problems`; returns the coerced value (the
+/// same, but that a single value where a list is expected becomes a list of one, at any depth).
 fn check(
     ty: &Type,
     value: &Value,
     api: &schema::Document,
     path: &mut String,
     problems: &mut Vec<String>,
-) {
+) -> Value {
     match ty {
         Type::NonNullType(inner) => {
             if value.is_null() {
                 problems.push(format!("expected a non-null {inner}{}", at(path)));
+                Value::Null
             } else {
-                check(inner, value, api, path, problems);
+                check(inner, value, api, path, problems)
             }
         }
         Type::ListType(inner) => match value {
-            Value::Null => {}
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    let len = path.len();
-                    path.push_str(&format!("[{i}]"));
-                    check(inner, item, api, path, problems);
-                    path.truncate(len);
-                }
-            }
-            single => check(inner, single, api, path, problems),
+            Value::Null => Value::Null,
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let len = path.len();
+                        path.push_str(&format!("[{i}]"));
+                        let item = check(inner, item, api, path, problems);
+                        path.truncate(len);
+                        item
+                    })
+                    .collect(),
+            ),
+            single => Value::Array(vec![check(inner, single, api, path, problems)]),
         },
         Type::NamedType(name) => {
             if value.is_null() {
-                return;
+                return Value::Null;
             }
             let ok = match name.as_str() {
                 "Int" => value.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
@@ -120,8 +137,9 @@ fn check(
                     Some(TypeDefinition::InputObject(input)) => {
                         let Value::Object(fields) = value else {
                             problems.push(format!("expected an object of type {name}{}", at(path)));
-                            return;
+                            return value.clone();
                         };
+                        let mut coerced = fields.clone();
                         for key in fields.keys() {
                             if !input.fields.iter().any(|f| &f.name == key) {
                                 problems.push(format!("{name} has no field \"{key}\"{}", at(path)));
@@ -134,7 +152,10 @@ fn check(
                             }
                             path.push_str(&field.name);
                             match fields.get(&field.name) {
-                                Some(v) => check(&field.value_type, v, api, path, problems),
+                                Some(v) => {
+                                    let v = check(&field.value_type, v, api, path, problems);
+                                    coerced.insert(field.name.clone(), v);
+                                }
                                 None if field.default_value.is_none()
                                     && matches!(field.value_type, Type::NonNullType(_)) =>
                                 {
@@ -144,7 +165,7 @@ fn check(
                             }
                             path.truncate(len);
                         }
-                        return;
+                        return Value::Object(coerced);
                     }
                     // Custom scalars: the subgraph that owns them checks the value.
                     _ => true,
@@ -156,6 +177,7 @@ fn check(
                     at(path)
                 ));
             }
+            value.clone()
         }
     }
 }
