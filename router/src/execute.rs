@@ -7,8 +7,11 @@
 //!
 //! Entity fetches send one `_entities` request per fetch node with the representations deduplicated,
 //! and merge each result into every place it belongs. An entity the subgraph answers `null` for,
-//! with no error about it, does not exist there: it becomes `null` in the tree (and stays null). Subgraph errors come back with their paths rewritten to the client's
-//! path; a subgraph that cannot be asked yields an error with code `SUBGRAPH_REQUEST_FAILED`.
+//! with no error about it, is unknown there: a bare reference (type and key only) that no other
+//! subgraph could resolve by its key becomes `null` (the entity does not exist); any other object
+//! stays, and that subgraph's fields come out null. Subgraph errors come back with their paths
+//! rewritten to the client's path; a subgraph that cannot be asked yields an error with code
+//! `SUBGRAPH_REQUEST_FAILED`.
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Mutex};
 
@@ -302,6 +305,7 @@ impl<'a> Execution<'a> {
             .data
             .and_then(|mut d| take_list(&mut d, "_entities"));
         self.merge_entities(
+            &fetch.service_name,
             entities,
             response.errors,
             &targets,
@@ -349,7 +353,13 @@ impl<'a> Execution<'a> {
                 .filter(|e| e["path"].get(0).and_then(Value::as_str) == Some(alias.alias.as_str()))
                 .cloned()
                 .collect();
-            self.merge_entities(entities, errors, targets, alias.output_rewrites.as_deref());
+            self.merge_entities(
+                &batch.service_name,
+                entities,
+                errors,
+                targets,
+                alias.output_rewrites.as_deref(),
+            );
         }
         self.push_errors(errors.into_iter().filter(|e| {
             !per_alias
@@ -484,10 +494,11 @@ impl<'a> Execution<'a> {
         }
     }
 
-    /// Merges an `_entities` answer (`None`: no list came back) into `targets` (index =
-    /// representation), relocating the subgraph's errors about it.
+    /// Merges an `_entities` answer of `service` (`None`: no list came back) into `targets` (index
+    /// = representation), relocating the subgraph's errors about it.
     fn merge_entities(
         &self,
+        service: &str,
         entities: Option<Vec<Val<'a>>>,
         subgraph_errors: Vec<Value>,
         targets: &[Target],
@@ -543,9 +554,15 @@ impl<'a> Execution<'a> {
             uses[*index] -= 1;
             if entity.is_null() && !errored.contains(index) {
                 // The subgraph does not know this entity. A bare reference (an order line's
-                // beer) names an entity that does not exist: null for the client too. An object
-                // with data of its own exists; this subgraph merely has nothing to add.
-                if *reference_only {
+                // beer) that no other subgraph could resolve by its key names an entity that does
+                // not exist: null for the client too. An object with data of its own, or one that
+                // another subgraph holds as its own entity, exists; this subgraph merely has
+                // nothing to add, and its fields come out null.
+                let missing = *reference_only
+                    && !slot
+                        .as_object()
+                        .is_some_and(|o| self.supergraph.resolvable_elsewhere(o, service));
+                if missing {
                     *slot = Val::Null;
                 }
             } else {

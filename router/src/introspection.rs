@@ -1,203 +1,550 @@
-//! Introspection (`__schema`, `__type`, root `__typename`) answered from the API schema.
+//! Introspection (`__schema`, `__type`, root `__typename`) answered from the API schema's own AST.
 //!
-//! Rather than writing an introspection resolver, the API schema (the supergraph without federation
-//! internals and `@inaccessible` elements) is turned into an async-graphql dynamic schema whose fields
-//! are never resolved: async-graphql's own, well-tested introspection answers the introspection part
-//! of an operation. The planned part never reaches it.
+//! The API schema is the supergraph without federation internals and `@inaccessible` elements, as
+//! the query planner builds it (with the introspection types added). Introspection reads that
+//! document directly: nothing is rebuilt into a second schema library, so every schema composition
+//! accepts can be introspected (a library that re-validates the schema refuses valid ones, such as
+//! an object whose list field narrows its interface's, `similar: [Book]` for `similar: [Product]`).
+//!
+//! Operations reaching it are validated already; it collects fields as the spec's CollectFields
+//! does (aliases, merged response keys, fragments, `@skip`/`@include`) and writes JSON text.
 
-use async_graphql::dynamic::{
-    Enum, EnumItem, Field, FieldFuture, InputObject, InputValue, Interface, InterfaceField, Object,
-    Scalar, Schema, TypeRef, Union,
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use graphql_tools::static_graphql::{
+    query::{self, FragmentDefinition, Selection, SelectionSet, TypeCondition},
+    schema::{
+        Definition, Directive, DirectiveDefinition, Document, EnumValue, Field, InputValue, Type,
+        TypeDefinition, Value,
+    },
 };
-use graphql_tools::static_graphql::schema::{
-    Definition, Directive, Document, Type, TypeDefinition, Value,
-};
+use serde_json::Map;
 
-const BUILT_IN_SCALARS: [&str; 5] = ["String", "Int", "Float", "Boolean", "ID"];
+use crate::response::write_json;
 
-/// The executable introspection schema for the API schema `api`.
-pub fn schema(api: &Document) -> Result<Schema, String> {
-    let query = api
-        .query_type_name()
-        .cloned()
-        .unwrap_or_else(|| "Query".into());
-    let mutation = api.mutation_type_name().cloned();
-    let subscription = api.subscription_type_name().cloned();
-    let mut builder = Schema::build(&query, mutation.as_deref(), subscription.as_deref());
-    for definition in &api.definitions {
-        let Definition::TypeDefinition(definition) = definition else {
-            continue;
+/// The introspection part of an operation: its root introspection fields and the fragments they
+/// may spread.
+#[derive(Debug)]
+pub struct IntrospectionPart {
+    pub selections: SelectionSet,
+    pub fragments: Vec<FragmentDefinition>,
+}
+
+/// The API schema, indexed for introspection.
+pub struct Introspection {
+    document: Arc<Document>,
+    /// Type name → its definition's index in `document.definitions` (the first, if repeated).
+    types: HashMap<String, usize>,
+    /// Type names in document order, each once.
+    order: Vec<String>,
+    /// Interface → the object types that implement it, in document order.
+    implementations: HashMap<String, Vec<String>>,
+    query: Option<String>,
+    mutation: Option<String>,
+    subscription: Option<String>,
+}
+
+/// Something introspection can return an object for.
+#[derive(Clone, Copy)]
+enum Meta<'s> {
+    Schema,
+    Named(&'s TypeDefinition),
+    /// A list or non-null type.
+    Wrapped(&'s Type),
+    Field(&'s Field),
+    InputValue(&'s InputValue),
+    EnumValue(&'s EnumValue),
+    Directive(&'s DirectiveDefinition),
+}
+
+impl Meta<'_> {
+    fn typename(self) -> &'static str {
+        match self {
+            Meta::Schema => "__Schema",
+            Meta::Named(_) | Meta::Wrapped(_) => "__Type",
+            Meta::Field(_) => "__Field",
+            Meta::InputValue(_) => "__InputValue",
+            Meta::EnumValue(_) => "__EnumValue",
+            Meta::Directive(_) => "__Directive",
+        }
+    }
+}
+
+/// A resolved introspection field.
+enum Out<'s> {
+    Null,
+    Bool(bool),
+    Str(&'s str),
+    String(String),
+    Object(Meta<'s>),
+    List(Vec<Meta<'s>>),
+    Strings(Vec<&'static str>),
+}
+
+impl<'s> From<Option<&'s str>> for Out<'s> {
+    fn from(value: Option<&'s str>) -> Self {
+        value.map_or(Out::Null, Out::Str)
+    }
+}
+
+/// What one execution shares.
+struct Context<'q> {
+    variables: &'q Map<String, serde_json::Value>,
+    fragments: &'q [FragmentDefinition],
+}
+
+impl Introspection {
+    /// Indexes the API schema `api`.
+    pub fn new(api: Arc<Document>) -> Self {
+        let mut types = HashMap::new();
+        let mut order = Vec::new();
+        let mut implementations: HashMap<String, Vec<String>> = HashMap::new();
+        let mut roots = (None, None, None);
+        for (index, definition) in api.definitions.iter().enumerate() {
+            match definition {
+                Definition::TypeDefinition(ty) => {
+                    let name = type_name(ty);
+                    if types.contains_key(name) {
+                        continue;
+                    }
+                    types.insert(name.to_owned(), index);
+                    order.push(name.to_owned());
+                    if let TypeDefinition::Object(object) = ty {
+                        for interface in &object.implements_interfaces {
+                            implementations
+                                .entry(interface.clone())
+                                .or_default()
+                                .push(object.name.clone());
+                        }
+                    }
+                }
+                Definition::SchemaDefinition(schema) => {
+                    roots = (
+                        schema.query.clone(),
+                        schema.mutation.clone(),
+                        schema.subscription.clone(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        let root = |given: Option<String>, default: &str| {
+            given.or_else(|| types.contains_key(default).then(|| default.to_owned()))
         };
-        builder = match definition {
-            TypeDefinition::Scalar(scalar) => {
-                if BUILT_IN_SCALARS.contains(&scalar.name.as_str()) {
-                    continue;
-                }
-                let mut ty = Scalar::new(&scalar.name);
-                if let Some(d) = &scalar.description {
-                    ty = ty.description(d);
-                }
-                if let Some(url) = directive_string(&scalar.directives, "specifiedBy", "url") {
-                    ty = ty.specified_by_url(url);
-                }
-                builder.register(ty)
-            }
-            TypeDefinition::Object(object) => {
-                if object.name.starts_with("__") {
-                    continue;
-                }
-                let mut ty = Object::new(&object.name);
-                if let Some(d) = &object.description {
-                    ty = ty.description(d);
-                }
-                for interface in &object.implements_interfaces {
-                    ty = ty.implement(interface);
-                }
-                for field in object.fields.iter().filter(|f| !f.name.starts_with("__")) {
-                    let mut f = Field::new(&field.name, type_ref(&field.field_type), |_| {
-                        FieldFuture::new(async { Ok(None::<async_graphql::Value>) })
-                    });
-                    if let Some(d) = &field.description {
-                        f = f.description(d);
-                    }
-                    if let Some(reason) = deprecation(&field.directives) {
-                        f = f.deprecation(reason.as_deref());
-                    }
-                    for arg in &field.arguments {
-                        f = f.argument(input_value(arg));
-                    }
-                    ty = ty.field(f);
-                }
-                builder.register(ty)
-            }
-            TypeDefinition::Interface(interface) => {
-                let mut ty = Interface::new(&interface.name);
-                if let Some(d) = &interface.description {
-                    ty = ty.description(d);
-                }
-                for parent in &interface.implements_interfaces {
-                    ty = ty.implement(parent);
-                }
-                for field in &interface.fields {
-                    let mut f = InterfaceField::new(&field.name, type_ref(&field.field_type));
-                    if let Some(d) = &field.description {
-                        f = f.description(d);
-                    }
-                    if let Some(reason) = deprecation(&field.directives) {
-                        f = f.deprecation(reason.as_deref());
-                    }
-                    for arg in &field.arguments {
-                        f = f.argument(input_value(arg));
-                    }
-                    ty = ty.field(f);
-                }
-                builder.register(ty)
-            }
-            TypeDefinition::Union(union) => {
-                let mut ty = Union::new(&union.name);
-                if let Some(d) = &union.description {
-                    ty = ty.description(d);
-                }
-                for member in &union.types {
-                    ty = ty.possible_type(member);
-                }
-                builder.register(ty)
-            }
-            TypeDefinition::Enum(enumeration) => {
-                if enumeration.name.starts_with("__") {
-                    continue;
-                }
-                let mut ty = Enum::new(&enumeration.name);
-                if let Some(d) = &enumeration.description {
-                    ty = ty.description(d);
-                }
-                for value in &enumeration.values {
-                    let mut item = EnumItem::new(&value.name);
-                    if let Some(d) = &value.description {
-                        item = item.description(d);
-                    }
-                    if let Some(reason) = deprecation(&value.directives) {
-                        item = item.deprecation(reason.as_deref());
-                    }
-                    ty = ty.item(item);
-                }
-                builder.register(ty)
-            }
-            TypeDefinition::InputObject(input) => {
-                let mut ty = InputObject::new(&input.name);
-                if let Some(d) = &input.description {
-                    ty = ty.description(d);
-                }
-                if input.directives.iter().any(|d| d.name == "oneOf") {
-                    ty = ty.oneof();
-                }
-                for field in &input.fields {
-                    ty = ty.field(input_value(field));
-                }
-                builder.register(ty)
-            }
+        Introspection {
+            query: root(roots.0, "Query"),
+            mutation: root(roots.1, "Mutation"),
+            subscription: root(roots.2, "Subscription"),
+            document: api,
+            types,
+            order,
+            implementations,
+        }
+    }
+
+    /// Answers the root introspection fields of `part` for the root type `root`: each response key
+    /// with its value as JSON text, in the client's order.
+    pub fn execute(
+        &self,
+        part: &IntrospectionPart,
+        variables: &Map<String, serde_json::Value>,
+        root: &str,
+    ) -> Vec<(String, Vec<u8>)> {
+        let context = Context {
+            variables,
+            fragments: &part.fragments,
         };
+        let mut groups = Vec::new();
+        context.collect(&part.selections, root, &mut groups);
+        groups
+            .into_iter()
+            .map(|(key, fields)| {
+                let field = fields[0];
+                let mut out = Vec::new();
+                let value = match field.name.as_str() {
+                    "__typename" => Out::Str(root),
+                    "__schema" => Out::Object(Meta::Schema),
+                    "__type" => context
+                        .string_argument(field, "name")
+                        .and_then(|name| self.named(&name))
+                        .map_or(Out::Null, Out::Object),
+                    _ => Out::Null,
+                };
+                self.write(&mut out, value, &fields, &context);
+                (key.to_owned(), out)
+            })
+            .collect()
     }
-    builder.finish().map_err(|e| e.0)
+
+    fn named(&self, name: &str) -> Option<Meta<'_>> {
+        let index = *self.types.get(name)?;
+        match &self.document.definitions[index] {
+            Definition::TypeDefinition(ty) => Some(Meta::Named(ty)),
+            _ => None,
+        }
+    }
+
+    /// The type `ty` refers to (`None`: a named type the schema does not define).
+    fn type_of<'s>(&'s self, ty: &'s Type) -> Option<Meta<'s>> {
+        match ty {
+            Type::NamedType(name) => self.named(name),
+            wrapped => Some(Meta::Wrapped(wrapped)),
+        }
+    }
+
+    fn write<'s>(
+        &'s self,
+        out: &mut Vec<u8>,
+        value: Out<'s>,
+        fields: &[&query::Field],
+        context: &Context<'_>,
+    ) {
+        match value {
+            Out::Null => out.extend_from_slice(b"null"),
+            Out::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+            Out::Str(s) => write_json(out, s),
+            Out::String(s) => write_json(out, &s),
+            Out::Strings(list) => write_json(out, &list),
+            Out::Object(meta) => self.object(out, meta, fields, context),
+            Out::List(items) => {
+                out.push(b'[');
+                for (i, item) in items.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.object(out, item, fields, context);
+                }
+                out.push(b']');
+            }
+        }
+    }
+
+    /// Writes `meta` with the merged selections of `fields`.
+    fn object(
+        &self,
+        out: &mut Vec<u8>,
+        meta: Meta<'_>,
+        fields: &[&query::Field],
+        context: &Context<'_>,
+    ) {
+        let mut groups = Vec::new();
+        for field in fields {
+            context.collect(&field.selection_set, meta.typename(), &mut groups);
+        }
+        out.push(b'{');
+        for (i, (key, group)) in groups.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json(out, key);
+            out.push(b':');
+            let value = self.resolve(meta, group[0], context);
+            self.write(out, value, group, context);
+        }
+        out.push(b'}');
+    }
+
+    fn resolve<'s>(
+        &'s self,
+        meta: Meta<'s>,
+        field: &query::Field,
+        context: &Context<'_>,
+    ) -> Out<'s> {
+        let name = field.name.as_str();
+        if name == "__typename" {
+            return Out::Str(meta.typename());
+        }
+        let include_deprecated = || context.bool_argument(field, "includeDeprecated");
+        match meta {
+            Meta::Schema => match name {
+                "types" => Out::List(
+                    self.order
+                        .iter()
+                        .filter_map(|name| self.named(name))
+                        .collect(),
+                ),
+                "queryType" => self.root_type(self.query.as_deref()),
+                "mutationType" => self.root_type(self.mutation.as_deref()),
+                "subscriptionType" => self.root_type(self.subscription.as_deref()),
+                "directives" => {
+                    let mut seen = std::collections::HashSet::new();
+                    Out::List(
+                        self.document
+                            .definitions
+                            .iter()
+                            .filter_map(|d| match d {
+                                Definition::DirectiveDefinition(d) if seen.insert(&d.name) => {
+                                    Some(Meta::Directive(d))
+                                }
+                                _ => None,
+                            })
+                            .collect(),
+                    )
+                }
+                _ => Out::Null,
+            },
+            Meta::Named(ty) => self.resolve_type(ty, name, include_deprecated),
+            Meta::Wrapped(ty) => match (name, ty) {
+                ("kind", Type::ListType(_)) => Out::Str("LIST"),
+                ("kind", _) => Out::Str("NON_NULL"),
+                ("ofType", Type::ListType(inner) | Type::NonNullType(inner)) => {
+                    self.type_of(inner).map_or(Out::Null, Out::Object)
+                }
+                _ => Out::Null,
+            },
+            Meta::Field(f) => match name {
+                "name" => Out::Str(&f.name),
+                "description" => f.description.as_deref().into(),
+                "args" => input_values(&f.arguments, include_deprecated()),
+                "type" => self.type_of(&f.field_type).map_or(Out::Null, Out::Object),
+                "isDeprecated" => Out::Bool(deprecation(&f.directives).is_some()),
+                "deprecationReason" => deprecation(&f.directives).into(),
+                _ => Out::Null,
+            },
+            Meta::InputValue(v) => match name {
+                "name" => Out::Str(&v.name),
+                "description" => v.description.as_deref().into(),
+                "type" => self.type_of(&v.value_type).map_or(Out::Null, Out::Object),
+                "defaultValue" => v
+                    .default_value
+                    .as_ref()
+                    .map_or(Out::Null, |d| Out::String(d.to_string())),
+                "isDeprecated" => Out::Bool(deprecation(&v.directives).is_some()),
+                "deprecationReason" => deprecation(&v.directives).into(),
+                _ => Out::Null,
+            },
+            Meta::EnumValue(v) => match name {
+                "name" => Out::Str(&v.name),
+                "description" => v.description.as_deref().into(),
+                "isDeprecated" => Out::Bool(deprecation(&v.directives).is_some()),
+                "deprecationReason" => deprecation(&v.directives).into(),
+                _ => Out::Null,
+            },
+            Meta::Directive(d) => match name {
+                "name" => Out::Str(&d.name),
+                "description" => d.description.as_deref().into(),
+                "locations" => Out::Strings(if d.name == "oneOf" {
+                    // The planner's built-in definition names the wrong locations; the spec's
+                    // `@oneOf` is for input objects.
+                    vec!["INPUT_OBJECT"]
+                } else {
+                    d.locations.iter().map(|l| l.as_str()).collect()
+                }),
+                "args" => input_values(&d.arguments, include_deprecated()),
+                "isRepeatable" => Out::Bool(d.repeatable),
+                _ => Out::Null,
+            },
+        }
+    }
+
+    fn root_type(&self, name: Option<&str>) -> Out<'_> {
+        name.and_then(|n| self.named(n))
+            .map_or(Out::Null, Out::Object)
+    }
+
+    fn resolve_type<'s>(
+        &'s self,
+        ty: &'s TypeDefinition,
+        name: &str,
+        include_deprecated: impl Fn() -> bool,
+    ) -> Out<'s> {
+        let visible =
+            |directives: &[Directive]| include_deprecated() || deprecation(directives).is_none();
+        let fields = |fields: &'s [Field]| {
+            Out::List(
+                fields
+                    .iter()
+                    .filter(|f| !f.name.starts_with("__") && visible(&f.directives))
+                    .map(Meta::Field)
+                    .collect(),
+            )
+        };
+        let types =
+            |names: &'s [String]| Out::List(names.iter().filter_map(|n| self.named(n)).collect());
+        match (name, ty) {
+            ("kind", _) => Out::Str(match ty {
+                TypeDefinition::Scalar(_) => "SCALAR",
+                TypeDefinition::Object(_) => "OBJECT",
+                TypeDefinition::Interface(_) => "INTERFACE",
+                TypeDefinition::Union(_) => "UNION",
+                TypeDefinition::Enum(_) => "ENUM",
+                TypeDefinition::InputObject(_) => "INPUT_OBJECT",
+            }),
+            ("name", _) => Out::Str(type_name(ty)),
+            ("description", _) => description(ty).into(),
+            ("specifiedByURL", TypeDefinition::Scalar(scalar)) => {
+                directive_string(&scalar.directives, "specifiedBy", "url").into()
+            }
+            ("fields", TypeDefinition::Object(object)) => fields(&object.fields),
+            ("fields", TypeDefinition::Interface(interface)) => fields(&interface.fields),
+            ("interfaces", TypeDefinition::Object(object)) => types(&object.implements_interfaces),
+            ("interfaces", TypeDefinition::Interface(interface)) => {
+                types(&interface.implements_interfaces)
+            }
+            ("possibleTypes", TypeDefinition::Interface(interface)) => self
+                .implementations
+                .get(&interface.name)
+                .map_or(Out::List(Vec::new()), |names| types(names)),
+            ("possibleTypes", TypeDefinition::Union(union)) => types(&union.types),
+            ("enumValues", TypeDefinition::Enum(enumeration)) => Out::List(
+                enumeration
+                    .values
+                    .iter()
+                    .filter(|v| visible(&v.directives))
+                    .map(Meta::EnumValue)
+                    .collect(),
+            ),
+            ("inputFields", TypeDefinition::InputObject(input)) => {
+                input_values(&input.fields, include_deprecated())
+            }
+            ("isOneOf", TypeDefinition::InputObject(input)) => {
+                Out::Bool(input.directives.iter().any(|d| d.name == "oneOf"))
+            }
+            _ => Out::Null,
+        }
+    }
 }
 
-fn type_ref(ty: &Type) -> TypeRef {
-    match ty {
-        Type::NamedType(name) => TypeRef::Named(name.clone().into()),
-        Type::ListType(inner) => TypeRef::List(Box::new(type_ref(inner))),
-        Type::NonNullType(inner) => TypeRef::NonNull(Box::new(type_ref(inner))),
+impl<'q> Context<'q> {
+    /// Groups the fields of `set` that apply to an object of type `typename` by response key, in
+    /// order (the spec's CollectFields).
+    fn collect(
+        &self,
+        set: &'q SelectionSet,
+        typename: &str,
+        groups: &mut Vec<(&'q str, Vec<&'q query::Field>)>,
+    ) {
+        for item in &set.items {
+            match item {
+                Selection::Field(field) => {
+                    if !self.included(&field.directives) {
+                        continue;
+                    }
+                    let key = field.alias.as_deref().unwrap_or(&field.name);
+                    match groups.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, fields)) => fields.push(field),
+                        None => groups.push((key, vec![field])),
+                    }
+                }
+                Selection::InlineFragment(inline) => {
+                    let applies = match &inline.type_condition {
+                        Some(TypeCondition::On(condition)) => condition == typename,
+                        None => true,
+                    };
+                    if applies && self.included(&inline.directives) {
+                        self.collect(&inline.selection_set, typename, groups);
+                    }
+                }
+                Selection::FragmentSpread(spread) => {
+                    if !self.included(&spread.directives) {
+                        continue;
+                    }
+                    let fragment = self
+                        .fragments
+                        .iter()
+                        .find(|f| f.name == spread.fragment_name);
+                    if let Some(fragment) = fragment {
+                        let TypeCondition::On(condition) = &fragment.type_condition;
+                        if condition == typename {
+                            self.collect(&fragment.selection_set, typename, groups);
+                        }
+                    }
+                }
+            }
+        }
     }
-}
 
-fn input_value(value: &graphql_tools::static_graphql::schema::InputValue) -> InputValue {
-    let mut input = InputValue::new(&value.name, type_ref(&value.value_type));
-    if let Some(d) = &value.description {
-        input = input.description(d);
-    }
-    if let Some(default) = &value.default_value {
-        input = input.default_value(const_value(default));
-    }
-    input
-}
-
-fn const_value(value: &Value) -> async_graphql::Value {
-    use async_graphql::Value as V;
-    match value {
-        Value::Variable(_) | Value::Null => V::Null,
-        Value::Int(n) => V::from(n.as_i64().unwrap_or_default()),
-        Value::Float(f) => V::from(*f),
-        Value::String(s) => V::String(s.clone()),
-        Value::Boolean(b) => V::Boolean(*b),
-        Value::Enum(e) => V::Enum(async_graphql::Name::new(e)),
-        Value::List(items) => V::List(items.iter().map(const_value).collect()),
-        Value::Object(fields) => V::Object(
-            fields
+    /// `@skip(if:)` / `@include(if:)`, literal or variable.
+    fn included(&self, directives: &[query::Directive]) -> bool {
+        directives.iter().all(|d| {
+            let condition = d
+                .arguments
                 .iter()
-                .map(|(k, v)| (async_graphql::Name::new(k), const_value(v)))
-                .collect(),
-        ),
+                .find(|(name, _)| name == "if")
+                .is_some_and(|(_, value)| self.value(value) == serde_json::Value::Bool(true));
+            match d.name.as_str() {
+                "skip" => !condition,
+                "include" => condition,
+                _ => true,
+            }
+        })
+    }
+
+    fn value(&self, value: &query::Value) -> serde_json::Value {
+        crate::plan::to_json(value, self.variables)
+    }
+
+    fn bool_argument(&self, field: &query::Field, name: &str) -> bool {
+        field
+            .arguments
+            .iter()
+            .find(|(n, _)| n == name)
+            .is_some_and(|(_, v)| self.value(v) == serde_json::Value::Bool(true))
+    }
+
+    fn string_argument(&self, field: &query::Field, name: &str) -> Option<String> {
+        field
+            .arguments
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| match self.value(v) {
+                serde_json::Value::String(s) => Some(s),
+                _ => None,
+            })
     }
 }
 
-/// `Some(reason)` when `@deprecated` is present (`Some(None)` without a reason).
-fn deprecation(directives: &[Directive]) -> Option<Option<String>> {
+/// Arguments or input fields, deprecated ones only when asked for.
+fn input_values(values: &[InputValue], include_deprecated: bool) -> Out<'_> {
+    Out::List(
+        values
+            .iter()
+            .filter(|v| include_deprecated || deprecation(&v.directives).is_none())
+            .map(Meta::InputValue)
+            .collect(),
+    )
+}
+
+fn type_name(definition: &TypeDefinition) -> &str {
+    crate::variables::type_name(definition)
+}
+
+fn description(definition: &TypeDefinition) -> Option<&str> {
+    match definition {
+        TypeDefinition::Scalar(t) => t.description.as_deref(),
+        TypeDefinition::Object(t) => t.description.as_deref(),
+        TypeDefinition::Interface(t) => t.description.as_deref(),
+        TypeDefinition::Union(t) => t.description.as_deref(),
+        TypeDefinition::Enum(t) => t.description.as_deref(),
+        TypeDefinition::InputObject(t) => t.description.as_deref(),
+    }
+}
+
+/// `Some(reason)` when `@deprecated` is present; the spec's default reason when it gives none.
+fn deprecation(directives: &[Directive]) -> Option<&str> {
     directives.iter().find(|d| d.name == "deprecated").map(|d| {
         d.arguments
             .iter()
             .find_map(|(name, value)| match (name.as_str(), value) {
-                ("reason", Value::String(reason)) => Some(reason.clone()),
+                ("reason", Value::String(reason)) => Some(reason.as_str()),
                 _ => None,
             })
+            .unwrap_or("No longer supported")
     })
 }
 
-fn directive_string(directives: &[Directive], directive: &str, argument: &str) -> Option<String> {
+fn directive_string<'d>(
+    directives: &'d [Directive],
+    directive: &str,
+    argument: &str,
+) -> Option<&'d str> {
     directives
         .iter()
         .filter(|d| d.name == directive)
         .flat_map(|d| d.arguments.iter())
         .find_map(|(name, value)| match value {
-            Value::String(s) if name == argument => Some(s.clone()),
+            Value::String(s) if name == argument => Some(s.as_str()),
             _ => None,
         })
 }

@@ -156,17 +156,17 @@ impl Router {
         // Root response keys with their values as JSON text.
         let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
         let mut null_data = false;
+        let root = match prepared.kind {
+            Kind::Mutation => supergraph.planner.supergraph.mutation_type.clone(),
+            _ => Some(supergraph.planner.supergraph.query_type.clone()),
+        }
+        .unwrap_or_else(|| "Query".into());
         if let Some((operation, plan)) = &prepared.planned {
             let bodies = value::Bodies::default();
             let (tree, fetch_errors) =
                 execute::Execution::new(&supergraph, &self.client, headers, &variables, &bodies)
                     .run(plan)
                     .await;
-            let root = match prepared.kind {
-                Kind::Mutation => supergraph.planner.supergraph.mutation_type.clone(),
-                _ => Some(supergraph.planner.supergraph.query_type.clone()),
-            }
-            .unwrap_or_else(|| "Query".into());
             errors.extend(fetch_errors.into_iter().map(clean_subgraph_error));
             let (shaped, shape_errors) = response::shape(
                 &supergraph,
@@ -182,21 +182,8 @@ impl Router {
                 None => null_data = true,
             }
         }
-        if let Some(text) = &prepared.introspection {
-            let request = async_graphql::Request::new(text.as_str()).variables(
-                async_graphql::Variables::from_json(Value::Object(variables.clone())),
-            );
-            let answer = supergraph.introspection.execute(request).await;
-            let answer = serde_json::to_value(&answer).expect("a GraphQL response serializes");
-            if let Some(Value::Object(data)) = answer.get("data") {
-                fields.extend(data.iter().map(|(key, value)| {
-                    let text = serde_json::to_vec(value).expect("JSON values serialize");
-                    (key.clone(), text)
-                }));
-            }
-            if let Some(Value::Array(more)) = answer.get("errors") {
-                errors.extend(more.iter().cloned());
-            }
+        if let Some(part) = &prepared.introspection {
+            fields.extend(supergraph.introspection.execute(part, &variables, &root));
         }
         // The body is written as text: the shaped values already are JSON.
         let mut body = Vec::with_capacity(

@@ -3,7 +3,7 @@
 //! so a repeated operation is never parsed, validated or planned twice.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -19,13 +19,21 @@ use graphql_tools::{
     validation::{rules::default_rules_validation_plan, validate::validate},
 };
 use hive_router_query_planner::{
-    ast::{normalization::normalize_operation, operation::OperationDefinition as Normalized},
+    ast::{
+        normalization::normalize_operation,
+        operation::OperationDefinition as Normalized,
+        selection_item::SelectionItem,
+        selection_set::{FieldSelection, SelectionSet as NormalizedSelectionSet},
+    },
     graph::PlannerOverrideContext,
     planner::plan_nodes::QueryPlan,
     utils::{cancellation::CancellationToken, parsing::safe_parse_operation},
 };
 
-use crate::supergraph::{panic_message, Supergraph};
+use crate::{
+    introspection::IntrospectionPart,
+    supergraph::{panic_message, Supergraph},
+};
 
 /// Limits on what one operation may ask, checked before validation (which is costly on huge ones).
 #[derive(Debug, Clone, Copy)]
@@ -101,8 +109,8 @@ pub struct Prepared {
     pub variables: Vec<Variable>,
     /// The response keys of the root selection, in the order the client asked for them.
     pub root_keys: Vec<String>,
-    /// An operation holding only the introspection root fields, for the introspection schema.
-    pub introspection: Option<String>,
+    /// The root introspection fields, answered by the router itself.
+    pub introspection: Option<IntrospectionPart>,
     /// The normalized operation and its plan, when anything is left to fetch from subgraphs.
     pub planned: Option<(Normalized, QueryPlan)>,
 }
@@ -212,8 +220,12 @@ fn prepare_uncached(
         .items
         .iter()
         .partition(|s| is_introspection(s));
-    let introspection = (!introspected.is_empty()).then(|| {
-        introspection_document(operation, variable_definitions, &introspected, &fragments)
+    let introspection = (!introspected.is_empty()).then(|| IntrospectionPart {
+        selections: SelectionSet {
+            span: selection_set.span,
+            items: introspected.iter().map(|s| (*s).clone()).collect(),
+        },
+        fragments: fragments.iter().map(|f| (*f).clone()).collect(),
     });
 
     let planned = if rest.is_empty() {
@@ -227,12 +239,19 @@ fn prepare_uncached(
                 }
             }
         }
-        let normalized = catch_unwind(AssertUnwindSafe(|| {
+        let mut normalized = catch_unwind(AssertUnwindSafe(|| {
             normalize_operation(&supergraph.planner.supergraph, &remaining, operation_name)
         }))
         .map_err(|panic| PrepareError::Planning(panic_message(panic)))?
         .map_err(|e| PrepareError::validation(e.to_string()))?
         .operation;
+        let root = match kind {
+            Kind::Mutation => supergraph.planner.supergraph.mutation_type.as_deref(),
+            _ => Some(supergraph.planner.supergraph.query_type.as_str()),
+        };
+        if let Some(root) = root {
+            fetch_hidden_typenames(supergraph, &mut normalized.selection_set, root);
+        }
         if normalized.selection_set.items.is_empty() {
             // Everything was skipped (`@skip(if: true)`, `@include(if: false)`): nothing to fetch.
             None
@@ -267,6 +286,55 @@ fn prepare_uncached(
         introspection,
         planned,
     })
+}
+
+/// Adds `__typename` (left out of the response) under every field of an interface or union that
+/// hides some of its members from the client (`@inaccessible`), where the client did not select it:
+/// shaping needs each object's type to turn one the client's schema cannot have into `null`.
+fn fetch_hidden_typenames(supergraph: &Supergraph, set: &mut NormalizedSelectionSet, parent: &str) {
+    for item in &mut set.items {
+        match item {
+            SelectionItem::Field(field) => {
+                if field.selections.items.is_empty() {
+                    continue;
+                }
+                let Some(ty) = supergraph
+                    .planner
+                    .supergraph
+                    .definitions
+                    .get(parent)
+                    .and_then(|d| d.fields().get(&field.name))
+                    .map(|f| f.field_type.inner_type().to_owned())
+                else {
+                    continue;
+                };
+                fetch_hidden_typenames(supergraph, &mut field.selections, &ty);
+                let selected = field.selections.items.iter().any(|i| {
+                    matches!(i, SelectionItem::Field(f) if f.name == "__typename"
+                        && f.alias.is_none() && f.skip_if.is_none() && f.include_if.is_none())
+                });
+                if supergraph.hides_members(&ty) && !selected {
+                    field.selections.items.insert(
+                        0,
+                        SelectionItem::Field(FieldSelection {
+                            name: "__typename".into(),
+                            selections: NormalizedSelectionSet { items: Vec::new() },
+                            alias: None,
+                            arguments: None,
+                            skip_if: None,
+                            include_if: None,
+                            omit_from_response: true,
+                        }),
+                    );
+                }
+            }
+            SelectionItem::InlineFragment(fragment) => {
+                let condition = fragment.type_condition.clone();
+                fetch_hidden_typenames(supergraph, &mut fragment.selections, &condition);
+            }
+            SelectionItem::FragmentSpread(_) => {}
+        }
+    }
 }
 
 fn select_operation<'d>(
@@ -541,112 +609,6 @@ fn introspection_in_root_fragments(
                     .is_some_and(|fragment| inside(&fragment.selection_set, visited))
         }
     })
-}
-
-/// An operation with only the introspection root fields, the fragments they use and the variables
-/// they use (async-graphql refuses unused fragments and variables).
-fn introspection_document(
-    operation: &OperationDefinition,
-    variables: &[VariableDefinition],
-    selections: &[&Selection],
-    fragments: &[&FragmentDefinition],
-) -> String {
-    let mut used_fragments = BTreeSet::new();
-    let mut used_variables = BTreeSet::new();
-    for selection in selections {
-        collect_uses(
-            selection,
-            fragments,
-            &mut used_fragments,
-            &mut used_variables,
-        );
-    }
-    let set = SelectionSet {
-        span: Default::default(),
-        items: selections.iter().map(|s| (*s).clone()).collect(),
-    };
-    let query = graphql_tools::static_graphql::query::Query {
-        position: Default::default(),
-        name: operation_name(operation).map(str::to_owned),
-        variable_definitions: variables
-            .iter()
-            .filter(|v| used_variables.contains(&v.name))
-            .cloned()
-            .collect(),
-        directives: Vec::new(),
-        selection_set: set,
-    };
-    // Keep the operation's kind: `mutation { __typename }` is "Mutation".
-    let operation = match operation {
-        OperationDefinition::Mutation(_) => {
-            OperationDefinition::Mutation(graphql_tools::static_graphql::query::Mutation {
-                position: query.position,
-                name: query.name,
-                variable_definitions: query.variable_definitions,
-                directives: query.directives,
-                selection_set: query.selection_set,
-            })
-        }
-        _ => OperationDefinition::Query(query),
-    };
-    let mut document = Document {
-        definitions: vec![Definition::Operation(operation)],
-    };
-    for fragment in fragments
-        .iter()
-        .filter(|f| used_fragments.contains(&f.name))
-    {
-        document
-            .definitions
-            .push(Definition::Fragment((*fragment).clone()));
-    }
-    document.to_string()
-}
-
-fn collect_uses(
-    selection: &Selection,
-    fragments: &[&FragmentDefinition],
-    used_fragments: &mut BTreeSet<String>,
-    used_variables: &mut BTreeSet<String>,
-) {
-    let (directives, children) = match selection {
-        Selection::Field(field) => {
-            for (_, value) in &field.arguments {
-                value_variables(value, used_variables);
-            }
-            (&field.directives, Some(&field.selection_set))
-        }
-        Selection::InlineFragment(inline) => (&inline.directives, Some(&inline.selection_set)),
-        Selection::FragmentSpread(spread) => {
-            if used_fragments.insert(spread.fragment_name.clone()) {
-                if let Some(fragment) = find_fragment(fragments, &spread.fragment_name) {
-                    for child in &fragment.selection_set.items {
-                        collect_uses(child, fragments, used_fragments, used_variables);
-                    }
-                }
-            }
-            (&spread.directives, None)
-        }
-    };
-    for directive in directives {
-        for (_, value) in &directive.arguments {
-            value_variables(value, used_variables);
-        }
-    }
-    for child in children.into_iter().flat_map(|s| &s.items) {
-        collect_uses(child, fragments, used_fragments, used_variables);
-    }
-}
-
-fn value_variables(value: &Value, used: &mut BTreeSet<String>) {
-    match value {
-        Value::Variable(name) => {
-            used.insert(name.clone());
-        }
-        Value::List(items) => items.iter().for_each(|v| value_variables(v, used)),
-        Value::Object(fields) => fields.iter().for_each(|(_, v)| value_variables(v, used)),
-        _ => {}
-    }
 }
 
 /// A GraphQL literal as JSON, with variables substituted from `variables`.

@@ -11,7 +11,10 @@
 //! is cut back there and `null` written instead. (Profiles showed the shaped copy of large answers
 //! costing a fifth of the router's time and a third of its memory under load.)
 
-use std::{collections::HashMap, rc::Rc};
+use std::{
+    collections::{HashMap, HashSet},
+    rc::Rc,
+};
 
 use hive_router_query_planner::{
     ast::{
@@ -64,14 +67,29 @@ pub fn shape(
 /// A null reached a non-null position: the enclosing nullable value must become null.
 struct Propagate;
 
+/// What a field's named type is, as far as completing a value goes.
+#[derive(Clone, Copy)]
+enum Kind<'p> {
+    /// An object type, or (`is_abstract`) an interface or union: values have selections.
+    Composite { is_abstract: bool },
+    /// An enum, with the values the API schema gives it.
+    Enum(&'p str, &'p HashSet<String>),
+    /// A built-in scalar (`Int`, `Float`, `String`, `Boolean`, `ID`).
+    BuiltIn(&'p str),
+    /// A custom scalar: the subgraph that owns it is trusted with its values.
+    Custom,
+}
+
+const BUILT_IN_SCALARS: [&str; 5] = ["Int", "Float", "String", "Boolean", "ID"];
+
 /// The fields of one response key, as CollectFields groups them.
 struct Group<'p> {
     key: &'p str,
     field: &'p FieldSelection,
     /// The field's type, looked up once per collected group (`None`: not in the supergraph).
     ty: Option<&'p TypeNode>,
-    /// Whether its named type is an object, interface or union (its values have selections).
-    composite: bool,
+    /// What its named type is, for completing its values.
+    kind: Kind<'p>,
     /// Every selection set under this key, merged when the value is completed.
     selections: Vec<&'p SelectionSet>,
 }
@@ -160,25 +178,28 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                                 .get(declared)
                                 .and_then(|d| d.fields().get(&field.name))
                                 .map(|f| &f.field_type);
-                            let composite = ty.is_some_and(|ty| {
-                                matches!(
-                                    supergraph
-                                        .planner
-                                        .supergraph
-                                        .definitions
-                                        .get(ty.inner_type()),
+                            let kind = ty.map_or(Kind::Custom, |ty| {
+                                let name = ty.inner_type();
+                                match supergraph.planner.supergraph.definitions.get(name) {
+                                    Some(SupergraphDefinition::Object(_)) => {
+                                        Kind::Composite { is_abstract: false }
+                                    }
                                     Some(
-                                        SupergraphDefinition::Object(_)
-                                            | SupergraphDefinition::Interface(_)
-                                            | SupergraphDefinition::Union(_)
-                                    )
-                                )
+                                        SupergraphDefinition::Interface(_)
+                                        | SupergraphDefinition::Union(_),
+                                    ) => Kind::Composite { is_abstract: true },
+                                    Some(SupergraphDefinition::Enum(_)) => supergraph
+                                        .api_enum_values(name)
+                                        .map_or(Kind::Custom, |values| Kind::Enum(name, values)),
+                                    _ if BUILT_IN_SCALARS.contains(&name) => Kind::BuiltIn(name),
+                                    _ => Kind::Custom,
+                                }
                             });
                             groups.push(Group {
                                 key,
                                 field,
                                 ty,
-                                composite,
+                                kind,
                                 selections: vec![&field.selections],
                             });
                         }
@@ -198,19 +219,17 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         }
     }
 
-    /// Writes the object `data` of declared type `declared` with `selections`.
+    /// Writes the object `data` of declared type `declared` and runtime type `runtime` with
+    /// `selections`.
     fn object(
         &mut self,
         out: &mut Vec<u8>,
         data: &'p Obj<'p>,
         selections: &[&'p SelectionSet],
         declared: &'p str,
+        runtime: &'p str,
         path: &mut Vec<Step<'p>>,
     ) -> Result<(), Propagate> {
-        let runtime = data
-            .get("__typename")
-            .and_then(Val::as_str)
-            .unwrap_or(declared);
         let groups = self.collect(selections, runtime, declared);
         out.push(b'{');
         for (i, group) in groups.iter().enumerate() {
@@ -241,7 +260,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         let value = data.get(group.key).unwrap_or(&Val::Null);
         path.push(Step::Key(group.key));
         let written = match group.ty {
-            Some(ty) => self.value(out, ty, group.composite, value, &group.selections, path),
+            Some(ty) => self.value(out, ty, group.kind, value, &group.selections, path),
             None => {
                 write_json(out, value);
                 Ok(value.is_null())
@@ -257,14 +276,14 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         &mut self,
         out: &mut Vec<u8>,
         ty: &'p TypeNode,
-        composite: bool,
+        kind: Kind<'p>,
         value: &'p Val<'p>,
         selections: &[&'p SelectionSet],
         path: &mut Vec<Step<'p>>,
     ) -> Result<bool, Propagate> {
         match ty {
             TypeNode::NonNull(inner) => {
-                if !self.value(out, inner, composite, value, selections, path)? {
+                if !self.value(out, inner, kind, value, selections, path)? {
                     return Ok(false);
                 }
                 let explained = self.explain_all
@@ -272,18 +291,22 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                         p.len() >= path.len() && path.iter().zip(p).all(|(s, v)| s.matches(v))
                     });
                 if !explained {
-                    let path = path_json(path);
-                    self.errors.push(json!({
-                        "message": "cannot return null for a non-nullable field",
-                        "path": path.clone(),
-                        "extensions": { "code": "INTERNAL_SERVER_ERROR" },
-                    }));
-                    self.explained.push(path);
+                    self.error(
+                        path,
+                        "cannot return null for a non-nullable field".to_owned(),
+                    );
                 }
                 Err(Propagate)
             }
             TypeNode::List(inner) => {
                 let Val::List(items) = value else {
+                    if !value.is_null() {
+                        let found = json_text(value);
+                        self.error(
+                            path,
+                            format!("Expected a list for type \"{ty}\", found {found}"),
+                        );
+                    }
                     out.extend_from_slice(b"null");
                     return Ok(true);
                 };
@@ -294,7 +317,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                         out.push(b',');
                     }
                     path.push(Step::Index(i));
-                    let written = self.value(out, inner, composite, item, selections, path);
+                    let written = self.value(out, inner, kind, item, selections, path);
                     path.pop();
                     if written.is_err() {
                         out.truncate(start);
@@ -306,16 +329,38 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                 Ok(false)
             }
             TypeNode::Named(name) => {
-                if !composite {
-                    write_json(out, value);
-                    return Ok(value.is_null());
-                }
+                let Kind::Composite { is_abstract } = kind else {
+                    return Ok(self.leaf(out, kind, value, path));
+                };
                 let Val::Object(object) = value else {
+                    if !value.is_null() {
+                        let found = json_text(value);
+                        self.error(
+                            path,
+                            format!("Expected an object for type \"{name}\", found {found}"),
+                        );
+                    }
                     out.extend_from_slice(b"null");
                     return Ok(true);
                 };
+                // A single server's object is always of a type the client's schema has: an object
+                // type's own, or a member of the abstract type (never an `@inaccessible` one).
+                let runtime = match object.get("__typename").and_then(Val::as_str) {
+                    Some(typename) if is_abstract => {
+                        if !self.supergraph.api_allows(name, typename) {
+                            self.error(
+                                path,
+                                format!("Runtime object type \"{typename}\" is not a possible type for \"{name}\""),
+                            );
+                            out.extend_from_slice(b"null");
+                            return Ok(true);
+                        }
+                        typename
+                    }
+                    _ => name.as_str(),
+                };
                 let start = out.len();
-                match self.object(out, object, selections, name, path) {
+                match self.object(out, object, selections, name, runtime, path) {
                     Ok(()) => Ok(false),
                     Err(Propagate) => {
                         out.truncate(start);
@@ -327,11 +372,72 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         }
     }
 
+    /// Writes a leaf value (enum or scalar) as the API schema allows it; `true` when it wrote
+    /// `null` (a value the type cannot represent becomes `null` with an error).
+    fn leaf(
+        &mut self,
+        out: &mut Vec<u8>,
+        kind: Kind<'p>,
+        value: &Val<'_>,
+        path: &[Step<'_>],
+    ) -> bool {
+        let valid = match (kind, value) {
+            (_, Val::Null) => {
+                out.extend_from_slice(b"null");
+                return true;
+            }
+            (Kind::Enum(_, values), Val::String(v)) => values.contains(v.as_ref()),
+            (Kind::Enum(..), _) => false,
+            (Kind::BuiltIn("Int"), Val::Number(n)) => {
+                n.as_i64().is_some_and(|n| i32::try_from(n).is_ok())
+            }
+            (Kind::BuiltIn("Float"), Val::Number(_))
+            | (Kind::BuiltIn("String" | "ID"), Val::String(_))
+            | (Kind::BuiltIn("Boolean"), Val::Bool(_)) => true,
+            (Kind::BuiltIn("ID"), Val::Number(n)) if n.is_i64() || n.is_u64() => {
+                // An ID is serialized as a string.
+                write_json(out, &n.to_string());
+                return false;
+            }
+            (Kind::BuiltIn(_), _) => false,
+            (Kind::Custom | Kind::Composite { .. }, _) => true,
+        };
+        if valid {
+            write_json(out, value);
+            return false;
+        }
+        let found = json_text(value);
+        let message = match kind {
+            Kind::Enum(name, _) => format!("Enum \"{name}\" cannot represent value: {found}"),
+            Kind::BuiltIn(name) => format!("{name} cannot represent value: {found}"),
+            Kind::Custom | Kind::Composite { .. } => format!("cannot represent value: {found}"),
+        };
+        self.error(path, message);
+        out.extend_from_slice(b"null");
+        true
+    }
+
+    /// Records a field error at `path`; a null there is then explained.
+    fn error(&mut self, path: &[Step<'_>], message: String) {
+        let path = path_json(path);
+        self.errors.push(json!({
+            "message": message,
+            "path": path.clone(),
+            "extensions": { "code": "INTERNAL_SERVER_ERROR" },
+        }));
+        self.explained.push(path);
+    }
+
     /// `@skip(if: $a)` / `@include(if: $b)` with the request's variables.
     fn included(&self, skip_if: Option<&str>, include_if: Option<&str>) -> bool {
         let truthy = |name: &str| self.variables.get(name) == Some(&Value::Bool(true));
         !skip_if.is_some_and(truthy) && include_if.is_none_or(truthy)
     }
+}
+
+/// `value` as JSON text, for an error message.
+fn json_text(value: &Val<'_>) -> String {
+    serde_json::to_string(value).expect("JSON values serialize")
 }
 
 /// Appends `value` as JSON text.

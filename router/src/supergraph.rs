@@ -4,7 +4,7 @@
 //! one consistent set of planner, API schema, subgraph URLs and plan cache.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, HashSet},
     panic::{catch_unwind, AssertUnwindSafe},
     sync::Arc,
 };
@@ -14,7 +14,7 @@ use hive_router_query_planner::{
     utils::parsing::safe_parse_schema,
 };
 
-use crate::{introspection, plan::PlanCache};
+use crate::{introspection::Introspection, plan::PlanCache};
 
 /// Why a supergraph could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +27,6 @@ pub enum SupergraphError {
     NoSubgraphs,
     #[error("--subgraph-url names {0:?}, which the supergraph does not have (it has: {1})")]
     UnknownOverride(String, String),
-    #[error("cannot build the API schema for introspection: {0}")]
-    Introspection(String),
 }
 
 /// A supergraph ready to serve.
@@ -41,8 +39,10 @@ pub struct Supergraph {
     pub subgraph_urls: HashMap<String, String>,
     /// Abstract type → the object types that belong to it.
     possible_types: HashMap<String, BTreeSet<String>>,
-    /// The API schema as an executable async-graphql schema, answering introspection.
-    pub introspection: async_graphql::dynamic::Schema,
+    /// What the API schema (the client's schema) contains, for checking subgraph answers.
+    api: ApiTypes,
+    /// The API schema, indexed to answer introspection.
+    pub introspection: Introspection,
     /// Prepared operations of this supergraph (plans are only valid for the schema they were made for).
     pub plans: PlanCache,
 }
@@ -93,13 +93,25 @@ impl Supergraph {
                     .extend(union.types.iter().cloned());
             }
         }
-        let introspection = introspection::schema(&planner.consumer_schema.document)
-            .map_err(SupergraphError::Introspection)?;
+        let introspection = Introspection::new(planner.consumer_schema.document.clone());
+        let mut api = ApiTypes::new(&planner.consumer_schema.document);
+        api.hiding = possible_types
+            .iter()
+            .filter(|(abstract_type, members)| {
+                members.iter().any(|m| {
+                    !api.possible
+                        .get(*abstract_type)
+                        .is_some_and(|allowed| allowed.contains(m))
+                })
+            })
+            .map(|(abstract_type, _)| abstract_type.clone())
+            .collect();
         Ok(Arc::new(Supergraph {
             sdl: sdl.to_owned(),
             planner,
             subgraph_urls,
             possible_types,
+            api,
             introspection,
             plans: PlanCache::new(plan_cache_size),
         }))
@@ -114,6 +126,48 @@ impl Supergraph {
                 .is_some_and(|types| types.contains(typename))
     }
 
+    /// The values of the enum `name` in the API schema (`None`: not an enum there).
+    pub fn api_enum_values(&self, name: &str) -> Option<&HashSet<String>> {
+        self.api.enums.get(name)
+    }
+
+    /// Whether an object of type `typename` may stand where the API schema's abstract type
+    /// `abstract_type` is expected (an `@inaccessible` type, or one that is not a member, may not).
+    pub fn api_allows(&self, abstract_type: &str, typename: &str) -> bool {
+        self.api
+            .possible
+            .get(abstract_type)
+            .is_some_and(|types| types.contains(typename))
+    }
+
+    /// Whether the API schema hides some members of the abstract type `name`.
+    pub fn hides_members(&self, name: &str) -> bool {
+        self.api.hiding.contains(name)
+    }
+
+    /// Whether a subgraph other than `asked` can resolve the entity `object` by a key it carries
+    /// (`@key` without `resolvable: false`, every top-level field of the key present in `object`).
+    /// When one can, `object` is an entity of that subgraph's, not a mere reference.
+    pub fn resolvable_elsewhere(&self, object: &crate::value::Obj<'_>, asked: &str) -> bool {
+        let Some(typename) = object.get("__typename").and_then(crate::value::Val::as_str) else {
+            return false;
+        };
+        let join_types = match self.planner.supergraph.definitions.get(typename) {
+            Some(SupergraphDefinition::Object(o)) => &o.join_type,
+            Some(SupergraphDefinition::Interface(i)) => &i.join_type,
+            _ => return false,
+        };
+        let known = &self.planner.supergraph.known_subgraphs;
+        join_types.iter().any(|join| {
+            join.resolvable
+                && known.get(&join.graph_id).is_some_and(|name| name != asked)
+                && join
+                    .key
+                    .as_deref()
+                    .is_some_and(|key| top_level_fields(key).all(|f| object.contains_key(f)))
+        })
+    }
+
     /// Whether `name` is an interface or union.
     pub fn is_abstract(&self, name: &str) -> bool {
         self.possible_types.contains_key(name)
@@ -124,6 +178,93 @@ impl Supergraph {
     }
 }
 
+/// The API schema's enums and abstract types: what a subgraph's answer may contain.
+#[derive(Default)]
+struct ApiTypes {
+    /// Enum → its values.
+    enums: HashMap<String, HashSet<String>>,
+    /// Interfaces and unions some of whose members the API schema hides (`@inaccessible`): the
+    /// router needs each such object's `__typename` to tell whether the client may see it.
+    hiding: HashSet<String>,
+    /// Interface or union → the object types that belong to it.
+    possible: HashMap<String, HashSet<String>>,
+}
+
+impl ApiTypes {
+    fn new(api: &graphql_tools::static_graphql::schema::Document) -> Self {
+        use graphql_tools::static_graphql::schema::{Definition, TypeDefinition};
+        let mut types = ApiTypes::default();
+        // The planner's API schema drops `@inaccessible` types but may still name them as union
+        // members or implementors: only object types it defines count.
+        let objects: HashSet<&str> = api
+            .definitions
+            .iter()
+            .filter_map(|d| match d {
+                Definition::TypeDefinition(TypeDefinition::Object(o)) => Some(o.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        for definition in &api.definitions {
+            match definition {
+                Definition::TypeDefinition(TypeDefinition::Enum(e)) => {
+                    types
+                        .enums
+                        .entry(e.name.clone())
+                        .or_default()
+                        .extend(e.values.iter().map(|v| v.name.clone()));
+                }
+                Definition::TypeDefinition(TypeDefinition::Object(o)) => {
+                    for interface in &o.implements_interfaces {
+                        types
+                            .possible
+                            .entry(interface.clone())
+                            .or_default()
+                            .insert(o.name.clone());
+                    }
+                }
+                Definition::TypeDefinition(TypeDefinition::Union(u)) => {
+                    types.possible.entry(u.name.clone()).or_default().extend(
+                        u.types
+                            .iter()
+                            .filter(|t| objects.contains(t.as_str()))
+                            .cloned(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        types
+    }
+}
+
+/// The top-level field names of a field set: `id org { id }` → `id`, `org`.
+fn top_level_fields(field_set: &str) -> impl Iterator<Item = &str> {
+    let mut depth = 0usize;
+    field_set
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .flat_map(|word| {
+            // Split braces off the names they touch.
+            word.split_inclusive(['{', '}'])
+                .flat_map(|part| match part.strip_suffix(['{', '}']) {
+                    Some(name) => [Some(name), Some(&part[part.len() - 1..])],
+                    None => [Some(part), None],
+                })
+                .flatten()
+        })
+        .filter(|token| !token.is_empty())
+        .filter(move |token| match *token {
+            "{" => {
+                depth += 1;
+                false
+            }
+            "}" => {
+                depth = depth.saturating_sub(1);
+                false
+            }
+            _ => depth == 0,
+        })
+}
+
 /// The text of a caught panic.
 pub fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
@@ -132,5 +273,18 @@ pub fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "the query planner panicked".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_level_fields;
+
+    #[test]
+    fn key_field_sets_name_their_top_level_fields() {
+        let fields: Vec<&str> = top_level_fields("id org { id team{ name } } sku").collect();
+        assert_eq!(fields, ["id", "org", "sku"]);
+        let fields: Vec<&str> = top_level_fields("upc").collect();
+        assert_eq!(fields, ["upc"]);
     }
 }

@@ -19,6 +19,9 @@
 //!   value the router sent in the representation (what `@requires` fields compute from). A
 //!   representation without that value is an error, so a router that forgets a required field fails
 //!   the scenario.
+//! - Values are answered as stored, whatever the SDL says: an enum value or `__typename` the
+//!   client's schema lacks, a scalar of the wrong kind, or a scalar where the SDL has an object or a
+//!   list (for the router's output coercion).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -518,7 +521,9 @@ impl<'a> Run<'a> {
             Value::Object(_) => {
                 self.object(value, declared, &field.selection_set, path, Some(more))
             }
-            _ => Value::Null,
+            // A scalar where the SDL has an object or a list: a misbehaving subgraph, answered as
+            // stored so that the router's output coercion is what is tested.
+            _ => value.clone(),
         }
     }
 }

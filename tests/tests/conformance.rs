@@ -212,3 +212,23 @@ async fn override_of_a_field_with_requires() {
 async fn requires_with_arguments_on_the_required_field() {
     run_scenario("requires_arguments").await;
 }
+
+#[tokio::test]
+async fn covariant_interface_fields_with_provides() {
+    run_scenario("covariant_interface_fields").await;
+}
+
+#[tokio::test]
+async fn values_outside_the_api_schema_are_null_with_an_error() {
+    run_scenario("values_outside_the_api_schema").await;
+}
+
+#[tokio::test]
+async fn entities_a_subgraph_lacks_are_null_only_as_bare_references() {
+    run_scenario("null_keys_on_a_path").await;
+}
+
+#[tokio::test]
+async fn output_coercion_errors_and_single_values_for_list_variables() {
+    run_scenario("output_coercion_and_list_variables").await;
+}
