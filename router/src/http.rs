@@ -93,11 +93,9 @@ impl MediaType {
             .split(',')
             .map(|t| t.split(';').next().unwrap_or("").trim())
             .collect();
+        // Only a client that names the new type gets it: `*/*` and `application/*` (what legacy
+        // clients send) get `application/json`, as GraphQL-over-HTTP recommends.
         if types.contains(&"application/graphql-response+json") {
-            MediaType::GraphQlResponse
-        } else if types.contains(&"application/json") {
-            MediaType::Json
-        } else if types.iter().any(|t| *t == "*/*" || *t == "application/*") {
             MediaType::GraphQlResponse
         } else {
             MediaType::Json
@@ -228,7 +226,7 @@ fn read_request(
                 ))
             }
         };
-        return Ok(Request {
+        return checked(Request {
             query: params.query,
             operation_name: params.operation_name,
             variables,
@@ -255,10 +253,21 @@ fn read_request(
         };
         (status, message)
     })?;
-    serde_json::from_slice(&body).map_err(|e| {
+    checked(serde_json::from_slice(&body).map_err(|e| {
         (
             StatusCode::BAD_REQUEST,
             format!("malformed GraphQL request body: {e}"),
         )
-    })
+    })?)
+}
+
+/// `extensions`, when given, is a map (GraphQL-over-HTTP).
+fn checked(request: Request) -> Result<Request, (StatusCode, String)> {
+    match &request.extensions {
+        None | Some(Value::Null | Value::Object(_)) => Ok(request),
+        Some(_) => Err((
+            StatusCode::BAD_REQUEST,
+            "`extensions` must be a JSON object".into(),
+        )),
+    }
 }

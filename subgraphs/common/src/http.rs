@@ -79,8 +79,8 @@ enum MediaType {
 }
 
 impl MediaType {
-    /// GraphQL-over-HTTP: `application/graphql-response+json` when accepted (also via `*/*`), else
-    /// `application/json`, which is also what a missing `Accept` means.
+    /// GraphQL-over-HTTP: `application/graphql-response+json` when the client names it, else
+    /// `application/json`, which is also what a missing `Accept` or `*/*` means.
     fn negotiate(headers: &HeaderMap) -> Self {
         let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
             return MediaType::Json;
@@ -89,11 +89,9 @@ impl MediaType {
             .split(',')
             .map(|t| t.split(';').next().unwrap_or("").trim())
             .collect();
+        // Only a client that names the new type gets it: `*/*` and `application/*` (what legacy
+        // clients send) get `application/json`, as GraphQL-over-HTTP recommends.
         if types.contains(&"application/graphql-response+json") {
-            MediaType::GraphQlResponse
-        } else if types.contains(&"application/json") {
-            MediaType::Json
-        } else if types.iter().any(|t| *t == "*/*" || *t == "application/*") {
             MediaType::GraphQlResponse
         } else {
             MediaType::Json
@@ -152,7 +150,14 @@ async fn graphql<E: Executor>(
     } else {
         StatusCode::OK
     };
-    let body = serde_json::to_vec(&response).expect("a GraphQL response always serializes");
+    // A request that never started executing has no `data` entry at all (GraphQL-over-HTTP);
+    // async-graphql would write `"data": null`.
+    let body = if request_failed {
+        serde_json::to_vec(&serde_json::json!({ "errors": response.errors }))
+    } else {
+        serde_json::to_vec(&response)
+    }
+    .expect("a GraphQL response always serializes");
     (status, [(header::CONTENT_TYPE, media.header())], body).into_response()
 }
 
@@ -198,12 +203,18 @@ fn read_request(
         };
         (status, message)
     })?;
-    serde_json::from_slice(&body).map_err(|e| {
+    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|e| {
         (
             StatusCode::BAD_REQUEST,
             format!("malformed GraphQL request body: {e}"),
         )
-    })
+    })?;
+    // async-graphql reads a body without `query` as an empty document: that is a bad request, not
+    // a parse error of a document the client sent.
+    if request.query.trim().is_empty() {
+        return Err((StatusCode::BAD_REQUEST, "the request has no query".into()));
+    }
+    Ok(request)
 }
 
 /// A GraphQL request from a GET query string: `query`, `operationName`, and `variables` and
@@ -219,7 +230,8 @@ fn get_request(query_string: &str) -> Result<async_graphql::Request, String> {
         extensions: Option<String>,
     }
     let params: Params = serde_urlencoded::from_str(query_string).map_err(|e| e.to_string())?;
-    let mut request = async_graphql::Request::new(params.query.ok_or("`query` is missing")?);
+    let query = params.query.filter(|q| !q.trim().is_empty());
+    let mut request = async_graphql::Request::new(query.ok_or("`query` is missing")?);
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }

@@ -470,6 +470,30 @@ async fn bad_requests_change_nothing(test_db: TestDb) {
         unparsable.body["errors"][0]["extensions"]["code"],
         json!("GRAPHQL_PARSE_FAILED")
     );
+    assert!(
+        unparsable.body.get("data").is_none(),
+        "a request that never ran has no data entry: {:?}",
+        unparsable.body
+    );
+
+    let no_query = send(&t.app, post(json!({ "qeury": register }).to_string())).await;
+    assert_eq!(no_query.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        no_query.body["errors"][0]["extensions"]["code"],
+        json!("BAD_REQUEST")
+    );
+
+    let any_type = Request::post("/graphql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "*/*")
+        .body(Body::from(json!({ "query": "{ __typename }" }).to_string()))
+        .expect("valid request");
+    let any_type = send(&t.app, any_type).await;
+    assert!(
+        any_type.content_type.starts_with("application/json"),
+        "Accept: */* gets application/json, got {}",
+        any_type.content_type
+    );
 
     let unknown_field = json!({ "query": register.replace("{ token }", "{ token nope }") });
     let invalid = send(&t.app, post(unknown_field.to_string())).await;
