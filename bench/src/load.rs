@@ -30,50 +30,55 @@ use tokio::net::TcpStream;
 
 /// One HTTP request, ready to send.
 #[derive(Debug, Clone)]
-pub struct Step {
+pub(crate) struct Step {
     /// Which of the [`Target`]s it goes to.
-    pub target: usize,
+    pub(crate) target: usize,
     /// `Bearer <token>`, if signed in.
-    pub authorization: Option<String>,
+    pub(crate) authorization: Option<String>,
     /// The JSON body: `{"query": ..., "variables": ..., "operationName": ...}`.
-    pub body: Bytes,
+    pub(crate) body: Bytes,
     /// Asks Taproom's router for its query plan in `extensions.queryPlan`.
-    pub query_plan: bool,
+    pub(crate) query_plan: bool,
 }
 
 /// A GraphQL endpoint: address and path.
 #[derive(Debug, Clone)]
-pub struct Target {
-    pub addr: SocketAddr,
-    pub path: String,
+pub(crate) struct Target {
+    /// Host and port.
+    pub(crate) addr: SocketAddr,
+    /// The HTTP path, such as `/graphql`.
+    pub(crate) path: String,
 }
 
 /// What one run measured.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Completed units with a good answer.
-    pub ok: u64,
-    pub failed: u64,
+    pub(crate) ok: u64,
+    /// Units with a transport failure, a status other than 200 or GraphQL errors.
+    pub(crate) failed: u64,
     /// The first failure seen, to report.
-    pub first_failure: Option<String>,
+    pub(crate) first_failure: Option<String>,
     /// Latency of every good unit, in microseconds, sorted.
-    pub latencies_us: Vec<u32>,
-    pub elapsed: Duration,
+    pub(crate) latencies_us: Vec<u32>,
+    /// From the start of the run until its last worker finished.
+    pub(crate) elapsed: Duration,
 }
 
 impl Outcome {
-    pub fn requests_per_second(&self) -> f64 {
+    /// Good units per second of [`Outcome::elapsed`].
+    pub(crate) fn requests_per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
 
     /// The latency below which `q` (0..1) of the good units finished, in milliseconds.
-    pub fn percentile_ms(&self, q: f64) -> f64 {
+    pub(crate) fn percentile_ms(&self, q: f64) -> f64 {
         percentile(&self.latencies_us, q) as f64 / 1000.0
     }
 }
 
 /// The nearest-rank percentile of sorted values (0 for none).
-pub fn percentile(sorted: &[u32], q: f64) -> u32 {
+fn percentile(sorted: &[u32], q: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
     }
@@ -82,7 +87,7 @@ pub fn percentile(sorted: &[u32], q: f64) -> u32 {
 }
 
 /// Runs `connections` workers against `targets` for `duration`, each unit of `work` in turn.
-pub async fn run(
+pub(crate) async fn run(
     targets: &[Target],
     work: Arc<Vec<Vec<Step>>>,
     connections: usize,
@@ -165,7 +170,7 @@ async fn worker(
 
 /// Sends one request and reads the whole answer; an error for a transport failure, a status other
 /// than 200 or a GraphQL error.
-pub async fn send(
+pub(crate) async fn send(
     targets: &[Target],
     connections: &mut [Option<SendRequest<Full<Bytes>>>],
     step: &Step,
@@ -207,6 +212,19 @@ pub async fn send(
         bail!("GraphQL errors: {}", String::from_utf8_lossy(&body));
     }
     Ok(body)
+}
+
+/// Whether the GraphQL server at `target` answers `{ __typename }`: the readiness check for the
+/// subgraphs and the gateways.
+pub(crate) async fn answers_typename(target: Target) -> bool {
+    let step = Step {
+        target: 0,
+        authorization: None,
+        body: Bytes::from_static(br#"{"query":"{ __typename }"}"#),
+        query_plan: false,
+    };
+    let mut connections = vec![None];
+    send(&[target], &mut connections, &step).await.is_ok()
 }
 
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {

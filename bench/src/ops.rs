@@ -8,13 +8,15 @@ use serde_json::{json, Value};
 use crate::{load::Step, seed::Model};
 
 /// A benchmarked operation.
-pub struct Operation {
-    pub name: &'static str,
-    pub description: &'static str,
+pub(crate) struct Operation {
+    /// As `--operations` and the results name it.
+    pub(crate) name: &'static str,
+    /// One line for the report's table of operations.
+    pub(crate) description: &'static str,
     /// Requests to a gateway: one step each, all at target 0.
-    pub gateway_work: Vec<Vec<Step>>,
+    pub(crate) gateway_work: Vec<Vec<Step>>,
     /// For the same requests, the subgraph requests Taproom's router made, as recorded.
-    pub subgraph_work: Vec<Vec<Step>>,
+    pub(crate) subgraph_work: Vec<Vec<Step>>,
 }
 
 /// The heavy one, orders → owner → orders → items → beer: the caller's orders with their lines' beers,
@@ -83,7 +85,7 @@ fn single_subgraph(
 }
 
 /// Builds the three operations over the seeded data.
-pub fn operations(model: &Model) -> Result<Vec<Operation>> {
+fn operations(model: &Model) -> Result<Vec<Operation>> {
     let mut heavy = Operation {
         name: "heavy",
         description: "orders → owner → orders → lines → beers, across all three subgraphs",
@@ -120,4 +122,12 @@ pub fn operations(model: &Model) -> Result<Vec<Operation>> {
     );
 
     Ok(vec![heavy, one_hop, catalog])
+}
+
+/// The operations named in `names` (`--operations`), in their fixed order, over the seeded data.
+pub(crate) fn selected(model: &Model, names: &[String]) -> Result<Vec<Operation>> {
+    Ok(operations(model)?
+        .into_iter()
+        .filter(|op| names.iter().any(|name| name == op.name))
+        .collect())
 }

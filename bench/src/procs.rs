@@ -15,26 +15,34 @@ use nix::{
 use tokio::process::{Child, Command};
 
 /// A running service or gateway.
-pub struct Process {
-    pub name: String,
+pub(crate) struct Process {
+    /// The name it was launched under (its log is `<name>.log`).
+    pub(crate) name: String,
     child: Child,
     pid: i32,
     log: PathBuf,
 }
 
 /// What to start.
-pub struct Launch<'a> {
-    pub name: &'a str,
-    pub program: &'a Path,
-    pub args: Vec<String>,
-    pub env: Vec<(&'a str, String)>,
+pub(crate) struct Launch<'a> {
+    /// Names the process in errors and its log.
+    pub(crate) name: &'a str,
+    /// The binary to run (under `taskset` when `cpus` is set).
+    pub(crate) program: &'a Path,
+    /// Its arguments.
+    pub(crate) args: Vec<String>,
+    /// Variables added to the environment it inherits.
+    pub(crate) env: Vec<(&'a str, String)>,
     /// A `taskset` CPU list such as "0" or "1", or none to let the kernel place it.
-    pub cpus: Option<&'a str>,
-    pub log_dir: &'a Path,
+    pub(crate) cpus: Option<&'a str>,
+    /// Where `<name>.log` (stdout and stderr) is written.
+    pub(crate) log_dir: &'a Path,
 }
 
 impl Process {
-    pub fn start(launch: Launch<'_>) -> Result<Process> {
+    /// Spawns the process in a process group of its own, logging to its file; it is killed if the
+    /// [`Process`] is dropped without [`Process::stop`].
+    pub(crate) fn start(launch: Launch<'_>) -> Result<Process> {
         let log = launch.log_dir.join(format!("{}.log", launch.name));
         let out =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
@@ -70,7 +78,7 @@ impl Process {
     }
 
     /// Waits until `ready` succeeds, failing early (with the log's tail) if the process exits.
-    pub async fn wait_ready<F, Fut>(&mut self, timeout: Duration, mut ready: F) -> Result<()>
+    pub(crate) async fn wait_ready<F, Fut>(&mut self, timeout: Duration, mut ready: F) -> Result<()>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
@@ -107,7 +115,7 @@ impl Process {
     }
 
     /// User plus system CPU time used so far, all threads, in seconds.
-    pub fn cpu_seconds(&self) -> Result<f64> {
+    pub(crate) fn cpu_seconds(&self) -> Result<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
         // Fields after the command name, which is in parentheses and may hold spaces.
         let rest = stat
@@ -126,7 +134,7 @@ impl Process {
     }
 
     /// The process's peak resident set size (VmHWM), in MiB.
-    pub fn peak_rss_mib(&self) -> Result<f64> {
+    pub(crate) fn peak_rss_mib(&self) -> Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
         let kib: f64 = status
             .lines()
@@ -137,7 +145,7 @@ impl Process {
     }
 
     /// SIGTERM, then SIGKILL after five seconds.
-    pub async fn stop(mut self) -> Result<()> {
+    pub(crate) async fn stop(mut self) -> Result<()> {
         let _ = kill(Pid::from_raw(self.pid), Signal::SIGTERM);
         match tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await {
             Ok(status) => {
@@ -159,7 +167,7 @@ fn clock_ticks_per_second() -> i64 {
 }
 
 /// Whether `taskset` can pin processes here (it and at least two CPUs exist).
-pub fn can_pin() -> bool {
+pub(crate) fn can_pin() -> bool {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     cpus >= 2
         && std::process::Command::new("taskset")

@@ -5,6 +5,7 @@
 
 use std::{
     convert::Infallible,
+    path::Path,
     sync::{Arc, Mutex},
 };
 
@@ -15,10 +16,41 @@ use hyper::{body::Incoming, server::conn::http1, service::service_fn, Request, R
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, task::JoinHandle};
 
-use crate::load::{self, Step, Target};
+use crate::{
+    gateways::{Gateway, Gateways},
+    load::{self, Step, Target},
+    ops::Operation,
+    subgraphs::Subgraphs,
+};
+
+/// Fills each operation's [`Operation::subgraph_work`]: starts Taproom's router on a supergraph
+/// (`supergraph-recording.graphql` in `out`) whose URLs point at a recording proxy in front of
+/// `subgraphs`, sends it every request of every operation, and stops it.
+pub(crate) async fn subgraph_work(
+    subgraphs: &Subgraphs,
+    gateways: &Gateways<'_>,
+    operations: &mut [Operation],
+    out: &Path,
+) -> Result<()> {
+    let recorder = Recorder::start(&subgraphs.targets).await?;
+    let recording = out.join("supergraph-recording.graphql");
+    std::fs::write(
+        &recording,
+        subgraphs.supergraph_pointed_at(|i| recorder.url(i))?,
+    )?;
+    let router = gateways.start(Gateway::Taproom, &recording).await?;
+    for op in operations {
+        op.subgraph_work = recorder
+            .record(gateways.target(), &op.gateway_work)
+            .await
+            .with_context(|| format!("recording the subgraph requests of {}", op.name))?;
+    }
+    router.stop().await?;
+    Ok(())
+}
 
 /// One proxy per subgraph, all writing into one list.
-pub struct Recorder {
+struct Recorder {
     urls: Vec<String>,
     recorded: Arc<Mutex<Vec<Step>>>,
     failures: Arc<Mutex<Vec<String>>>,
@@ -28,7 +60,7 @@ pub struct Recorder {
 impl Recorder {
     /// Starts a proxy on a free loopback port for each of `subgraphs` (target `i` of a recorded
     /// step is `subgraphs[i]`).
-    pub async fn start(subgraphs: &[Target]) -> Result<Recorder> {
+    async fn start(subgraphs: &[Target]) -> Result<Recorder> {
         let subgraphs: Arc<[Target]> = subgraphs.into();
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let failures = Arc::new(Mutex::new(Vec::new()));
@@ -76,17 +108,13 @@ impl Recorder {
     }
 
     /// The proxy's URL for subgraph `index`.
-    pub fn url(&self, index: usize) -> String {
+    fn url(&self, index: usize) -> String {
         self.urls[index].clone()
     }
 
     /// Sends each unit of `gateway_work` (one request each) to the router at `router` and returns,
     /// for each, the subgraph requests it caused.
-    pub async fn record(
-        &self,
-        router: &Target,
-        gateway_work: &[Vec<Step>],
-    ) -> Result<Vec<Vec<Step>>> {
+    async fn record(&self, router: &Target, gateway_work: &[Vec<Step>]) -> Result<Vec<Vec<Step>>> {
         let mut connections = vec![None];
         let mut work = Vec::with_capacity(gateway_work.len());
         for unit in gateway_work {

@@ -4,39 +4,106 @@
 //! Going through the API would cost an argon2 hash per account and about 80,000 mutations; the rows
 //! written here are exactly the rows those mutations write (same tables, same money and time formats),
 //! in one transaction per database, from a fixed random seed, so every run measures the same data.
-//! The services' own `migrate` commands create the tables first.
+//! The services' own `migrate` commands create the tables first ([`databases`], the run's first phase).
 
-use std::collections::BTreeSet;
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+};
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use chrono::{Duration, TimeZone, Utc};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use sqlx::{sqlite::SqliteConnectOptions, Connection, SqliteConnection};
 use taproom_common::time::to_db;
 use taproom_users::credentials::{hash_password, TokenKeys};
 
+use crate::subgraphs::SUBGRAPHS;
+
+/// The three seeded databases, as the subgraphs are started on them.
+pub(crate) struct Databases {
+    /// Where `users.db`, `beers.db` and `orders.db` are (absolute).
+    dir: PathBuf,
+    /// The users subgraph's `SECRET_KEY`: the tokens in [`Model::tokens`] are hashed under it.
+    pub(crate) secret_key: String,
+    /// What was written.
+    pub(crate) model: Model,
+}
+
+impl Databases {
+    /// The `DATABASE_URL` of subgraph `name`.
+    pub(crate) fn url(&self, name: &str) -> String {
+        database_url(&self.dir, name)
+    }
+}
+
+fn database_url(dir: &Path, name: &str) -> String {
+    format!("sqlite:{}", dir.join(format!("{name}.db")).display())
+}
+
+/// Migrates a fresh database per subgraph in `dir` with `taproom <service> migrate`, then writes
+/// `volume` into them under a new random secret key.
+pub(crate) async fn databases(taproom: &Path, dir: &Path, volume: Volume) -> Result<Databases> {
+    let secret_key = random_secret();
+    for service in SUBGRAPHS {
+        let status = tokio::process::Command::new(taproom)
+            .args([service, "migrate"])
+            .env("DATABASE_URL", database_url(dir, service))
+            .env("RUST_LOG", "warn")
+            .status()
+            .await?;
+        ensure!(
+            status.success(),
+            "taproom {service} migrate failed ({status})"
+        );
+    }
+    ensure!(
+        volume.signed_in > 0 && volume.beers > 5,
+        "too little volume data to benchmark"
+    );
+    eprintln!(
+        "seeding {} users ({} signed in), {} beers, {} orders ...",
+        volume.users, volume.signed_in, volume.beers, volume.orders
+    );
+    let model = seed(dir, volume, &secret_key).await?;
+    Ok(Databases {
+        dir: dir.to_owned(),
+        secret_key,
+        model,
+    })
+}
+
+fn random_secret() -> String {
+    use rand::distributions::Alphanumeric;
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect()
+}
+
 /// How much data to write.
 #[derive(Debug, Clone, Copy)]
-pub struct Volume {
-    pub users: usize,
-    pub beers: usize,
-    pub orders: usize,
+pub(crate) struct Volume {
+    pub(crate) users: usize,
+    pub(crate) beers: usize,
+    pub(crate) orders: usize,
     /// How many users get a sign-in token: the fixed set of authenticated clients.
-    pub signed_in: usize,
+    pub(crate) signed_in: usize,
 }
 
 /// What was written, as the benchmark needs it to build requests.
 #[derive(Debug)]
-pub struct Model {
+pub(crate) struct Model {
     /// The signed-in users: (user id, bearer token).
-    pub tokens: Vec<(i64, String)>,
+    pub(crate) tokens: Vec<(i64, String)>,
     /// Every beer's sku, in insertion order.
-    pub skus: Vec<String>,
+    pub(crate) skus: Vec<String>,
 }
 
 /// The password of every generated account (argon2 hashed once and shared: hashing 1,000 times would
 /// only slow the setup down).
-pub const PASSWORD: &str = "Bench1234";
+const PASSWORD: &str = "Bench1234";
 
 async fn connect(path: &std::path::Path) -> Result<SqliteConnection> {
     let options = SqliteConnectOptions::new()
@@ -49,7 +116,7 @@ async fn connect(path: &std::path::Path) -> Result<SqliteConnection> {
 
 /// Writes the volume data into migrated, empty databases `users.db`, `beers.db` and `orders.db` in
 /// `dir`, with tokens hashed under `secret_key` (the users subgraph must be started with the same key).
-pub async fn seed(dir: &std::path::Path, volume: Volume, secret_key: &str) -> Result<Model> {
+async fn seed(dir: &Path, volume: Volume, secret_key: &str) -> Result<Model> {
     let mut rng = StdRng::seed_from_u64(20_261_129);
     let epoch = Utc
         .with_ymd_and_hms(2026, 1, 1, 12, 0, 0)

@@ -1,0 +1,188 @@
+//! The gateways under test and how each is measured: started on the supergraph file (Taproom's
+//! router from the release binary, the peers under Node.js), its answers checked against Taproom's
+//! ([`crate::verify`]), warmed up, loaded for a fixed time, read for CPU time and peak RSS through
+//! `/proc`, and stopped — once per round, operation and concurrency, so no run inherits another's
+//! caches or heap.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use anyhow::Result;
+
+use crate::{
+    config::Args,
+    load::{self, Outcome, Target},
+    ops::Operation,
+    procs::{Launch, Process},
+    report::Measurement,
+    verify::Reference,
+};
+
+/// A gateway the bench can start.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Gateway {
+    Taproom,
+    Apollo,
+    Hive,
+}
+
+impl Gateway {
+    /// The name the results use.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Gateway::Taproom => "Taproom router",
+            Gateway::Apollo => "Apollo Gateway",
+            Gateway::Hive => "Hive Gateway",
+        }
+    }
+}
+
+/// Starts gateways, one at a time, all at one address and on the same cores.
+pub(crate) struct Gateways<'a> {
+    args: &'a Args,
+    /// Where every gateway listens: `--base-port` + 0.
+    target: Target,
+    /// A `taskset` CPU list, or none when pinning is not possible.
+    cpus: Option<&'a str>,
+    logs: &'a Path,
+}
+
+impl<'a> Gateways<'a> {
+    /// Gateways started as `args` say, pinned to `cpus`, logging into `logs`.
+    pub(crate) fn new(args: &'a Args, cpus: Option<&'a str>, logs: &'a Path) -> Result<Self> {
+        Ok(Gateways {
+            args,
+            target: args.target(0)?,
+            cpus,
+            logs,
+        })
+    }
+
+    /// Where the started gateway answers.
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Starts `gateway` on `supergraph` and waits until it answers.
+    pub(crate) async fn start(&self, gateway: Gateway, supergraph: &Path) -> Result<Process> {
+        let port = self.target.addr.port();
+        let supergraph = supergraph.display().to_string();
+        let launch = match gateway {
+            Gateway::Taproom => Launch {
+                name: "taproom-router",
+                program: &self.args.taproom,
+                args: vec![
+                    "router".into(),
+                    "serve".into(),
+                    "--supergraph".into(),
+                    supergraph,
+                ],
+                env: vec![
+                    ("LISTEN", format!("127.0.0.1:{port}")),
+                    ("RUST_LOG", "warn".into()),
+                ],
+                cpus: self.cpus,
+                log_dir: self.logs,
+            },
+            Gateway::Apollo | Gateway::Hive => {
+                let script = self.args.peers_dir.join(if gateway == Gateway::Apollo {
+                    "apollo.mjs"
+                } else {
+                    "hive.mjs"
+                });
+                Launch {
+                    name: if gateway == Gateway::Apollo {
+                        "apollo-gateway"
+                    } else {
+                        "hive-gateway"
+                    },
+                    program: &self.args.node,
+                    args: vec![script.display().to_string(), supergraph, port.to_string()],
+                    env: vec![("NODE_ENV", "production".into())],
+                    cpus: self.cpus,
+                    log_dir: self.logs,
+                }
+            }
+        };
+        let mut process = Process::start(launch)?;
+        process
+            .wait_ready(Duration::from_secs(60), || {
+                load::answers_typename(self.target.clone())
+            })
+            .await?;
+        Ok(process)
+    }
+
+    /// For each round, each gateway (the order rotating between rounds), each operation and each
+    /// concurrency: one run of [`Gateways::measure_once`]. Answers are checked against `reference`,
+    /// which the first gateway to answer an operation fills.
+    pub(crate) async fn measure(
+        &self,
+        supergraph: &Path,
+        operations: &[Operation],
+        reference: &mut Reference,
+    ) -> Result<Vec<Measurement>> {
+        let mut measurements = Vec::new();
+        let mut order = self.args.gateways.clone();
+        for round in 1..=self.args.rounds {
+            for &gateway in &order {
+                for op in operations {
+                    for &connections in &self.args.connections {
+                        let m = self
+                            .measure_once(round, gateway, op, connections, supergraph, reference)
+                            .await?;
+                        measurements.push(m);
+                    }
+                }
+            }
+            order.rotate_left(1);
+        }
+        Ok(measurements)
+    }
+
+    /// Starts the gateway fresh, checks its answers, warms it up, loads it, reads its CPU time and
+    /// peak RSS, stops it, and prints the figures.
+    async fn measure_once(
+        &self,
+        round: usize,
+        gateway: Gateway,
+        op: &Operation,
+        connections: usize,
+        supergraph: &Path,
+        reference: &mut Reference,
+    ) -> Result<Measurement> {
+        let process = self.start(gateway, supergraph).await?;
+        reference
+            .check(gateway, op, &self.target, &self.args.out)
+            .await?;
+        let work = Arc::new(op.gateway_work.clone());
+        let targets = std::slice::from_ref(&self.target);
+        load::run(targets, work.clone(), connections, self.args.warmup_time()).await?;
+        let cpu_before = process.cpu_seconds()?;
+        let outcome = load::run(targets, work, connections, self.args.measured_time()).await?;
+        let cpu = process.cpu_seconds()? - cpu_before;
+        let rss = process.peak_rss_mib()?;
+        process.stop().await?;
+        let m = Measurement::new(round, gateway, op.name, connections, &outcome, cpu, rss);
+        eprintln!(
+            "round {round}, {}, {} at {connections}: {:.0} req/s, p95 {:.1} ms, {:.2} CPU s/1k, {:.0} MiB{}",
+            gateway.label(),
+            op.name,
+            m.requests_per_second,
+            m.p95_ms,
+            m.cpu_seconds_per_1k,
+            m.peak_rss_mib,
+            failures(&outcome)
+        );
+        Ok(m)
+    }
+}
+
+fn failures(outcome: &Outcome) -> String {
+    match &outcome.first_failure {
+        None => String::new(),
+        Some(first) => format!(", {} FAILED (first: {first:.300})", outcome.failed),
+    }
+}
