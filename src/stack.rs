@@ -441,11 +441,6 @@ fn print_banner(args: &StackArgs, urls: &[String; 3]) {
 
 /// Completes on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler cannot fail on a live runtime");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = terminate.recv() => {},
-    }
+    taproom_http::shutdown_signal().await;
     say!("taproom: stopping");
 }

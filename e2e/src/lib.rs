@@ -1,16 +1,18 @@
 //! The end-to-end harness: [`Federation::start`] runs the three subgraphs and the router in this
 //! process, each on its own `127.0.0.1:0` port with its own fresh database, talking real HTTP to each
 //! other exactly as in production. Tests then speak GraphQL to the router like a frontend would.
+//! [`TestRouter`] starts a router alone, over any supergraph (the conformance scenarios' fixture
+//! subgraphs, or Taproom's with some subgraph URLs pointing at fakes).
 
 pub mod fixture;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use serde_json::{json, Value};
 use taproom_common::{auth::RemoteAuthArgs, testing::TestDb};
 use taproom_router::{
-    compose::SubgraphSdl, fetch::SubgraphClient, plan::OperationLimits, supergraph::Supergraph,
-    Router,
+    compose::SubgraphSdl, fetch::SubgraphClient, http::routes, plan::OperationLimits,
+    supergraph::Supergraph, Router,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -42,6 +44,19 @@ impl Service {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Serves `routes` on a fresh `127.0.0.1:0` port.
+    pub async fn serve(routes: axum::Router) -> Self {
+        Service::spawn(
+            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
+            |listener, rx| async move {
+                axum::serve(listener, routes)
+                    .with_graceful_shutdown(stopped(rx))
+                    .await?;
+                Ok(())
+            },
+        )
     }
 
     /// The service's GraphQL URL.
@@ -155,12 +170,10 @@ impl Federation {
             },
         ])
         .expect("the three subgraphs compose");
-        let state = Arc::new(Router::new(
-            Supergraph::load(&supergraph, &Default::default(), 100).expect("the supergraph loads"),
-            SubgraphClient::new(Duration::from_secs(5)),
-            OperationLimits::default(),
-        ));
-        let router = serve_router(state.clone()).await;
+        let RunningRouter {
+            service: router,
+            state,
+        } = TestRouter::new(supergraph).start().await;
         Federation {
             dbs,
             users,
@@ -172,24 +185,10 @@ impl Federation {
         }
     }
 
-    /// Another router over the same supergraph, with some subgraph URLs replaced and its own timeout.
-    pub async fn extra_router(
-        &self,
-        overrides: &[(&str, String)],
-        timeout: Duration,
-    ) -> (Service, Arc<Router>) {
-        let overrides = overrides
-            .iter()
-            .map(|(n, u)| ((*n).to_owned(), u.clone()))
-            .collect();
-        let sdl = self.state.supergraph().sdl.clone();
-        let state = Arc::new(Router::new(
-            Supergraph::load(&sdl, &overrides, 100).expect("the supergraph loads"),
-            SubgraphClient::new(timeout),
-            OperationLimits::default(),
-        ));
-        let service = serve_router(state.clone()).await;
-        (service, state)
+    /// Another router over the same supergraph, to start after replacing some subgraph URLs or the
+    /// timeout.
+    pub fn another_router(&self) -> TestRouter {
+        TestRouter::new(self.state.supergraph().sdl.clone())
     }
 
     /// Stops the beers subgraph.
@@ -275,18 +274,80 @@ impl Federation {
     }
 }
 
-/// Serves `state` on a fresh port, as the router binary would.
-pub async fn serve_router(state: Arc<Router>) -> Service {
-    let routes = taproom_router::http::routes(state, 1024 * 1024, &[]);
-    Service::spawn(
-        TcpListener::bind("127.0.0.1:0").await.expect("binds"),
-        |listener, rx| async move {
-            axum::serve(listener, routes)
-                .with_graceful_shutdown(stopped(rx))
-                .await?;
-            Ok(())
-        },
-    )
+/// A router to start over a supergraph, built from the router's public parts as its binary builds
+/// one: `TestRouter::new(sdl).subgraph_url("users", fake).timeout(..).start().await`.
+pub struct TestRouter {
+    /// The supergraph SDL.
+    supergraph: String,
+    /// Subgraph name → URL, replacing the supergraph's `@join__graph(url:)` for those subgraphs.
+    subgraph_urls: HashMap<String, String>,
+    limits: OperationLimits,
+    /// How long the router waits for one subgraph request.
+    timeout: Duration,
+}
+
+impl TestRouter {
+    /// A router over `supergraph` (SDL), with the default operation limits and a 5 s subgraph timeout.
+    pub fn new(supergraph: impl Into<String>) -> Self {
+        TestRouter {
+            supergraph: supergraph.into(),
+            subgraph_urls: HashMap::new(),
+            limits: OperationLimits::default(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Sends subgraph `name`'s requests to `url` instead of the supergraph's URL for it.
+    pub fn subgraph_url(mut self, name: impl Into<String>, url: impl Into<String>) -> Self {
+        self.subgraph_urls.insert(name.into(), url.into());
+        self
+    }
+
+    /// Limits on what one operation may ask.
+    pub fn limits(mut self, limits: OperationLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long the router waits for one subgraph request.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Loads the supergraph (panicking with the reason if it does not load) and serves the router on
+    /// a fresh `127.0.0.1:0` port, with a 1 MiB body limit and no CORS origins.
+    pub async fn start(self) -> RunningRouter {
+        let supergraph = Supergraph::load(&self.supergraph, &self.subgraph_urls, 100)
+            .unwrap_or_else(|e| panic!("the supergraph does not load: {e}"));
+        let state = Arc::new(Router::new(
+            supergraph,
+            SubgraphClient::new(self.timeout),
+            self.limits,
+        ));
+        let service = Service::serve(routes(state.clone(), 1024 * 1024, &[])).await;
+        RunningRouter { service, state }
+    }
+}
+
+/// A router started by [`TestRouter::start`], serving until stopped.
+pub struct RunningRouter {
+    /// Its HTTP server.
+    pub service: Service,
+    /// Its state, for its counters (`client.counts()`, `prepared_count()`).
+    pub state: Arc<Router>,
+}
+
+impl RunningRouter {
+    /// The router's GraphQL URL.
+    pub fn graphql_url(&self) -> String {
+        self.service.graphql_url()
+    }
+
+    /// Stops the router and waits until it has.
+    pub async fn stop(&mut self) {
+        self.service.stop().await;
+    }
 }
 
 async fn start_users(db: &TestDb, listener: TcpListener) -> Service {

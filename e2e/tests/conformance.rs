@@ -1,6 +1,6 @@
 //! Federation conformance: the router in front of subgraphs that are not Taproom's.
 //!
-//! Each scenario is a folder under `tests/conformance/`: subgraphs as `<name>.graphql` (SDL) plus
+//! Each scenario is a folder under `e2e/conformance/`: subgraphs as `<name>.graphql` (SDL) plus
 //! `<name>.json` (data, see `taproom_e2e::fixture`), and `queries/<query>.graphql` with the answer a
 //! single GraphQL server over the same data would give in `queries/<query>.json` (written by reasoning
 //! about the schema and data, not copied from the router) and optional variables in
@@ -9,22 +9,11 @@
 //! compares the whole answer, and pins the router's query plan beside it as an insta snapshot
 //! (`queries/<query>.snap`).
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use taproom_e2e::{fixture::Fixture, serve_router, Service};
-use taproom_router::{
-    compose::{compose, SubgraphSdl},
-    fetch::SubgraphClient,
-    plan::OperationLimits,
-    supergraph::Supergraph,
-    Router,
-};
-use tokio::net::TcpListener;
+use taproom_e2e::{fixture::Fixture, Service, TestRouter};
+use taproom_router::compose::{compose, SubgraphSdl};
 
 fn scenario_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -60,18 +49,7 @@ async fn run_scenario(name: &str) {
         let sdl = read(&path);
         let data: Value = serde_json::from_str(&read(&path.with_extension("json")))
             .unwrap_or_else(|e| panic!("{subgraph}.json: {e}"));
-        let routes = Fixture::new(&sdl, data).routes();
-        let service = Service::spawn(
-            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
-            |listener, stopped| async move {
-                axum::serve(listener, routes)
-                    .with_graceful_shutdown(async {
-                        stopped.await.ok();
-                    })
-                    .await?;
-                Ok(())
-            },
-        );
+        let service = Service::serve(Fixture::new(&sdl, data).routes()).await;
         subgraphs.push(SubgraphSdl {
             name: subgraph,
             url: service.graphql_url(),
@@ -80,13 +58,7 @@ async fn run_scenario(name: &str) {
         services.push(service);
     }
     let supergraph = compose(&subgraphs).unwrap_or_else(|e| panic!("{name} does not compose: {e}"));
-    let state = Arc::new(Router::new(
-        Supergraph::load(&supergraph, &Default::default(), 100)
-            .unwrap_or_else(|e| panic!("{name}: the supergraph does not load: {e}")),
-        SubgraphClient::new(Duration::from_secs(5)),
-        OperationLimits::default(),
-    ));
-    let mut router = serve_router(state).await;
+    let mut router = TestRouter::new(supergraph).start().await;
     let http = reqwest::Client::new();
 
     let queries = dir.join("queries");

@@ -55,8 +55,10 @@ async fn a_subgraph_answering_garbage_gives_partial_data_and_forwarded_headers_o
     let f = Federation::start().await;
     let (token, _) = f.register("ivan").await;
     let (garbage, seen) = fake_subgraph("<html>oops</html>", Duration::ZERO).await;
-    let (router, _) = f
-        .extra_router(&[("users", garbage)], Duration::from_secs(5))
+    let router = f
+        .another_router()
+        .subgraph_url("users", garbage)
+        .start()
         .await;
     let response = ask(
         &router.graphql_url(),
@@ -99,8 +101,11 @@ async fn a_subgraph_answering_garbage_gives_partial_data_and_forwarded_headers_o
 async fn a_slow_subgraph_times_out_into_an_error_not_a_hang() {
     let f = Federation::start().await;
     let (slow, _) = fake_subgraph(r#"{"data":{"beer":null}}"#, Duration::from_secs(5)).await;
-    let (router, _) = f
-        .extra_router(&[("beers", slow)], Duration::from_millis(300))
+    let router = f
+        .another_router()
+        .subgraph_url("beers", slow)
+        .timeout(Duration::from_millis(300))
+        .start()
         .await;
     let response = ask(
         &router.graphql_url(),
@@ -130,9 +135,7 @@ async fn every_null_in_a_non_null_position_is_explained_by_an_error() {
         Duration::ZERO,
     )
     .await;
-    let (router, _) = f
-        .extra_router(&[("users", fake)], Duration::from_secs(5))
-        .await;
+    let router = f.another_router().subgraph_url("users", fake).start().await;
     let response = ask(
         &router.graphql_url(),
         r#"{ me { username } user(id: "2") { id } }"#,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("tests/ sits in the repository")
+        .expect("e2e/ sits in the repository")
         .to_owned()
 }
 

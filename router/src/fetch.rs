@@ -2,10 +2,11 @@
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
+use crate::{
+    error::GraphqlError,
+    value::{Bodies, Val},
+};
 use axum::http::HeaderMap;
-use serde_json::Value;
-
-use crate::value::{Bodies, Val};
 
 /// Headers copied from the client's request to every subgraph request; nothing else is forwarded.
 pub const FORWARDED_HEADERS: [&str; 2] = ["authorization", "traceparent"];
@@ -17,7 +18,8 @@ pub type FetchResult<'b> = Result<SubgraphResponse<'b>, String>;
 #[derive(Debug, Default)]
 pub struct SubgraphResponse<'b> {
     pub data: Option<Val<'b>>,
-    pub errors: Vec<Value>,
+    /// Its errors, as the client will see them but for their paths (see [`GraphqlError::from_subgraph`]).
+    pub errors: Vec<GraphqlError>,
 }
 
 /// Sends operations to subgraphs and counts them.
@@ -106,7 +108,10 @@ impl SubgraphClient {
             ));
         }
         let errors = match object.remove("errors") {
-            Some(Val::List(errors)) => errors.iter().map(Val::to_json).collect(),
+            Some(Val::List(errors)) => errors
+                .iter()
+                .map(|e| GraphqlError::from_subgraph(&e.to_json()))
+                .collect(),
             Some(Val::Null) | None => Vec::new(),
             Some(_) => return Err("answered with an `errors` member that is not a list".into()),
         };

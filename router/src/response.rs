@@ -1,10 +1,14 @@
 //! Shaping: from the merged tree to exactly the client's selection, written straight out as JSON.
+//! Takes the [`Executed`] tree and the normalized operation; returns a [`Shaped`] response.
 //!
 //! Walks the normalized operation against the supergraph's types: only fields the client selected
 //! come out (keys, `__typename` and `@requires` inputs fetched for the plan stay behind), under the
 //! client's aliases, in the client's order, with `@skip`/`@include` applied. Fields selected more than
 //! once under one response key are merged as the spec's CollectFields says. Nulls propagate as the
-//! GraphQL spec says: a null in a non-null position nulls its nearest nullable parent.
+//! GraphQL spec says: a null in a non-null position nulls its nearest nullable parent. Values are
+//! completed against the API schema as a single server would: a value it cannot hold (an unknown
+//! or `@inaccessible` enum value, an object of a type that is not possible there, a scalar of the
+//! wrong kind) becomes `null` with a field error.
 //!
 //! The answer is serialized while it is walked, with no second tree in between: a nullable position
 //! remembers where its output starts, and when a non-null field below it turns out null, the output
@@ -18,50 +22,52 @@ use std::{
 
 use hive_router_query_planner::{
     ast::{
+        operation::OperationDefinition,
         selection_item::SelectionItem,
         selection_set::{FieldSelection, SelectionSet},
     },
     state::supergraph_state::{SupergraphDefinition, TypeNode},
 };
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::{
-    execute::{path_json, Step},
+    body::Shaped,
+    error::{Code, GraphqlError},
+    execute::Executed,
+    json::{json_text, write_json},
+    path::{path_json, Step},
     supergraph::Supergraph,
     value::{Obj, Val},
 };
 
-/// The shaped root: each root response key with its value as JSON text, in the client's order, or
-/// `None` when a null propagated all the way up (`"data": null`).
-pub type ShapedRoot = Option<Vec<(String, Vec<u8>)>>;
-
-/// Shapes `data` (the tree under the root type `root`) to `selections`. Returns the shaped root and
-/// an error for every null in a non-null position that `known_errors` (the fetch errors) do not
-/// already explain.
+/// Shapes the executed tree (under the root type `root`) to the client's `operation`. The errors
+/// are the execution's, then one for every null in a non-null position that they do not already
+/// explain and every value the API schema cannot hold.
 pub fn shape(
     supergraph: &Supergraph,
     variables: &Map<String, Value>,
-    data: &Val<'_>,
-    selections: &SelectionSet,
+    executed: Executed<'_>,
+    operation: &OperationDefinition,
     root: &str,
-    known_errors: &[Value],
-) -> (ShapedRoot, Vec<Value>) {
+) -> Shaped {
+    let Executed { data, mut errors } = executed;
     let mut shaper = Shaper {
         supergraph,
         variables,
         // An error without a path (a subgraph that could not be asked) explains every null.
-        explain_all: known_errors.iter().any(|e| e.get("path").is_none()),
-        explained: known_errors
-            .iter()
-            .filter_map(|e| e.get("path").and_then(Value::as_array).cloned())
-            .collect(),
+        explain_all: errors.iter().any(|e| e.path.is_none()),
+        explained: errors.iter().filter_map(|e| e.path.clone()).collect(),
         errors: Vec::new(),
         groups: HashMap::new(),
     };
     let empty = Obj::default();
     let object = data.as_object().unwrap_or(&empty);
-    let shaped = shaper.root(object, selections, root);
-    (shaped, shaper.errors)
+    let shaped = shaper.root(object, &operation.selection_set, root);
+    errors.append(&mut shaper.errors);
+    Shaped {
+        data: shaped,
+        errors,
+    }
 }
 
 /// A null reached a non-null position: the enclosing nullable value must become null.
@@ -101,7 +107,7 @@ struct Shaper<'a, 'p> {
     explain_all: bool,
     /// Paths errors point at: a null at or above one of them is explained.
     explained: Vec<Vec<Value>>,
-    errors: Vec<Value>,
+    errors: Vec<GraphqlError>,
     /// Collected fields per (selection set, runtime type): a list of 400 orders collects once.
     groups: HashMap<(*const SelectionSet, &'p str), Rc<[Group<'p>]>>,
 }
@@ -112,7 +118,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         data: &'p Obj<'p>,
         selections: &'p SelectionSet,
         root: &'p str,
-    ) -> ShapedRoot {
+    ) -> Option<Vec<(String, Vec<u8>)>> {
         let groups = self.collect(&[selections], root, root);
         let mut path = Vec::new();
         let mut fields = Vec::with_capacity(groups.len());
@@ -420,11 +426,8 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
     /// Records a field error at `path`; a null there is then explained.
     fn error(&mut self, path: &[Step<'_>], message: String) {
         let path = path_json(path);
-        self.errors.push(json!({
-            "message": message,
-            "path": path.clone(),
-            "extensions": { "code": "INTERNAL_SERVER_ERROR" },
-        }));
+        self.errors
+            .push(GraphqlError::new(Code::InternalServerError, message).at(path.clone()));
         self.explained.push(path);
     }
 
@@ -433,14 +436,4 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         let truthy = |name: &str| self.variables.get(name) == Some(&Value::Bool(true));
         !skip_if.is_some_and(truthy) && include_if.is_none_or(truthy)
     }
-}
-
-/// `value` as JSON text, for an error message.
-fn json_text(value: &Val<'_>) -> String {
-    serde_json::to_string(value).expect("JSON values serialize")
-}
-
-/// Appends `value` as JSON text.
-pub(crate) fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value).expect("strings and JSON values serialize into memory");
 }

@@ -14,7 +14,7 @@ use hive_router_query_planner::{
     utils::parsing::safe_parse_schema,
 };
 
-use crate::{introspection::Introspection, plan::PlanCache};
+use crate::introspection::Introspection;
 
 /// Why a supergraph could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +43,8 @@ pub struct Supergraph {
     api: ApiTypes,
     /// The API schema, indexed to answer introspection.
     pub introspection: Introspection,
-    /// Prepared operations of this supergraph (plans are only valid for the schema they were made for).
-    pub plans: PlanCache,
+    /// How many prepared operations the router caches for this supergraph.
+    pub plan_cache_size: u64,
 }
 
 impl Supergraph {
@@ -113,7 +113,7 @@ impl Supergraph {
             possible_types,
             api,
             introspection,
-            plans: PlanCache::new(plan_cache_size),
+            plan_cache_size,
         }))
     }
 

@@ -2,9 +2,10 @@
 //!
 //! Profiles of the router under load showed `serde_json::Value` trees costing over half its time:
 //! every object an `IndexMap` (a hash table plus an entry list), every key its own allocation,
-//! every lookup a SipHash. Here an object is one sorted vector of pairs (binary search, no hashing),
-//! and strings and keys point into the response body they were parsed from, which [`Bodies`] keeps
-//! for the whole operation. Only strings with JSON escapes in them are copied.
+//! every lookup a SipHash. Here an object is one vector of pairs with no hashing ([`Obj`]: up to
+//! eight members in any order, found by a linear scan; larger objects sorted, found by binary
+//! search), and strings and keys point into the response body they were parsed from, which
+//! [`Bodies`] keeps for the whole operation. Only strings with JSON escapes in them are copied.
 
 use std::{borrow::Cow, fmt};
 

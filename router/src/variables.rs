@@ -1,5 +1,6 @@
-//! Coercing the client's variables against the operation's declarations and the API schema, so a
-//! wrong value is a clear request error before anything is sent to a subgraph.
+//! The variables stage: the client's variables in, coerced variables out (defaults applied, single
+//! values wrapped where lists are expected), checked against the operation's declarations and the
+//! API schema, so a wrong value is a clear request error before anything is sent to a subgraph.
 
 use graphql_tools::static_graphql::{
     query::Type,
@@ -7,14 +8,45 @@ use graphql_tools::static_graphql::{
 };
 use serde_json::{Map, Value};
 
-use crate::plan::Variable;
+use axum::http::StatusCode;
+
+use crate::{
+    ast::type_name,
+    error::{Code, GraphqlError, RequestError},
+};
+
+/// A variable the operation declares, for coercing the client's values.
+#[derive(Debug, Clone)]
+pub struct Variable {
+    pub name: String,
+    pub ty: Type,
+    pub default: Option<serde_json::Value>,
+}
+
+/// Why the variables cannot be used: one message per invalid value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct CoercionError(pub Vec<String>);
+
+impl From<CoercionError> for RequestError {
+    fn from(error: CoercionError) -> Self {
+        RequestError {
+            status: StatusCode::BAD_REQUEST,
+            errors: error
+                .0
+                .into_iter()
+                .map(|message| GraphqlError::new(Code::BadUserInput, message))
+                .collect(),
+        }
+    }
+}
 
 /// The variables to execute with (defaults applied), or the messages of every invalid one.
 pub fn coerce(
     declared: &[Variable],
     provided: &Map<String, Value>,
     api: &schema::Document,
-) -> Result<Map<String, Value>, Vec<String>> {
+) -> Result<Map<String, Value>, CoercionError> {
     let mut coerced = Map::new();
     let mut errors = Vec::new();
     for variable in declared {
@@ -54,7 +86,7 @@ pub fn coerce(
     if errors.is_empty() {
         Ok(coerced)
     } else {
-        Err(errors)
+        Err(CoercionError(errors))
     }
 }
 
@@ -63,18 +95,6 @@ fn find_type<'a>(api: &'a schema::Document, name: &str) -> Option<&'a TypeDefini
         Definition::TypeDefinition(t) if type_name(t) == name => Some(t),
         _ => None,
     })
-}
-
-/// The name a type definition defines.
-pub(crate) fn type_name(definition: &TypeDefinition) -> &str {
-    match definition {
-        TypeDefinition::Scalar(t) => &t.name,
-        TypeDefinition::Object(t) => &t.name,
-        TypeDefinition::Interface(t) => &t.name,
-        TypeDefinition::Union(t) => &t.name,
-        TypeDefinition::Enum(t) => &t.name,
-        TypeDefinition::InputObject(t) => &t.name,
-    }
 }
 
 fn at(path: &str) -> String {

@@ -12,73 +12,42 @@
 //! stays, and that subgraph's fields come out null. Subgraph errors come back with their paths
 //! rewritten to the client's path; a subgraph that cannot be asked yields an error with code
 //! `SUBGRAPH_REQUEST_FAILED`.
+//!
+//! Takes the plan, the coerced variables and the client's headers; returns the [`Executed`] tree and
+//! its errors.
+
+mod errors;
+mod representations;
+mod rewrites;
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Mutex};
 
 use axum::http::HeaderMap;
-use hive_router_query_planner::{
-    ast::{selection_item::SelectionItem, selection_set::SelectionSet},
-    planner::plan_nodes::{
-        BatchFetchNode, FetchNode, FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment,
-        PlanNode, QueryPlan,
-    },
+use hive_router_query_planner::planner::plan_nodes::{
+    BatchFetchNode, FetchNode, FetchRewrite, FlattenNodePathSegment, PlanNode, QueryPlan,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
+pub use self::errors::subgraph_failed;
+use self::errors::{relocate_entity_error, relocate_root, strip_path};
 use crate::{
+    error::{Code, GraphqlError},
     fetch::{SubgraphClient, SubgraphResponse},
-    response::write_json,
+    json::write_json,
+    path::{Path, Step},
     supergraph::Supergraph,
     value::{deep_merge, Bodies, Obj, Val},
 };
 
-/// One step of a path into the response tree, borrowed while executing or shaping; turned into
-/// JSON only for an error.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Step<'p> {
-    /// A response key, borrowed from the plan or the operation.
-    Key(&'p str),
-    Index(usize),
+/// What executing a plan produced: the merged tree (under the root type) and the errors.
+pub struct Executed<'a> {
+    pub data: Val<'a>,
+    pub errors: Vec<GraphqlError>,
 }
-
-impl Step<'_> {
-    /// Whether this step is the JSON path element `value`.
-    pub fn matches(self, value: &Value) -> bool {
-        match (self, value) {
-            (Step::Key(key), Value::String(s)) => key == s,
-            (Step::Index(i), Value::Number(n)) => n.as_u64() == Some(i as u64),
-            _ => false,
-        }
-    }
-}
-
-impl Step<'_> {
-    /// Equality, checking first whether both keys are the same borrowed string (paths of one fetch
-    /// borrow their keys from the same plan node).
-    fn same(self, other: Step<'_>) -> bool {
-        match (self, other) {
-            (Step::Key(a), Step::Key(b)) => std::ptr::eq(a, b) || a == b,
-            (Step::Index(a), Step::Index(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
-type Path<'p> = Vec<Step<'p>>;
 
 /// Where an entity goes: its path, the index of its representation, and whether the object there
 /// was a bare reference when the representation was taken.
 type Target<'p> = (Path<'p>, usize, bool);
-
-/// A path as JSON, for an error's `path`.
-pub fn path_json(path: &[Step<'_>]) -> Vec<Value> {
-    path.iter()
-        .map(|s| match s {
-            Step::Key(k) => Value::String((*k).to_owned()),
-            Step::Index(i) => Value::from(*i),
-        })
-        .collect()
-}
 
 /// What one operation's execution shares.
 pub struct Execution<'a> {
@@ -90,7 +59,7 @@ pub struct Execution<'a> {
     /// The subgraphs' response bodies, which the tree borrows its strings from.
     bodies: &'a Bodies,
     data: Mutex<Val<'a>>,
-    errors: Mutex<Vec<Value>>,
+    errors: Mutex<Vec<GraphqlError>>,
 }
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -116,18 +85,20 @@ impl<'a> Execution<'a> {
     }
 
     /// Runs `plan`; returns the merged tree and the errors.
-    pub async fn run(self, plan: &QueryPlan) -> (Val<'a>, Vec<Value>) {
+    pub async fn run(self, plan: &QueryPlan) -> Executed<'a> {
         if let Some(node) = &plan.node {
             self.node(node).await;
         }
-        (
-            self.data
+        Executed {
+            data: self
+                .data
                 .into_inner()
                 .expect("the data lock is never poisoned"),
-            self.errors
+            errors: self
+                .errors
                 .into_inner()
                 .expect("the errors lock is never poisoned"),
-        )
+        }
     }
 
     fn node<'n>(&'n self, node: &'n PlanNode) -> BoxFuture<'n> {
@@ -166,13 +137,13 @@ impl<'a> Execution<'a> {
 
     fn unsupported(&self, what: &str) {
         tracing::error!(what, "query plan node not supported");
-        self.push_errors([json!({
-            "message": format!("this router cannot execute {what}"),
-            "extensions": { "code": "INTERNAL_SERVER_ERROR" },
-        })]);
+        self.push_errors([GraphqlError::new(
+            Code::InternalServerError,
+            format!("this router cannot execute {what}"),
+        )]);
     }
 
-    fn push_errors(&self, errors: impl IntoIterator<Item = Value>) {
+    fn push_errors(&self, errors: impl IntoIterator<Item = GraphqlError>) {
         self.errors
             .lock()
             .expect("the errors lock is never poisoned")
@@ -350,7 +321,7 @@ impl<'a> Execution<'a> {
                 .and_then(|d| take_list(d, &alias.alias));
             let errors = errors
                 .iter()
-                .filter(|e| e["path"].get(0).and_then(Value::as_str) == Some(alias.alias.as_str()))
+                .filter(|e| e.path_root() == Some(alias.alias.as_str()))
                 .cloned()
                 .collect();
             self.merge_entities(
@@ -364,134 +335,8 @@ impl<'a> Execution<'a> {
         self.push_errors(errors.into_iter().filter(|e| {
             !per_alias
                 .iter()
-                .any(|(a, _)| e["path"].get(0).and_then(Value::as_str) == Some(a.alias.as_str()))
+                .any(|(a, _)| e.path_root() == Some(a.alias.as_str()))
         }));
-    }
-
-    /// The targets at `paths` with the index of their (deduplicated) representation, and the
-    /// representations themselves as JSON text. Targets whose representation is empty are left out.
-    fn representations<'p>(
-        &self,
-        paths: &[&'p [FlattenNodePathSegment]],
-        requires: &SelectionSet,
-        input_rewrites: Option<&[FetchRewrite]>,
-    ) -> (Vec<Target<'p>>, Vec<Vec<u8>>) {
-        let data = self.data.lock().expect("the data lock is never poisoned");
-        let mut targets = Vec::new();
-        let mut index_of: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut text = Vec::new();
-        for path in paths {
-            self.collect_targets(&data, path, &mut Vec::new(), &mut |target, value| {
-                let Val::Object(object) = value else { return };
-                // Rewrites change a copy; without them the object is read where it is (an
-                // entity can hold a large subtree: copying it would cost more than the fetch).
-                let rewritten;
-                let object = match input_rewrites {
-                    None => object,
-                    Some(rewrites) => {
-                        let mut wrapped = Val::Object(object.clone());
-                        self.rewrite(&mut wrapped, rewrites);
-                        let Val::Object(object) = wrapped else {
-                            return;
-                        };
-                        rewritten = object;
-                        &rewritten
-                    }
-                };
-                let Some(representation) = self.project(object, requires) else {
-                    return;
-                };
-                // Whether the object is nothing but a reference (its type and what the
-                // representation carries): a null answer then means the entity does not exist.
-                let reference_only = object
-                    .keys()
-                    .all(|k| k == "__typename" || representation.contains_key(k));
-                // Most targets repeat a representation (the same beer on many lines): one buffer
-                // serves every lookup, and is copied only for a new one.
-                text.clear();
-                write_json(&mut text, &representation);
-                let index = match index_of.get(text.as_slice()) {
-                    Some(&index) => index,
-                    None => {
-                        let index = index_of.len();
-                        index_of.insert(text.clone(), index);
-                        index
-                    }
-                };
-                targets.push((target, index, reference_only));
-            });
-        }
-        let mut representations = vec![Vec::new(); index_of.len()];
-        for (text, index) in index_of {
-            representations[index] = text;
-        }
-        (targets, representations)
-    }
-
-    /// The representation of `object` for `requires`: `__typename` plus the required fields. `None`
-    /// when nothing but the type name could be projected (no key to look the entity up by).
-    fn project(&self, object: &Obj<'a>, requires: &SelectionSet) -> Option<Obj<'a>> {
-        let mut out = Obj::default();
-        if let Some(typename) = object.get("__typename") {
-            out.insert("__typename".into(), typename.clone());
-        }
-        self.project_into(object, requires, &mut out);
-        (out.len() > usize::from(out.contains_key("__typename"))).then_some(out)
-    }
-
-    fn project_into(&self, object: &Obj<'a>, selections: &SelectionSet, out: &mut Obj<'a>) {
-        let typename = object.get("__typename").and_then(Val::as_str);
-        for item in &selections.items {
-            match item {
-                SelectionItem::InlineFragment(fragment) => {
-                    let matches = typename.is_none_or(|t| {
-                        self.supergraph.satisfies(t, &fragment.type_condition)
-                            || self.supergraph.satisfies(&fragment.type_condition, t)
-                    });
-                    if matches {
-                        self.project_into(object, &fragment.selections, out);
-                    }
-                }
-                SelectionItem::Field(field) => {
-                    if field.name == "__typename" {
-                        continue;
-                    }
-                    // After the planner's internal aliasing, `name` is the key in our tree and the
-                    // alias is the key the subgraph expects.
-                    let key = field.selection_identifier();
-                    let Some(value) = object.get(&field.name).or_else(|| object.get(key)) else {
-                        continue;
-                    };
-                    let projected = if field.selections.items.is_empty() {
-                        value.clone()
-                    } else {
-                        self.project_value(value, &field.selections)
-                    };
-                    out.insert(key.to_owned().into(), projected);
-                }
-                SelectionItem::FragmentSpread(_) => {}
-            }
-        }
-    }
-
-    fn project_value(&self, value: &Val<'a>, selections: &SelectionSet) -> Val<'a> {
-        match value {
-            Val::Object(object) => {
-                let mut out = Obj::default();
-                if let Some(typename) = object.get("__typename") {
-                    out.insert("__typename".into(), typename.clone());
-                }
-                self.project_into(object, selections, &mut out);
-                Val::Object(out)
-            }
-            Val::List(items) => Val::List(
-                items
-                    .iter()
-                    .map(|v| self.project_value(v, selections))
-                    .collect(),
-            ),
-            other => other.clone(),
-        }
     }
 
     /// Merges an `_entities` answer of `service` (`None`: no list came back) into `targets` (index
@@ -500,7 +345,7 @@ impl<'a> Execution<'a> {
         &self,
         service: &str,
         entities: Option<Vec<Val<'a>>>,
-        subgraph_errors: Vec<Value>,
+        subgraph_errors: Vec<GraphqlError>,
         targets: &[Target],
         output_rewrites: Option<&[FetchRewrite]>,
     ) {
@@ -510,13 +355,13 @@ impl<'a> Execution<'a> {
         };
         let expected = targets.iter().map(|(_, i, _)| i + 1).max().unwrap_or(0);
         if entities.len() != expected {
-            self.push_errors([json!({
-                "message": format!(
+            self.push_errors([GraphqlError::new(
+                Code::SubgraphRequestFailed,
+                format!(
                     "subgraph answered {} entities for {expected} representations",
                     entities.len()
                 ),
-                "extensions": { "code": "SUBGRAPH_REQUEST_FAILED" },
-            })]);
+            )]);
         }
         let nulls: Vec<usize> = entities
             .iter()
@@ -577,110 +422,6 @@ impl<'a> Execution<'a> {
             }
         });
     }
-
-    /// Visits every object reached by `path` from `value`, with its concrete path.
-    fn collect_targets<'v, 'p>(
-        &self,
-        value: &'v Val<'a>,
-        path: &'p [FlattenNodePathSegment],
-        current: &mut Path<'p>,
-        visit: &mut dyn FnMut(Path<'p>, &'v Val<'a>),
-    ) {
-        match value {
-            Val::Null => {}
-            Val::List(items) => {
-                // Lists are entered where the path says `@`, and at its end; nested lists share one `@`.
-                let rest = match path.first() {
-                    Some(FlattenNodePathSegment::List) => &path[1..],
-                    _ => path,
-                };
-                for (i, item) in items.iter().enumerate() {
-                    current.push(Step::Index(i));
-                    let next = if matches!(item, Val::List(_)) {
-                        path
-                    } else {
-                        rest
-                    };
-                    self.collect_targets(item, next, current, visit);
-                    current.pop();
-                }
-            }
-            Val::Object(object) => match path.first() {
-                None => visit(current.clone(), value),
-                Some(FlattenNodePathSegment::Field(key)) => {
-                    if let Some(child) = object.get(key) {
-                        current.push(Step::Key(key.as_str()));
-                        self.collect_targets(child, &path[1..], current, visit);
-                        current.pop();
-                    }
-                }
-                Some(FlattenNodePathSegment::TypeCondition(types)) => {
-                    let matches = object
-                        .get("__typename")
-                        .and_then(Val::as_str)
-                        .is_none_or(|t| types.iter().any(|c| self.supergraph.satisfies(t, c)));
-                    if matches {
-                        self.collect_targets(value, &path[1..], current, visit);
-                    }
-                }
-                Some(FlattenNodePathSegment::List) => {}
-            },
-            _ => {}
-        }
-    }
-
-    /// Applies input (`ValueSetter`) and output (`KeyRenamer`) rewrites to `value`.
-    fn rewrite(&self, value: &mut Val<'a>, rewrites: &[FetchRewrite]) {
-        for rewrite in rewrites {
-            match rewrite {
-                FetchRewrite::ValueSetter(setter) => {
-                    self.rewrite_at(value, &setter.path, &mut |object, key| {
-                        let to = Val::String(setter.set_value_to.clone().into());
-                        object.insert(key.to_owned().into(), to);
-                    })
-                }
-                FetchRewrite::KeyRenamer(renamer) => {
-                    self.rewrite_at(value, &renamer.path, &mut |object, key| {
-                        if let Some(v) = object.remove(key) {
-                            object.insert(renamer.rename_key_to.clone().into(), v);
-                        }
-                    })
-                }
-            }
-        }
-    }
-
-    fn rewrite_at(
-        &self,
-        value: &mut Val<'a>,
-        path: &[FetchNodePathSegment],
-        apply: &mut dyn FnMut(&mut Obj<'a>, &str),
-    ) {
-        match value {
-            Val::List(items) => items
-                .iter_mut()
-                .for_each(|item| self.rewrite_at(item, path, apply)),
-            Val::Object(object) => match path {
-                [FetchNodePathSegment::Key(key)] => apply(object, key),
-                [FetchNodePathSegment::Key(key), rest @ ..] => {
-                    if let Some(child) = object.get_mut(key) {
-                        self.rewrite_at(child, rest, apply);
-                    }
-                }
-                [FetchNodePathSegment::TypenameEquals(types), rest @ ..] => {
-                    let matches = object
-                        .get("__typename")
-                        .and_then(Val::as_str)
-                        .is_none_or(|t| types.iter().any(|c| self.supergraph.satisfies(t, c)));
-                    if matches {
-                        self.rewrite_at(value, rest, apply);
-                    }
-                }
-                [] => {}
-            },
-            _ => {}
-        }
-    }
 }
 
 fn kind(node: &PlanNode) -> &'static str {
@@ -694,14 +435,6 @@ fn kind(node: &PlanNode) -> &'static str {
         PlanNode::Subscription(_) => "subscriptions",
         PlanNode::Defer(_) => "@defer",
     }
-}
-
-/// The error for a subgraph that could not be asked or answered garbage.
-pub fn subgraph_failed(service: &str, reason: &str) -> Value {
-    json!({
-        "message": format!("request to subgraph \"{service}\" failed: {reason}"),
-        "extensions": { "code": "SUBGRAPH_REQUEST_FAILED", "service": service },
-    })
 }
 
 /// Calls `visit(first + i, slot)` for each `paths[i]` (all sharing their first `depth` steps, which
@@ -745,72 +478,4 @@ fn take_list<'a>(data: &mut Val<'a>, key: &str) -> Option<Vec<Val<'a>>> {
         Some(Val::List(items)) => Some(items),
         _ => None,
     }
-}
-
-/// A root-level error keeps its path, prefixed with each target's path (root re-entry fetches).
-fn relocate_root(error: Value, targets: &[Path]) -> Vec<Value> {
-    match targets {
-        [only] if only.is_empty() => vec![error],
-        _ => targets
-            .iter()
-            .map(|target| prefix_path(error.clone(), target, 0))
-            .collect(),
-    }
-}
-
-/// `["_entities", i, rest..]` becomes `target + rest` for every target of representation `i`.
-///
-/// Some subgraph servers (async-graphql among them) leave the index out: `["_entities", rest..]`.
-/// The entity is then found when it is unambiguous: a single representation, or a single entity that
-/// came back null (a field error nulls its entity).
-fn relocate_entity_error(
-    error: Value,
-    targets: &[Target],
-    sent: usize,
-    nulls: &[usize],
-) -> (Vec<Value>, Option<usize>) {
-    let path = error["path"].as_array().cloned().unwrap_or_default();
-    let (index, skip) = match path.get(1).map(|v| v.as_u64()) {
-        Some(Some(index)) => (Some(index as usize), 2),
-        Some(None) if sent == 1 => (Some(0), 1),
-        Some(None) if nulls.len() == 1 => (Some(nulls[0]), 1),
-        _ => (None, 0),
-    };
-    let matching: Vec<&Path> = match index {
-        Some(index) => targets
-            .iter()
-            .filter(|(_, i, _)| *i == index)
-            .map(|(p, _, _)| p)
-            .collect(),
-        None => Vec::new(),
-    };
-    if matching.is_empty() {
-        (vec![strip_path(error)], index)
-    } else {
-        let relocated = matching
-            .into_iter()
-            .map(|target| prefix_path(error.clone(), target, skip))
-            .collect();
-        (relocated, index)
-    }
-}
-
-fn prefix_path(mut error: Value, prefix: &[Step], skip: usize) -> Value {
-    let rest: Vec<Value> = error["path"]
-        .as_array()
-        .map(|p| p.iter().skip(skip).cloned().collect())
-        .unwrap_or_default();
-    let mut path = path_json(prefix);
-    path.extend(rest);
-    if let Value::Object(object) = &mut error {
-        object.insert("path".into(), Value::Array(path));
-    }
-    error
-}
-
-fn strip_path(mut error: Value) -> Value {
-    if let Value::Object(object) = &mut error {
-        object.remove("path");
-    }
-    error
 }

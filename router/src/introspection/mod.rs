@@ -9,11 +9,12 @@
 //! Operations reaching it are validated already; it collects fields as the spec's CollectFields
 //! does (aliases, merged response keys, fragments, `@skip`/`@include`) and writes JSON text.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod collect;
+
+use std::{collections::HashMap, sync::Arc};
 
 use graphql_tools::static_graphql::{
-    query::{self, FragmentDefinition, Selection, SelectionSet, TypeCondition},
+    query::{self, FragmentDefinition, SelectionSet},
     schema::{
         Definition, Directive, DirectiveDefinition, Document, EnumValue, Field, InputValue, Type,
         TypeDefinition, Value,
@@ -21,7 +22,8 @@ use graphql_tools::static_graphql::{
 };
 use serde_json::Map;
 
-use crate::response::write_json;
+use self::collect::Context;
+use crate::{ast::type_name, body::Shaped, json::write_json};
 
 /// The introspection part of an operation: its root introspection fields and the fragments they
 /// may spread.
@@ -88,12 +90,6 @@ impl<'s> From<Option<&'s str>> for Out<'s> {
     }
 }
 
-/// What one execution shares.
-struct Context<'q> {
-    variables: &'q Map<String, serde_json::Value>,
-    fragments: &'q [FragmentDefinition],
-}
-
 impl Introspection {
     /// Indexes the API schema `api`.
     pub fn new(api: Arc<Document>) -> Self {
@@ -143,21 +139,21 @@ impl Introspection {
         }
     }
 
-    /// Answers the root introspection fields of `part` for the root type `root`: each response key
-    /// with its value as JSON text, in the client's order.
+    /// Answers the root introspection fields of `part` for the root type `root`, shaped like the
+    /// planned fields: each response key with its value as JSON text, in the client's order.
     pub fn execute(
         &self,
         part: &IntrospectionPart,
         variables: &Map<String, serde_json::Value>,
         root: &str,
-    ) -> Vec<(String, Vec<u8>)> {
+    ) -> Shaped {
         let context = Context {
             variables,
             fragments: &part.fragments,
         };
         let mut groups = Vec::new();
         context.collect(&part.selections, root, &mut groups);
-        groups
+        let fields = groups
             .into_iter()
             .map(|(key, fields)| {
                 let field = fields[0];
@@ -174,7 +170,11 @@ impl Introspection {
                 self.write(&mut out, value, &fields, &context);
                 (key.to_owned(), out)
             })
-            .collect()
+            .collect();
+        Shaped {
+            data: Some(fields),
+            errors: Vec::new(),
+        }
     }
 
     fn named(&self, name: &str) -> Option<Meta<'_>> {
@@ -406,95 +406,6 @@ impl Introspection {
     }
 }
 
-impl<'q> Context<'q> {
-    /// Groups the fields of `set` that apply to an object of type `typename` by response key, in
-    /// order (the spec's CollectFields).
-    fn collect(
-        &self,
-        set: &'q SelectionSet,
-        typename: &str,
-        groups: &mut Vec<(&'q str, Vec<&'q query::Field>)>,
-    ) {
-        for item in &set.items {
-            match item {
-                Selection::Field(field) => {
-                    if !self.included(&field.directives) {
-                        continue;
-                    }
-                    let key = field.alias.as_deref().unwrap_or(&field.name);
-                    match groups.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, fields)) => fields.push(field),
-                        None => groups.push((key, vec![field])),
-                    }
-                }
-                Selection::InlineFragment(inline) => {
-                    let applies = match &inline.type_condition {
-                        Some(TypeCondition::On(condition)) => condition == typename,
-                        None => true,
-                    };
-                    if applies && self.included(&inline.directives) {
-                        self.collect(&inline.selection_set, typename, groups);
-                    }
-                }
-                Selection::FragmentSpread(spread) => {
-                    if !self.included(&spread.directives) {
-                        continue;
-                    }
-                    let fragment = self
-                        .fragments
-                        .iter()
-                        .find(|f| f.name == spread.fragment_name);
-                    if let Some(fragment) = fragment {
-                        let TypeCondition::On(condition) = &fragment.type_condition;
-                        if condition == typename {
-                            self.collect(&fragment.selection_set, typename, groups);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// `@skip(if:)` / `@include(if:)`, literal or variable.
-    fn included(&self, directives: &[query::Directive]) -> bool {
-        directives.iter().all(|d| {
-            let condition = d
-                .arguments
-                .iter()
-                .find(|(name, _)| name == "if")
-                .is_some_and(|(_, value)| self.value(value) == serde_json::Value::Bool(true));
-            match d.name.as_str() {
-                "skip" => !condition,
-                "include" => condition,
-                _ => true,
-            }
-        })
-    }
-
-    fn value(&self, value: &query::Value) -> serde_json::Value {
-        crate::plan::to_json(value, self.variables)
-    }
-
-    fn bool_argument(&self, field: &query::Field, name: &str) -> bool {
-        field
-            .arguments
-            .iter()
-            .find(|(n, _)| n == name)
-            .is_some_and(|(_, v)| self.value(v) == serde_json::Value::Bool(true))
-    }
-
-    fn string_argument(&self, field: &query::Field, name: &str) -> Option<String> {
-        field
-            .arguments
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| match self.value(v) {
-                serde_json::Value::String(s) => Some(s),
-                _ => None,
-            })
-    }
-}
-
 /// Arguments or input fields, deprecated ones only when asked for.
 fn input_values(values: &[InputValue], include_deprecated: bool) -> Out<'_> {
     Out::List(
@@ -504,10 +415,6 @@ fn input_values(values: &[InputValue], include_deprecated: bool) -> Out<'_> {
             .map(Meta::InputValue)
             .collect(),
     )
-}
-
-fn type_name(definition: &TypeDefinition) -> &str {
-    crate::variables::type_name(definition)
 }
 
 fn description(definition: &TypeDefinition) -> Option<&str> {

@@ -15,10 +15,8 @@ use graphql_tools::{
     validation::{rules::default_rules_validation_plan, validate::validate},
 };
 
-use crate::{
-    compose::{compose, SubgraphSdl},
-    supergraph::Supergraph,
-};
+use super::compose::{compose, SubgraphSdl};
+use crate::supergraph::Supergraph;
 
 /// The file listing the subgraphs of a schema folder: `name=url` lines (`#` starts a comment).
 pub const SUBGRAPHS_FILE: &str = "subgraphs";

@@ -15,7 +15,7 @@
 
 use graphql_tools::parser::schema::{self as ast, Definition, TypeDefinition};
 
-use crate::variables::type_name;
+use crate::ast::type_name;
 
 /// A subgraph to compose: its name, the URL the router will send it operations, and its SDL.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 //!   accepts only `application/json` gets 200 with the errors in the body.
 //! - Malformed bodies answer 400, bodies over [`Limits::max_body_bytes`] 413, unsupported content types
 //!   415, mutations over GET 405 — always as a GraphQL-shaped JSON error with `extensions.code`.
+//!   Reading the request and negotiating the media type is `taproom-http`'s, shared with the router.
 //! - `GET /health`: 200 only while the database answers.
 //!
 //! Servers take their listener and shutdown signal as parameters so tests can bind `127.0.0.1:0`.
@@ -24,6 +25,9 @@ use axum::{
     routing::get,
     Router,
 };
+use serde_json::Value;
+pub use taproom_http::shutdown_signal;
+use taproom_http::{error_reply, graphql_status, reply, HttpError, MediaType};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -71,41 +75,6 @@ async fn health(State(db): State<Db>) -> Response {
     }
 }
 
-/// Which response media type the client asked for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum MediaType {
-    GraphQlResponse,
-    Json,
-}
-
-impl MediaType {
-    /// GraphQL-over-HTTP: `application/graphql-response+json` when the client names it, else
-    /// `application/json`, which is also what a missing `Accept` or `*/*` means.
-    fn negotiate(headers: &HeaderMap) -> Self {
-        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-            return MediaType::Json;
-        };
-        let types: Vec<&str> = accept
-            .split(',')
-            .map(|t| t.split(';').next().unwrap_or("").trim())
-            .collect();
-        // Only a client that names the new type gets it: `*/*` and `application/*` (what legacy
-        // clients send) get `application/json`, as GraphQL-over-HTTP recommends.
-        if types.contains(&"application/graphql-response+json") {
-            MediaType::GraphQlResponse
-        } else {
-            MediaType::Json
-        }
-    }
-
-    fn header(self) -> HeaderValue {
-        HeaderValue::from_static(match self {
-            MediaType::GraphQlResponse => "application/graphql-response+json; charset=utf-8",
-            MediaType::Json => "application/json; charset=utf-8",
-        })
-    }
-}
-
 async fn graphql<E: Executor>(
     State(executor): State<E>,
     method: Method,
@@ -116,7 +85,7 @@ async fn graphql<E: Executor>(
     let media = MediaType::negotiate(&headers);
     let request = match read_request(&method, &uri, &headers, body) {
         Ok(request) => request,
-        Err((status, message)) => return request_error(media, status, &message),
+        Err(error) => return error_reply(media, &error),
     };
     let credentials = Credentials::from_header(
         headers
@@ -145,11 +114,14 @@ async fn graphql<E: Executor>(
             }
         }
     }
-    let status = if request_failed && media == MediaType::GraphQlResponse {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = graphql_status(
+        media,
+        if request_failed {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        },
+    );
     // A request that never started executing has no `data` entry at all (GraphQL-over-HTTP);
     // async-graphql would write `"data": null`.
     let body = if request_failed {
@@ -158,91 +130,34 @@ async fn graphql<E: Executor>(
         serde_json::to_vec(&response)
     }
     .expect("a GraphQL response always serializes");
-    (status, [(header::CONTENT_TYPE, media.header())], body).into_response()
+    reply(media, status, body)
 }
 
-/// Reads a GraphQL request from GET's query string or POST's JSON body.
+/// Reads a GraphQL request (GraphQL-over-HTTP, as `taproom-http` reads it) into async-graphql's;
+/// a mutation over GET is refused with 405.
 fn read_request(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<async_graphql::Request, (StatusCode, String)> {
-    if method == Method::GET {
-        let request = get_request(uri.query().unwrap_or("")).map_err(|e| {
-            (
-                StatusCode::BAD_REQUEST,
-                format!("invalid query string: {e}"),
-            )
-        })?;
-        if is_mutation(&request) {
-            return Err((
-                StatusCode::METHOD_NOT_ALLOWED,
-                "mutations are only accepted over POST".into(),
-            ));
-        }
-        return Ok(request);
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
-        return Err((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the request as Content-Type: application/json".into(),
-        ));
-    }
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "request body too large".to_owned()
-        } else {
-            format!("cannot read the request body: {rejection}")
-        };
-        (status, message)
-    })?;
-    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            format!("malformed GraphQL request body: {e}"),
-        )
-    })?;
-    // async-graphql reads a body without `query` as an empty document: that is a bad request, not
-    // a parse error of a document the client sent.
-    if request.query.trim().is_empty() {
-        return Err((StatusCode::BAD_REQUEST, "the request has no query".into()));
-    }
-    Ok(request)
-}
-
-/// A GraphQL request from a GET query string: `query`, `operationName`, and `variables` and
-/// `extensions` as JSON text (GraphQL-over-HTTP's names; async-graphql's own parser expects
-/// `operation_name`).
-fn get_request(query_string: &str) -> Result<async_graphql::Request, String> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Params {
-        query: Option<String>,
-        operation_name: Option<String>,
-        variables: Option<String>,
-        extensions: Option<String>,
-    }
-    let params: Params = serde_urlencoded::from_str(query_string).map_err(|e| e.to_string())?;
-    let query = params.query.filter(|q| !q.trim().is_empty());
-    let mut request = async_graphql::Request::new(query.ok_or("`query` is missing")?);
-    if let Some(name) = params.operation_name {
+) -> Result<async_graphql::Request, HttpError> {
+    let read = taproom_http::read_request(method, uri, headers, body)?;
+    let mut request = async_graphql::Request::new(read.query).variables(
+        async_graphql::Variables::from_json(Value::Object(read.variables)),
+    );
+    if let Some(name) = read.operation_name {
         request = request.operation_name(name);
     }
-    if let Some(variables) = params.variables {
-        let value: serde_json::Value = serde_json::from_str(&variables)
-            .map_err(|e| format!("`variables` is not JSON: {e}"))?;
-        request = request.variables(async_graphql::Variables::from_json(value));
-    }
-    if let Some(extensions) = params.extensions {
-        request.extensions = serde_json::from_str(&extensions)
-            .map_err(|e| format!("`extensions` is not a JSON object: {e}"))?;
+    request.extensions =
+        serde_json::from_value(Value::Object(read.extensions)).map_err(|e| HttpError {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("`extensions` is not valid: {e}"),
+        })?;
+    if method == Method::GET && is_mutation(&request) {
+        return Err(HttpError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: "mutations are only accepted over POST".into(),
+        });
     }
     Ok(request)
 }
@@ -264,24 +179,6 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
     }
 }
 
-fn request_error(media: MediaType, status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }]
-    });
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, media.header())],
-        body.to_string(),
-    )
-        .into_response();
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    }
-    response
-}
-
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
@@ -291,29 +188,6 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        tokio::signal::ctrl_c()
-            .await
-            .expect("installing the Ctrl-C handler cannot fail on a live runtime");
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler cannot fail on a live runtime")
-            .recv()
-            .await;
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down");
 }
 
 /// A subgraph schema builder with federation enabled and the shared depth and complexity limits.

@@ -1,0 +1,309 @@
+//! GraphQL-over-HTTP, written once for the router and the subgraphs.
+//!
+//! - [`MediaType::negotiate`]: `application/graphql-response+json` for a client that names it,
+//!   `application/json` otherwise (a missing `Accept`, `*/*` and `application/*` included).
+//! - [`read_request`]: a GraphQL request from `GET`'s query string or `POST`'s JSON body, with the
+//!   HTTP-level problems (wrong content type 415, unreadable or oversized body, malformed JSON, no
+//!   query, non-object `variables` or `extensions`: 400, 413) as an [`HttpError`].
+//! - [`reply`]: a response of a media type and status; [`error_reply`] the body of an HTTP-level
+//!   problem, with `extensions.code` `BAD_REQUEST` (and `Allow: POST` on 405);
+//!   [`graphql_status`]: the status of a GraphQL request error for the client's media type.
+//! - [`error`]: the typed GraphQL error (`GraphqlError`, its `Code`s) and a request error that knows
+//!   its HTTP status (`RequestError`).
+//! - [`shutdown_signal`]: Ctrl-C or SIGTERM.
+//!
+//! It knows no GraphQL engine and no database: the router and `taproom-common` (the subgraphs'
+//! plumbing) both build on it, and the router still depends on no subgraph crate.
+
+use axum::{
+    body::Bytes,
+    extract::rejection::BytesRejection,
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+pub mod error;
+
+use error::{errors_body, Code, GraphqlError};
+
+/// Which response media type the client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    GraphQlResponse,
+    Json,
+}
+
+impl MediaType {
+    /// `application/graphql-response+json` when the client names it, else `application/json`,
+    /// which is also what a missing `Accept` or `*/*` (what legacy clients send) means.
+    pub fn negotiate(headers: &HeaderMap) -> Self {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+            return MediaType::Json;
+        };
+        let named = accept
+            .split(',')
+            .map(|t| t.split(';').next().unwrap_or("").trim())
+            .any(|t| t == "application/graphql-response+json");
+        if named {
+            MediaType::GraphQlResponse
+        } else {
+            MediaType::Json
+        }
+    }
+
+    /// The `Content-Type` of a response of this type.
+    pub fn header(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            MediaType::GraphQlResponse => "application/graphql-response+json; charset=utf-8",
+            MediaType::Json => "application/json; charset=utf-8",
+        })
+    }
+}
+
+/// A GraphQL request as a client sent it; `query` is never empty.
+#[derive(Debug, Clone, Default)]
+pub struct GraphqlHttpRequest {
+    pub query: String,
+    pub operation_name: Option<String>,
+    pub variables: Map<String, Value>,
+    pub extensions: Map<String, Value>,
+}
+
+/// A request that is wrong at the HTTP level; nothing was run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl HttpError {
+    fn bad(message: impl Into<String>) -> Self {
+        HttpError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads a GraphQL request from `GET`'s query string (`query`, `operationName`, and `variables` and
+/// `extensions` as JSON text) or from `POST`'s `application/json` body.
+pub fn read_request(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<GraphqlHttpRequest, HttpError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Fields<T> {
+        query: Option<String>,
+        operation_name: Option<String>,
+        variables: Option<T>,
+        extensions: Option<T>,
+    }
+    let (query, operation_name, variables, extensions) = if method == Method::GET {
+        let params: Fields<String> = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+            .map_err(|e| HttpError::bad(format!("invalid query string: {e}")))?;
+        let json = |name: &str, text: Option<String>| -> Result<Option<Value>, HttpError> {
+            text.map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|e| HttpError::bad(format!("`{name}` is not JSON: {e}")))
+            })
+            .transpose()
+        };
+        (
+            params.query,
+            params.operation_name,
+            json("variables", params.variables)?,
+            json("extensions", params.extensions)?,
+        )
+    } else {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(HttpError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                message: "send the request as Content-Type: application/json".into(),
+            });
+        }
+        let body = body.map_err(|rejection| {
+            let status = rejection.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "request body too large".to_owned()
+            } else {
+                format!("cannot read the request body: {rejection}")
+            };
+            HttpError { status, message }
+        })?;
+        let fields: Fields<Value> = serde_json::from_slice(&body)
+            .map_err(|e| HttpError::bad(format!("malformed GraphQL request body: {e}")))?;
+        (
+            fields.query,
+            fields.operation_name,
+            fields.variables,
+            fields.extensions,
+        )
+    };
+    let map = |name: &str, value: Option<Value>| match value {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(_) => Err(HttpError::bad(format!("`{name}` must be a JSON object"))),
+    };
+    Ok(GraphqlHttpRequest {
+        query: query
+            .filter(|q| !q.trim().is_empty())
+            .ok_or_else(|| HttpError::bad("the request has no query"))?,
+        operation_name,
+        variables: map("variables", variables)?,
+        extensions: map("extensions", extensions)?,
+    })
+}
+
+/// A response with `body` (JSON text) as `media`, with `Allow: POST` on 405.
+pub fn reply(media: MediaType, status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, [(header::CONTENT_TYPE, media.header())], body).into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    response
+}
+
+/// The response to an HTTP-level problem: a GraphQL-shaped error with code `BAD_REQUEST`.
+pub fn error_reply(media: MediaType, error: &HttpError) -> Response {
+    let errors = [GraphqlError::new(Code::BadRequest, error.message.clone())];
+    reply(media, error.status, errors_body(&errors))
+}
+
+/// The status of a GraphQL request that could not run (parse, validation or variable errors),
+/// whose natural status is `status`: a client of `application/json` gets 200 for a 400, as
+/// GraphQL-over-HTTP says; others get `status`.
+pub fn graphql_status(media: MediaType, status: StatusCode) -> StatusCode {
+    if status == StatusCode::BAD_REQUEST && media == MediaType::Json {
+        StatusCode::OK
+    } else {
+        status
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c()
+            .await
+            .expect("installing the Ctrl-C handler cannot fail on a live runtime");
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler cannot fail on a live runtime")
+            .recv()
+            .await;
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: Option<&str>) -> MediaType {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = value {
+            headers.insert(header::ACCEPT, HeaderValue::from_str(value).expect("valid"));
+        }
+        MediaType::negotiate(&headers)
+    }
+
+    #[test]
+    fn only_clients_naming_the_new_media_type_get_it() {
+        assert_eq!(accept(None), MediaType::Json);
+        assert_eq!(accept(Some("*/*")), MediaType::Json);
+        assert_eq!(accept(Some("application/*")), MediaType::Json);
+        assert_eq!(accept(Some("application/json")), MediaType::Json);
+        assert_eq!(
+            accept(Some(
+                "application/json, application/graphql-response+json; q=0.9"
+            )),
+            MediaType::GraphQlResponse
+        );
+    }
+
+    fn post(body: &str) -> Result<GraphqlHttpRequest, HttpError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        read_request(
+            &Method::POST,
+            &Uri::from_static("/graphql"),
+            &headers,
+            Ok(Bytes::from(body.to_owned())),
+        )
+    }
+
+    #[test]
+    fn requests_without_a_query_or_with_non_object_maps_are_bad() {
+        assert_eq!(
+            post(r#"{"qeury":"{ a }"}"#)
+                .expect_err("a bad request")
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            post(r#"{"query":"  "}"#)
+                .expect_err("a bad request")
+                .message,
+            "the request has no query"
+        );
+        for bad in [r#""s""#, "0", "false", "[1]"] {
+            let body = format!(r#"{{"query":"{{ a }}","extensions":{bad}}}"#);
+            assert_eq!(
+                post(&body).expect_err("a bad request").message,
+                "`extensions` must be a JSON object"
+            );
+            let body = format!(r#"{{"query":"{{ a }}","variables":{bad}}}"#);
+            assert_eq!(
+                post(&body).expect_err("a bad request").message,
+                "`variables` must be a JSON object"
+            );
+        }
+        let ok = post(r#"{"query":"{ a }","variables":null,"extensions":{"x":1}}"#)
+            .expect("a good request");
+        assert_eq!(ok.query, "{ a }");
+        assert!(ok.variables.is_empty());
+        assert_eq!(ok.extensions["x"], 1);
+    }
+
+    #[test]
+    fn get_reads_json_parameters() {
+        let uri = Uri::from_static(
+            "/graphql?query=%7B%20a%20%7D&operationName=A&variables=%7B%22x%22%3A1%7D",
+        );
+        let request = read_request(&Method::GET, &uri, &HeaderMap::new(), Ok(Bytes::new()))
+            .expect("a good request");
+        assert_eq!(request.operation_name.as_deref(), Some("A"));
+        assert_eq!(request.variables["x"], 1);
+        let uri = Uri::from_static("/graphql?query=%7B%20a%20%7D&variables=nope");
+        let error = read_request(&Method::GET, &uri, &HeaderMap::new(), Ok(Bytes::new()))
+            .expect_err("not JSON");
+        assert!(
+            error.message.starts_with("`variables` is not JSON"),
+            "{}",
+            error.message
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! The request pipeline: one function whose lines are the stages, in order.
+//!
+//! [`Router::execute`] takes a GraphQL request and returns the response body, or the
+//! [`RequestError`] of a request that cannot run:
+//!
+//! 1. [`crate::plan`]: the query text → a [`Prepared`](crate::plan::Prepared) operation (parsed,
+//!    limits checked, validated, introspection split off, normalized, planned, its root type),
+//!    cached per supergraph;
+//! 2. [`crate::variables`]: the client's variables → coerced variables;
+//! 3. [`crate::execute`]: the plan → an [`Executed`](crate::execute::Executed) tree of subgraph
+//!    answers and their errors;
+//! 4. [`crate::response`]: the tree → a [`Shaped`] response, the client's selection as JSON text;
+//!    [`crate::introspection`] answers its root fields as a `Shaped` response too;
+//! 5. [`Shaped::into_body`]: the shaped response → the body.
+//!
+//! HTTP (media types, status codes) is [`crate::http`]'s alone.
+
+use std::sync::{atomic::Ordering, Arc, RwLock};
+
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::{
+    body::Shaped,
+    error::{Code, RequestError},
+    execute::Execution,
+    fetch::SubgraphClient,
+    plan::{Kind, OperationLimits, PlanCache},
+    response,
+    supergraph::Supergraph,
+    value::Bodies,
+    variables,
+};
+
+/// A supergraph with the plans prepared for it (a plan is only valid for the schema it was made
+/// for, so the two are swapped together).
+struct Served {
+    supergraph: Arc<Supergraph>,
+    plans: PlanCache,
+}
+
+impl Served {
+    fn new(supergraph: Arc<Supergraph>) -> Arc<Self> {
+        Arc::new(Served {
+            plans: PlanCache::new(supergraph.plan_cache_size),
+            supergraph,
+        })
+    }
+}
+
+/// The router's state: the current supergraph and the subgraph client.
+pub struct Router {
+    served: RwLock<Arc<Served>>,
+    /// The HTTP client for subgraphs, with its request counters.
+    pub client: SubgraphClient,
+    /// Limits on operations.
+    pub limits: OperationLimits,
+}
+
+/// One GraphQL request, as `http` read it.
+#[derive(Debug, Clone, Copy)]
+pub struct GraphqlRequest<'r> {
+    pub query: &'r str,
+    pub operation_name: Option<&'r str>,
+    pub variables: &'r Map<String, Value>,
+    /// Whether it came over `GET` (only queries may).
+    pub over_get: bool,
+    /// Whether the client asked for the query plan in `extensions.queryPlan`.
+    pub want_plan: bool,
+}
+
+impl Router {
+    /// A router serving `supergraph`.
+    pub fn new(
+        supergraph: Arc<Supergraph>,
+        client: SubgraphClient,
+        limits: OperationLimits,
+    ) -> Self {
+        Router {
+            served: RwLock::new(Served::new(supergraph)),
+            client,
+            limits,
+        }
+    }
+
+    fn served(&self) -> Arc<Served> {
+        self.served
+            .read()
+            .expect("the supergraph lock is never poisoned")
+            .clone()
+    }
+
+    /// The supergraph requests are served with now.
+    pub fn supergraph(&self) -> Arc<Supergraph> {
+        self.served().supergraph.clone()
+    }
+
+    /// Serves `supergraph` from now on, with an empty plan cache; requests already running finish
+    /// with the old one.
+    pub fn swap(&self, supergraph: Arc<Supergraph>) {
+        *self
+            .served
+            .write()
+            .expect("the supergraph lock is never poisoned") = Served::new(supergraph);
+    }
+
+    /// Operations prepared (plan cache misses) for the current supergraph.
+    pub fn prepared_count(&self) -> u64 {
+        self.served().plans.prepared.load(Ordering::Relaxed)
+    }
+
+    /// Runs one GraphQL request through the pipeline; `headers` are the client's (some are
+    /// forwarded to subgraphs). The body is JSON text.
+    pub async fn execute(
+        &self,
+        request: GraphqlRequest<'_>,
+        headers: &HeaderMap,
+    ) -> Result<Vec<u8>, RequestError> {
+        let served = self.served();
+        let supergraph = &served.supergraph;
+        let prepared = served.plans.get_or_prepare(
+            supergraph,
+            request.query,
+            request.operation_name,
+            &self.limits,
+        )?;
+        if request.over_get && prepared.kind != Kind::Query {
+            return Err(RequestError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Code::BadRequest,
+                "mutations are only accepted over POST",
+            ));
+        }
+        let variables = variables::coerce(
+            &prepared.variables,
+            request.variables,
+            &supergraph.planner.consumer_schema.document,
+        )?;
+        let bodies = Bodies::default();
+        let mut shaped = match &prepared.planned {
+            Some((operation, plan)) => {
+                let executed =
+                    Execution::new(supergraph, &self.client, headers, &variables, &bodies)
+                        .run(plan)
+                        .await;
+                response::shape(supergraph, &variables, executed, operation, &prepared.root)
+            }
+            None => Shaped::default(),
+        };
+        if let Some(part) = &prepared.introspection {
+            shaped.merge(
+                supergraph
+                    .introspection
+                    .execute(part, &variables, &prepared.root),
+            );
+        }
+        let plan = request.want_plan.then(|| match &prepared.planned {
+            Some((_, plan)) => format!("{plan}"),
+            None => "No subgraph fetches: the router answered this operation itself.".to_owned(),
+        });
+        Ok(shaped.into_body(&prepared.root_keys, plan.as_deref()))
+    }
+}
