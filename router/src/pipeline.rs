@@ -13,7 +13,7 @@
 //!    [`crate::introspection`] answers its root fields as a `Shaped` response too;
 //! 5. [`Shaped::into_body`]: the shaped response → the body.
 //!
-//! HTTP (media types, status codes) is [`crate::http`]'s alone.
+//! HTTP (media types, status codes) is the `http` module's alone.
 
 use std::sync::{atomic::Ordering, Arc, RwLock};
 

@@ -81,12 +81,43 @@ enum Kind<'p> {
     /// An enum, with the values the API schema gives it.
     Enum(&'p str, &'p HashSet<String>),
     /// A built-in scalar (`Int`, `Float`, `String`, `Boolean`, `ID`).
-    BuiltIn(&'p str),
+    BuiltIn(Scalar),
     /// A custom scalar: the subgraph that owns it is trusted with its values.
     Custom,
 }
 
-const BUILT_IN_SCALARS: [&str; 5] = ["Int", "Float", "String", "Boolean", "ID"];
+/// The built-in scalars, told apart once per collected field rather than per value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scalar {
+    Int,
+    Float,
+    String,
+    Boolean,
+    Id,
+}
+
+impl Scalar {
+    fn named(name: &str) -> Option<Scalar> {
+        Some(match name {
+            "Int" => Scalar::Int,
+            "Float" => Scalar::Float,
+            "String" => Scalar::String,
+            "Boolean" => Scalar::Boolean,
+            "ID" => Scalar::Id,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Scalar::Int => "Int",
+            Scalar::Float => "Float",
+            Scalar::String => "String",
+            Scalar::Boolean => "Boolean",
+            Scalar::Id => "ID",
+        }
+    }
+}
 
 /// The fields of one response key, as CollectFields groups them.
 struct Group<'p> {
@@ -197,8 +228,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                                     Some(SupergraphDefinition::Enum(_)) => supergraph
                                         .api_enum_values(name)
                                         .map_or(Kind::Custom, |values| Kind::Enum(name, values)),
-                                    _ if BUILT_IN_SCALARS.contains(&name) => Kind::BuiltIn(name),
-                                    _ => Kind::Custom,
+                                    _ => Scalar::named(name).map_or(Kind::Custom, Kind::BuiltIn),
                                 }
                             });
                             groups.push(Group {
@@ -394,13 +424,13 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
             }
             (Kind::Enum(_, values), Val::String(v)) => values.contains(v.as_ref()),
             (Kind::Enum(..), _) => false,
-            (Kind::BuiltIn("Int"), Val::Number(n)) => {
+            (Kind::BuiltIn(Scalar::Int), Val::Number(n)) => {
                 n.as_i64().is_some_and(|n| i32::try_from(n).is_ok())
             }
-            (Kind::BuiltIn("Float"), Val::Number(_))
-            | (Kind::BuiltIn("String" | "ID"), Val::String(_))
-            | (Kind::BuiltIn("Boolean"), Val::Bool(_)) => true,
-            (Kind::BuiltIn("ID"), Val::Number(n)) if n.is_i64() || n.is_u64() => {
+            (Kind::BuiltIn(Scalar::Float), Val::Number(_))
+            | (Kind::BuiltIn(Scalar::String | Scalar::Id), Val::String(_))
+            | (Kind::BuiltIn(Scalar::Boolean), Val::Bool(_)) => true,
+            (Kind::BuiltIn(Scalar::Id), Val::Number(n)) if n.is_i64() || n.is_u64() => {
                 // An ID is serialized as a string.
                 write_json(out, &n.to_string());
                 return false;
@@ -415,7 +445,7 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         let found = json_text(value);
         let message = match kind {
             Kind::Enum(name, _) => format!("Enum \"{name}\" cannot represent value: {found}"),
-            Kind::BuiltIn(name) => format!("{name} cannot represent value: {found}"),
+            Kind::BuiltIn(scalar) => format!("{} cannot represent value: {found}", scalar.name()),
             Kind::Custom | Kind::Composite { .. } => format!("cannot represent value: {found}"),
         };
         self.error(path, message);

@@ -27,7 +27,7 @@ use axum::{
 };
 use serde_json::Value;
 pub use taproom_http::shutdown_signal;
-use taproom_http::{error_reply, graphql_status, reply, HttpError, MediaType};
+use taproom_http::{error::Code, error_reply, graphql_status, reply, HttpError, MediaType};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -103,14 +103,14 @@ async fn graphql<E: Executor>(
         && response.errors.iter().all(|e| e.path.is_empty());
     if request_failed {
         let code = if async_graphql::parser::parse_query(&query).is_err() {
-            "GRAPHQL_PARSE_FAILED"
+            Code::GraphqlParseFailed
         } else {
-            "GRAPHQL_VALIDATION_FAILED"
+            Code::GraphqlValidationFailed
         };
         for error in &mut response.errors {
             let extensions = error.extensions.get_or_insert_with(Default::default);
             if extensions.get("code").is_none() {
-                extensions.set("code", code);
+                extensions.set("code", code.as_str());
             }
         }
     }
