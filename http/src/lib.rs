@@ -79,11 +79,80 @@ pub struct HttpError {
 }
 
 impl HttpError {
-    fn bad(message: impl Into<String>) -> Self {
+    /// A 400 with `message`.
+    pub fn bad(message: impl Into<String>) -> Self {
         HttpError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
         }
+    }
+}
+
+/// Where a request's GraphQL fields are: `GET`'s query string parameters, or `POST`'s JSON body
+/// (its content type checked, read within the body limit). A server that deserializes the body
+/// into its own request type (the subgraphs, into async-graphql's) reads it from here, in one pass.
+pub enum RequestSource {
+    Get(GetParams),
+    Post(Bytes),
+}
+
+/// `GET`'s parameters: `query`, `operationName`, and `variables` and `extensions` as JSON text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetParams {
+    pub query: Option<String>,
+    pub operation_name: Option<String>,
+    pub variables: Option<String>,
+    pub extensions: Option<String>,
+}
+
+/// The request's source, after the HTTP-level checks (415, 400, 413).
+pub fn request_source(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<RequestSource, HttpError> {
+    if method == Method::GET {
+        let params = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+            .map_err(|e| HttpError::bad(format!("invalid query string: {e}")))?;
+        return Ok(RequestSource::Get(params));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(HttpError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "send the request as Content-Type: application/json".into(),
+        });
+    }
+    body.map(RequestSource::Post).map_err(|rejection| {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "request body too large".to_owned()
+        } else {
+            format!("cannot read the request body: {rejection}")
+        };
+        HttpError { status, message }
+    })
+}
+
+/// The query, which must not be missing or blank.
+pub fn required_query(query: Option<String>) -> Result<String, HttpError> {
+    let query = query.unwrap_or_default();
+    check_query(&query)?;
+    Ok(query)
+}
+
+/// A blank query is a bad request, not a document that fails to parse.
+pub fn check_query(query: &str) -> Result<(), HttpError> {
+    if query.trim().is_empty() {
+        Err(HttpError::bad("the request has no query"))
+    } else {
+        Ok(())
     }
 }
 
@@ -95,73 +164,53 @@ pub fn read_request(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<GraphqlHttpRequest, HttpError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Fields<T> {
-        query: Option<String>,
-        operation_name: Option<String>,
-        variables: Option<T>,
-        extensions: Option<T>,
-    }
-    let (query, operation_name, variables, extensions) = if method == Method::GET {
-        let params: Fields<String> = serde_urlencoded::from_str(uri.query().unwrap_or(""))
-            .map_err(|e| HttpError::bad(format!("invalid query string: {e}")))?;
-        let json = |name: &str, text: Option<String>| -> Result<Option<Value>, HttpError> {
-            text.map(|t| {
-                serde_json::from_str(&t)
-                    .map_err(|e| HttpError::bad(format!("`{name}` is not JSON: {e}")))
+    match request_source(method, uri, headers, body)? {
+        RequestSource::Get(params) => request_from_get(params),
+        RequestSource::Post(body) => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Fields {
+                query: Option<String>,
+                operation_name: Option<String>,
+                variables: Option<Value>,
+                extensions: Option<Value>,
+            }
+            let fields: Fields = serde_json::from_slice(&body)
+                .map_err(|e| HttpError::bad(format!("malformed GraphQL request body: {e}")))?;
+            Ok(GraphqlHttpRequest {
+                query: required_query(fields.query)?,
+                operation_name: fields.operation_name,
+                variables: object("variables", fields.variables)?,
+                extensions: object("extensions", fields.extensions)?,
             })
-            .transpose()
-        };
-        (
-            params.query,
-            params.operation_name,
-            json("variables", params.variables)?,
-            json("extensions", params.extensions)?,
-        )
-    } else {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/json") {
-            return Err(HttpError {
-                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                message: "send the request as Content-Type: application/json".into(),
-            });
         }
-        let body = body.map_err(|rejection| {
-            let status = rejection.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "request body too large".to_owned()
-            } else {
-                format!("cannot read the request body: {rejection}")
-            };
-            HttpError { status, message }
-        })?;
-        let fields: Fields<Value> = serde_json::from_slice(&body)
-            .map_err(|e| HttpError::bad(format!("malformed GraphQL request body: {e}")))?;
-        (
-            fields.query,
-            fields.operation_name,
-            fields.variables,
-            fields.extensions,
-        )
+    }
+}
+
+/// A GraphQL request from `GET`'s parameters.
+pub fn request_from_get(params: GetParams) -> Result<GraphqlHttpRequest, HttpError> {
+    let json = |name: &str, text: Option<String>| -> Result<Option<Value>, HttpError> {
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| HttpError::bad(format!("`{name}` is not JSON: {e}")))
+        })
+        .transpose()
     };
-    let map = |name: &str, value: Option<Value>| match value {
+    Ok(GraphqlHttpRequest {
+        query: required_query(params.query)?,
+        operation_name: params.operation_name,
+        variables: object("variables", json("variables", params.variables)?)?,
+        extensions: object("extensions", json("extensions", params.extensions)?)?,
+    })
+}
+
+/// `variables` and `extensions`, when given, are maps.
+fn object(name: &str, value: Option<Value>) -> Result<Map<String, Value>, HttpError> {
+    match value {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(map)) => Ok(map),
         Some(_) => Err(HttpError::bad(format!("`{name}` must be a JSON object"))),
-    };
-    Ok(GraphqlHttpRequest {
-        query: query
-            .filter(|q| !q.trim().is_empty())
-            .ok_or_else(|| HttpError::bad("the request has no query"))?,
-        operation_name,
-        variables: map("variables", variables)?,
-        extensions: map("extensions", extensions)?,
-    })
+    }
 }
 
 /// A response with `body` (JSON text) as `media`, with `Allow: POST` on 405.

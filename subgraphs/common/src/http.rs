@@ -27,7 +27,10 @@ use axum::{
 };
 use serde_json::Value;
 pub use taproom_http::shutdown_signal;
-use taproom_http::{error::Code, error_reply, graphql_status, reply, HttpError, MediaType};
+use taproom_http::{
+    check_query, error::Code, error_reply, graphql_status, reply, request_from_get, request_source,
+    HttpError, MediaType, RequestSource,
+};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -133,33 +136,42 @@ async fn graphql<E: Executor>(
     reply(media, status, body)
 }
 
-/// Reads a GraphQL request (GraphQL-over-HTTP, as `taproom-http` reads it) into async-graphql's;
-/// a mutation over GET is refused with 405.
+/// Reads a GraphQL request (GraphQL-over-HTTP, after `taproom-http`'s checks) into async-graphql's:
+/// a `POST` body is deserialized straight into it, in one pass; a mutation over GET is refused
+/// with 405.
 fn read_request(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<async_graphql::Request, HttpError> {
-    let read = taproom_http::read_request(method, uri, headers, body)?;
-    let mut request = async_graphql::Request::new(read.query).variables(
-        async_graphql::Variables::from_json(Value::Object(read.variables)),
-    );
-    if let Some(name) = read.operation_name {
-        request = request.operation_name(name);
+    match request_source(method, uri, headers, body)? {
+        RequestSource::Post(body) => {
+            let request: async_graphql::Request = serde_json::from_slice(&body)
+                .map_err(|e| HttpError::bad(format!("malformed GraphQL request body: {e}")))?;
+            // async-graphql reads a body without `query` as an empty document.
+            check_query(&request.query)?;
+            Ok(request)
+        }
+        RequestSource::Get(params) => {
+            let read = request_from_get(params)?;
+            let mut request = async_graphql::Request::new(read.query).variables(
+                async_graphql::Variables::from_json(Value::Object(read.variables)),
+            );
+            if let Some(name) = read.operation_name {
+                request = request.operation_name(name);
+            }
+            request.extensions = serde_json::from_value(Value::Object(read.extensions))
+                .map_err(|e| HttpError::bad(format!("`extensions` is not valid: {e}")))?;
+            if is_mutation(&request) {
+                return Err(HttpError {
+                    status: StatusCode::METHOD_NOT_ALLOWED,
+                    message: "mutations are only accepted over POST".into(),
+                });
+            }
+            Ok(request)
+        }
     }
-    request.extensions =
-        serde_json::from_value(Value::Object(read.extensions)).map_err(|e| HttpError {
-            status: StatusCode::BAD_REQUEST,
-            message: format!("`extensions` is not valid: {e}"),
-        })?;
-    if method == Method::GET && is_mutation(&request) {
-        return Err(HttpError {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            message: "mutations are only accepted over POST".into(),
-        });
-    }
-    Ok(request)
 }
 
 /// Whether the operation the request would run is a mutation (unparseable documents are not; they
