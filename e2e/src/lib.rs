@@ -284,6 +284,8 @@ pub struct TestRouter {
     limits: OperationLimits,
     /// How long the router waits for one subgraph request.
     timeout: Duration,
+    /// Whether identical subgraph queries in flight share one request (on, as in production).
+    dedupe: bool,
 }
 
 impl TestRouter {
@@ -294,6 +296,7 @@ impl TestRouter {
             subgraph_urls: HashMap::new(),
             limits: OperationLimits::default(),
             timeout: Duration::from_secs(5),
+            dedupe: true,
         }
     }
 
@@ -315,6 +318,12 @@ impl TestRouter {
         self
     }
 
+    /// Turns subgraph request deduplication on (the default) or off.
+    pub fn dedupe(mut self, on: bool) -> Self {
+        self.dedupe = on;
+        self
+    }
+
     /// Loads the supergraph (panicking with the reason if it does not load) and serves the router on
     /// a fresh `127.0.0.1:0` port, with a 1 MiB body limit and no CORS origins.
     pub async fn start(self) -> RunningRouter {
@@ -322,7 +331,7 @@ impl TestRouter {
             .unwrap_or_else(|e| panic!("the supergraph does not load: {e}"));
         let state = Arc::new(Router::new(
             supergraph,
-            SubgraphClient::new(self.timeout),
+            SubgraphClient::new(self.timeout).dedupe(self.dedupe),
             self.limits,
         ));
         let service = Service::serve(routes(state.clone(), 1024 * 1024, &[])).await;

@@ -112,6 +112,11 @@ pub struct ServeArgs {
     /// The most fields an operation may select once its fragments are expanded.
     #[arg(long, env = "MAX_FIELDS", default_value_t = 20_000)]
     pub max_fields: usize,
+    /// Send every subgraph request, even when an identical one is in flight. By default identical
+    /// queries in flight at the same time (same subgraph, body and forwarded headers) share one
+    /// request and its answer; mutations never do.
+    #[arg(long, env = "NO_SUBGRAPH_DEDUPE")]
+    pub no_subgraph_dedupe: bool,
     /// How many prepared (parsed, validated, planned) operations are kept.
     #[arg(long, env = "PLAN_CACHE_SIZE", default_value_t = 1000)]
     pub plan_cache_size: u64,

@@ -1,12 +1,22 @@
-//! Requests to subgraphs: one pooled keep-alive HTTP client, per-subgraph timeouts, request counters.
+//! Requests to subgraphs: one pooled keep-alive HTTP client, per-subgraph timeouts, request counters,
+//! and in-flight deduplication: identical queries sent at the same time share one request.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, HeaderValue, StatusCode},
+};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use crate::{
     error::GraphqlError,
     value::{Bodies, Val},
 };
-use axum::http::HeaderMap;
 
 /// Headers copied from the client's request to every subgraph request; nothing else is forwarded.
 pub const FORWARDED_HEADERS: [&str; 2] = ["authorization", "traceparent"];
@@ -22,14 +32,35 @@ pub struct SubgraphResponse<'b> {
     pub errors: Vec<GraphqlError>,
 }
 
-/// Sends operations to subgraphs and counts them.
+/// Sends operations to subgraphs and counts them. Identical queries in flight at the same time
+/// (same subgraph, URL, body and forwarded headers) are sent once and their answer shared, unless
+/// deduplication is turned off ([`SubgraphClient::dedupe`]).
 pub struct SubgraphClient {
     http: reqwest::Client,
-    counts: Mutex<HashMap<String, u64>>,
+    counts: Arc<Mutex<HashMap<String, u64>>>,
+    /// The shared requests in flight, or `None` when deduplication is off.
+    in_flight: Option<Arc<Mutex<HashMap<RequestKey, SharedAnswer>>>>,
+    /// Per subgraph, requests not sent because an identical one was in flight.
+    saved: Mutex<HashMap<String, u64>>,
 }
 
+/// What makes two subgraph requests the same one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RequestKey {
+    url: String,
+    /// The values of [`FORWARDED_HEADERS`], in that order.
+    headers: [Option<HeaderValue>; FORWARDED_HEADERS.len()],
+    body: Bytes,
+}
+
+/// A subgraph's raw answer: its HTTP status and body.
+type RawAnswer = Result<(StatusCode, Bytes), String>;
+
+/// One request's answer, awaited by every caller that asked for it.
+type SharedAnswer = Shared<BoxFuture<'static, RawAnswer>>;
+
 impl SubgraphClient {
-    /// A client whose requests time out after `timeout`.
+    /// A client whose requests time out after `timeout`, with deduplication on.
     pub fn new(timeout: Duration) -> Self {
         SubgraphClient {
             http: reqwest::Client::builder()
@@ -39,8 +70,16 @@ impl SubgraphClient {
                 .tcp_nodelay(true)
                 .build()
                 .expect("a plain HTTP client always builds"),
-            counts: Mutex::new(HashMap::new()),
+            counts: Arc::default(),
+            in_flight: Some(Arc::default()),
+            saved: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Turns in-flight request deduplication on or off.
+    pub fn dedupe(mut self, on: bool) -> Self {
+        self.in_flight = on.then(Arc::default);
+        self
     }
 
     /// Requests sent to each subgraph since start.
@@ -51,71 +90,168 @@ impl SubgraphClient {
             .clone()
     }
 
+    /// Per subgraph, requests not sent since start because an identical one was in flight.
+    pub fn saved(&self) -> HashMap<String, u64> {
+        self.saved
+            .lock()
+            .expect("counter lock is never poisoned")
+            .clone()
+    }
+
     /// POSTs `body` (a GraphQL request as JSON) to the subgraph `name` at `url`; the response body
-    /// is kept in `bodies`, and the answer's data borrows from it.
+    /// is kept in `bodies`, and the answer's data borrows from it. A `shareable` request (a query,
+    /// never a mutation) joins an identical one in flight when deduplication is on.
     pub async fn fetch<'b>(
         &self,
         name: &str,
         url: &str,
         body: Vec<u8>,
         headers: &HeaderMap,
+        shareable: bool,
         bodies: &'b Bodies,
     ) -> FetchResult<'b> {
-        *self
-            .counts
-            .lock()
-            .expect("counter lock is never poisoned")
-            .entry(name.to_owned())
-            .or_default() += 1;
-        let mut request = self
-            .http
-            .post(url)
-            .header("content-type", "application/json")
-            .header(
-                "accept",
-                "application/graphql-response+json, application/json",
-            );
-        for header in FORWARDED_HEADERS {
-            if let Some(value) = headers.get(header) {
-                request = request.header(header, value);
+        let forwarded = FORWARDED_HEADERS.map(|header| headers.get(header).cloned());
+        let answer = match (&self.in_flight, shareable) {
+            (Some(in_flight), true) => {
+                let key = RequestKey {
+                    url: url.to_owned(),
+                    headers: forwarded,
+                    body: Bytes::from(body),
+                };
+                let shared = {
+                    let mut map = in_flight.lock().expect("in-flight lock is never poisoned");
+                    match map.get(&key) {
+                        Some(shared) => {
+                            *self
+                                .saved
+                                .lock()
+                                .expect("counter lock is never poisoned")
+                                .entry(name.to_owned())
+                                .or_default() += 1;
+                            shared.clone()
+                        }
+                        None => {
+                            let shared = self.shared_send(name, key.clone(), in_flight.clone());
+                            map.insert(key, shared.clone());
+                            shared
+                        }
+                    }
+                };
+                shared.await
             }
-        }
-        let response = request.body(body).send().await.map_err(|e| {
-            if e.is_timeout() {
-                "timed out".to_owned()
-            } else if e.is_connect() {
-                "connection refused or unreachable".to_owned()
-            } else {
-                format!("request failed: {e}")
+            _ => {
+                let send = send(
+                    self.http.clone(),
+                    self.counts.clone(),
+                    name.to_owned(),
+                    url.to_owned(),
+                    forwarded,
+                    Bytes::from(body),
+                );
+                send.await
             }
-        })?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| format!("cannot read the response: {e}"))?;
-        let bytes = bodies.keep(Vec::from(bytes));
-        let parsed: Val = serde_json::from_slice(bytes)
-            .map_err(|_| format!("answered HTTP {status} with a body that is not JSON"))?;
-        let Val::Object(mut object) = parsed else {
-            return Err(format!(
-                "answered HTTP {status} with JSON that is not a GraphQL response"
-            ));
         };
-        if !object.contains_key("data") && !object.contains_key("errors") {
-            return Err(format!(
-                "answered HTTP {status} with JSON that is not a GraphQL response"
-            ));
-        }
-        let errors = match object.remove("errors") {
-            Some(Val::List(errors)) => errors
-                .iter()
-                .map(|e| GraphqlError::from_subgraph(&e.to_json()))
-                .collect(),
-            Some(Val::Null) | None => Vec::new(),
-            Some(_) => return Err("answered with an `errors` member that is not a list".into()),
-        };
-        let data = object.remove("data").filter(|d| !d.is_null());
-        Ok(SubgraphResponse { data, errors })
+        let (status, bytes) = answer?;
+        read_response(status, &bytes, bodies)
     }
+
+    /// Sends `key` on a task of its own, so the request completes (and leaves the in-flight map)
+    /// even if every caller waiting for it goes away.
+    fn shared_send(
+        &self,
+        name: &str,
+        key: RequestKey,
+        in_flight: Arc<Mutex<HashMap<RequestKey, SharedAnswer>>>,
+    ) -> SharedAnswer {
+        let task = tokio::spawn(send(
+            self.http.clone(),
+            self.counts.clone(),
+            name.to_owned(),
+            key.url.clone(),
+            key.headers.clone(),
+            key.body.clone(),
+        ));
+        async move {
+            let answer = task
+                .await
+                .unwrap_or_else(|e| Err(format!("request task failed: {e}")));
+            in_flight
+                .lock()
+                .expect("in-flight lock is never poisoned")
+                .remove(&key);
+            answer
+        }
+        .boxed()
+        .shared()
+    }
+}
+
+/// One POST to a subgraph, counted.
+async fn send(
+    http: reqwest::Client,
+    counts: Arc<Mutex<HashMap<String, u64>>>,
+    name: String,
+    url: String,
+    headers: [Option<HeaderValue>; FORWARDED_HEADERS.len()],
+    body: Bytes,
+) -> RawAnswer {
+    *counts
+        .lock()
+        .expect("counter lock is never poisoned")
+        .entry(name)
+        .or_default() += 1;
+    let mut request = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header(
+            "accept",
+            "application/graphql-response+json, application/json",
+        );
+    for (header, value) in FORWARDED_HEADERS.iter().zip(headers) {
+        if let Some(value) = value {
+            request = request.header(*header, value);
+        }
+    }
+    let response = request.body(body).send().await.map_err(|e| {
+        if e.is_timeout() {
+            "timed out".to_owned()
+        } else if e.is_connect() {
+            "connection refused or unreachable".to_owned()
+        } else {
+            format!("request failed: {e}")
+        }
+    })?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| format!("cannot read the response: {e}"))?;
+    Ok((status, bytes))
+}
+
+/// A subgraph's answer as the executor uses it, its data borrowing from `bytes` kept in `bodies`.
+fn read_response<'b>(status: StatusCode, bytes: &[u8], bodies: &'b Bodies) -> FetchResult<'b> {
+    let bytes = bodies.keep(bytes.to_vec());
+    let parsed: Val = serde_json::from_slice(bytes)
+        .map_err(|_| format!("answered HTTP {status} with a body that is not JSON"))?;
+    let Val::Object(mut object) = parsed else {
+        return Err(format!(
+            "answered HTTP {status} with JSON that is not a GraphQL response"
+        ));
+    };
+    if !object.contains_key("data") && !object.contains_key("errors") {
+        return Err(format!(
+            "answered HTTP {status} with JSON that is not a GraphQL response"
+        ));
+    }
+    let errors = match object.remove("errors") {
+        Some(Val::List(errors)) => errors
+            .iter()
+            .map(|e| GraphqlError::from_subgraph(&e.to_json()))
+            .collect(),
+        Some(Val::Null) | None => Vec::new(),
+        Some(_) => return Err("answered with an `errors` member that is not a list".into()),
+    };
+    let data = object.remove("data").filter(|d| !d.is_null());
+    Ok(SubgraphResponse { data, errors })
 }

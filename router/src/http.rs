@@ -66,6 +66,16 @@ async fn metrics(State(router): State<Arc<Router>>) -> Response {
             "taproom_router_subgraph_requests_total{{subgraph=\"{name}\"}} {count}\n"
         ));
     }
+    text.push_str(
+        "# HELP taproom_router_subgraph_requests_deduplicated_total Subgraph requests not sent because an identical one was in flight.\n# TYPE taproom_router_subgraph_requests_deduplicated_total counter\n",
+    );
+    let mut saved: Vec<(String, u64)> = router.client.saved().into_iter().collect();
+    saved.sort();
+    for (name, count) in saved {
+        text.push_str(&format!(
+            "taproom_router_subgraph_requests_deduplicated_total{{subgraph=\"{name}\"}} {count}\n"
+        ));
+    }
     text.push_str(&format!(
         "# HELP taproom_router_operations_prepared_total Operations parsed, validated and planned (plan cache misses).\n# TYPE taproom_router_operations_prepared_total counter\ntaproom_router_operations_prepared_total {}\n",
         router.prepared_count()

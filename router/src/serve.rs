@@ -97,7 +97,8 @@ pub async fn serve(
         })?;
     let router = Arc::new(Router::new(
         supergraph,
-        SubgraphClient::new(Duration::from_secs(args.subgraph_timeout_secs)),
+        SubgraphClient::new(Duration::from_secs(args.subgraph_timeout_secs))
+            .dedupe(!args.no_subgraph_dedupe),
         OperationLimits {
             max_depth: args.max_depth,
             max_aliases: args.max_aliases,

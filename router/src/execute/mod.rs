@@ -26,6 +26,7 @@ use axum::http::HeaderMap;
 use hive_router_query_planner::planner::plan_nodes::{
     BatchFetchNode, FetchNode, FetchRewrite, FlattenNodePathSegment, PlanNode, QueryPlan,
 };
+use hive_router_query_planner::state::supergraph_state::OperationKind;
 use serde_json::{Map, Value};
 
 pub use self::errors::subgraph_failed;
@@ -195,14 +196,20 @@ impl<'a> Execution<'a> {
         body
     }
 
-    async fn send(&self, service: &str, body: Vec<u8>) -> Option<SubgraphResponse<'a>> {
+    /// Sends `body` to `service`; `shareable` (a query) lets it share an identical request in flight.
+    async fn send(
+        &self,
+        service: &str,
+        body: Vec<u8>,
+        shareable: bool,
+    ) -> Option<SubgraphResponse<'a>> {
         let Some(url) = self.supergraph.subgraph_urls.get(service) else {
             self.push_errors([subgraph_failed(service, "has no URL in the supergraph")]);
             return None;
         };
         match self
             .client
-            .fetch(service, url, body, self.headers, self.bodies)
+            .fetch(service, url, body, self.headers, shareable, self.bodies)
             .await
         {
             Ok(response) => Some(response),
@@ -232,7 +239,8 @@ impl<'a> Execution<'a> {
                 return;
             }
             let body = self.request_body(query, usages, &[]);
-            let Some(response) = self.send(&fetch.service_name, body).await else {
+            let shareable = shareable(fetch.operation_kind.as_ref(), query);
+            let Some(response) = self.send(&fetch.service_name, body, shareable).await else {
                 return;
             };
             let mut data = response.data;
@@ -269,7 +277,8 @@ impl<'a> Execution<'a> {
             return;
         }
         let body = self.request_body(query, usages, &[("representations", representations)]);
-        let Some(response) = self.send(&fetch.service_name, body).await else {
+        let shareable = shareable(fetch.operation_kind.as_ref(), query);
+        let Some(response) = self.send(&fetch.service_name, body, shareable).await else {
             return;
         };
         let entities = response
@@ -310,7 +319,8 @@ impl<'a> Execution<'a> {
             batch.variable_usages.as_ref(),
             &lists,
         );
-        let Some(mut response) = self.send(&batch.service_name, body).await else {
+        let shareable = shareable(batch.operation_kind.as_ref(), &batch.operation.document_str);
+        let Some(mut response) = self.send(&batch.service_name, body, shareable).await else {
             return;
         };
         let errors = std::mem::take(&mut response.errors);
@@ -477,5 +487,19 @@ fn take_list<'a>(data: &mut Val<'a>, key: &str) -> Option<Vec<Val<'a>>> {
     match data.get_mut(key).map(std::mem::take) {
         Some(Val::List(items)) => Some(items),
         _ => None,
+    }
+}
+
+/// Whether a fetch may share an identical request in flight: queries only (entity fetches are
+/// queries), never a mutation or subscription. A fetch of unknown kind counts as a query only when its
+/// document says so.
+fn shareable(kind: Option<&OperationKind>, document: &str) -> bool {
+    match kind {
+        Some(OperationKind::Query) => true,
+        Some(OperationKind::Mutation | OperationKind::Subscription) => false,
+        None => {
+            let document = document.trim_start();
+            document.starts_with('{') || document.starts_with("query")
+        }
     }
 }
