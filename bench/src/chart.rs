@@ -7,7 +7,14 @@ use std::fmt::Write as _;
 use crate::{gateways::Gateway, report::Report};
 
 /// The gateways in the order of the legend, the bars and the lines.
-const GATEWAYS: [Gateway; 3] = [Gateway::Taproom, Gateway::Apollo, Gateway::Hive];
+const GATEWAYS: [Gateway; 6] = [
+    Gateway::Taproom,
+    Gateway::TaproomDedupe,
+    Gateway::HiveRouter,
+    Gateway::HiveRouterDedupe,
+    Gateway::Apollo,
+    Gateway::Hive,
+];
 
 impl Report {
     /// Per operation: requests/s per gateway and concurrency (bars, log scale), and p95 latency
@@ -16,7 +23,7 @@ impl Report {
         let medians = self.medians();
         let connections = self.connections();
         let operations: Vec<&str> = self.operations.iter().map(|(n, _, _)| n.as_str()).collect();
-        let (width, row_height) = (1000.0, 300.0);
+        let (width, row_height) = (1300.0, 300.0);
         let height = 60.0 + row_height * operations.len() as f64 + 40.0;
         let mut svg = String::new();
         let _ = writeln!(
@@ -68,7 +75,7 @@ impl Report {
             );
             scale.axis(&mut svg, left, top + 20.0, plot_w, plot_h);
             let group_w = plot_w / connections.len().max(1) as f64;
-            let bar_w = (group_w - 30.0) / 4.0;
+            let bar_w = (group_w - 30.0) / (GATEWAYS.len() + 1) as f64;
             for (i, &c) in connections.iter().enumerate() {
                 let gx = left + group_w * i as f64 + 15.0;
                 let mut bars: Vec<(f64, &str)> = GATEWAYS
@@ -180,6 +187,9 @@ const BASELINE_COLOR: &str = "#adb5bd";
 fn color(gateway: Gateway) -> &'static str {
     match gateway {
         Gateway::Taproom => "#e8590c",
+        Gateway::TaproomDedupe => "#ffa94d",
+        Gateway::HiveRouter => "#1971c2",
+        Gateway::HiveRouterDedupe => "#74c0fc",
         Gateway::Apollo => "#5f3dc4",
         Gateway::Hive => "#2f9e44",
     }

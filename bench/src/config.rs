@@ -12,9 +12,12 @@ use clap::Parser;
 
 use crate::{gateways::Gateway, load::Target, seed::Volume};
 
-/// Benchmark Taproom's router against Apollo Gateway and Hive Gateway.
+/// Benchmark Taproom's router against Hive Router, Apollo Gateway and Hive Gateway.
 #[derive(Debug, Parser)]
 pub(crate) struct Args {
+    /// The release build of the `taproom-bench-subgraphs` binary (the router-bound scenario).
+    #[arg(long, default_value = "target/release/taproom-bench-subgraphs")]
+    pub(crate) fixture: PathBuf,
     /// The release build of the `taproom` binary (subgraphs and router).
     #[arg(long, default_value = "target/release/taproom")]
     pub(crate) taproom: PathBuf,
@@ -24,17 +27,29 @@ pub(crate) struct Args {
     /// Where the peers' scripts and their installed node_modules are.
     #[arg(long, default_value = "bench/gateways")]
     pub(crate) peers_dir: PathBuf,
+    /// Hive Router's binary (bench/run.sh builds it there from crates.io when missing).
+    #[arg(long, default_value = "bench/.cache/hive-router/bin/hive_router")]
+    pub(crate) hive_router: PathBuf,
     /// Node.js, for the peers.
     #[arg(long, default_value = "node")]
     pub(crate) node: PathBuf,
     /// Databases, logs and results go here (emptied first).
     #[arg(long, default_value = "target/bench")]
     pub(crate) out: PathBuf,
-    /// Gateways to measure, in the first round's order.
-    #[arg(long, value_delimiter = ',', default_value = "taproom,apollo,hive")]
+    /// Gateways to measure, in the first round's order. `taproom` and `hive-router` run with subgraph
+    /// request deduplication off (the same work as the others), the `-dedupe` ones with it on.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "taproom,hive-router,taproom-dedupe,hive-router-dedupe,apollo,hive"
+    )]
     pub(crate) gateways: Vec<Gateway>,
-    /// Operations to send.
-    #[arg(long, value_delimiter = ',', default_value = "heavy,one-hop,catalog")]
+    /// Operations to send: `router-bound` on the four static subgraphs, the others on the shop's.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "router-bound,heavy,one-hop,catalog"
+    )]
     pub(crate) operations: Vec<String>,
     /// Concurrent connections, one load run each.
     #[arg(long, value_delimiter = ',', default_value = "10,50")]
@@ -65,7 +80,8 @@ pub(crate) struct Args {
     /// Users with a sign-in token; requests cycle through them.
     #[arg(long, default_value_t = 200)]
     pub(crate) signed_in: usize,
-    /// First port: subgraphs on +1..+3, gateways on +0.
+    /// First port: the gateway under test on +0, the shop's subgraphs on +1..+3, the router-bound
+    /// scenario's on +4..+7.
     #[arg(long, default_value_t = 14_000)]
     pub(crate) base_port: u16,
 }
@@ -76,8 +92,9 @@ impl Args {
     pub(crate) fn check(&self) -> Result<()> {
         for op in &self.operations {
             ensure!(
-                ["heavy", "one-hop", "catalog"].contains(&op.as_str()),
-                "unknown operation {op:?}: heavy, one-hop or catalog"
+                crate::ops::NAMES.contains(&op.as_str()),
+                "unknown operation {op:?}: {}",
+                crate::ops::NAMES.join(", ")
             );
         }
         ensure!(self.rounds >= 1, "--rounds must be at least 1");
@@ -86,7 +103,21 @@ impl Args {
             "{} not found: build it with `cargo build --release -p taproom` (bench/run.sh does)",
             self.taproom.display()
         );
-        let needs_node = self.gateways.iter().any(|g| *g != Gateway::Taproom);
+        if self.operations.iter().any(|op| op == "router-bound") {
+            ensure!(
+                self.fixture.exists(),
+                "{} not found: build it with `cargo build --release -p taproom-bench` (bench/run.sh does)",
+                self.fixture.display()
+            );
+        }
+        if self.gateways.iter().any(|g| g.is_hive_router()) {
+            ensure!(
+                self.hive_router.exists(),
+                "Hive Router is not installed at {}: bench/run.sh builds it (once, about 45 minutes), or leave it out with --gateways",
+                self.hive_router.display()
+            );
+        }
+        let needs_node = self.gateways.iter().any(|g| g.is_node());
         if needs_node {
             ensure!(
                 self.peers_dir.join("node_modules").exists(),
@@ -108,7 +139,7 @@ impl Args {
     }
 
     /// The loopback address `offset` ports above `--base-port`: 0 is the gateway under test, 1 to 3
-    /// the users, beers and orders subgraphs.
+    /// the users, beers and orders subgraphs, 4 to 7 the router-bound scenario's.
     pub(crate) fn address(&self, offset: u16) -> String {
         format!("127.0.0.1:{}", self.base_port + offset)
     }

@@ -17,13 +17,17 @@ use crate::{
     verify::Reference,
 };
 
-/// A gateway the bench can start.
+/// A gateway the bench can start. Taproom's router and Hive Router run twice: with subgraph
+/// request deduplication off (the same work as every other gateway) and on (their defaults).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, serde::Serialize,
 )]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Gateway {
     Taproom,
+    TaproomDedupe,
+    HiveRouter,
+    HiveRouterDedupe,
     Apollo,
     Hive,
 }
@@ -33,8 +37,30 @@ impl Gateway {
     pub(crate) fn label(self) -> &'static str {
         match self {
             Gateway::Taproom => "Taproom router",
+            Gateway::TaproomDedupe => "Taproom router, dedupe on",
+            Gateway::HiveRouter => "Hive Router",
+            Gateway::HiveRouterDedupe => "Hive Router, dedupe on",
             Gateway::Apollo => "Apollo Gateway",
             Gateway::Hive => "Hive Gateway",
+        }
+    }
+
+    /// Whether it runs under Node.js (from `--peers-dir`).
+    pub(crate) fn is_node(self) -> bool {
+        matches!(self, Gateway::Apollo | Gateway::Hive)
+    }
+
+    /// Whether it is Hive Router (the `--hive-router` binary).
+    pub(crate) fn is_hive_router(self) -> bool {
+        matches!(self, Gateway::HiveRouter | Gateway::HiveRouterDedupe)
+    }
+
+    /// The gateway Taproom's router in this mode is compared with: Hive Router in the same mode.
+    pub(crate) fn rival(self) -> Option<Gateway> {
+        match self {
+            Gateway::Taproom => Some(Gateway::HiveRouter),
+            Gateway::TaproomDedupe => Some(Gateway::HiveRouterDedupe),
+            _ => None,
         }
     }
 }
@@ -69,23 +95,48 @@ impl<'a> Gateways<'a> {
     pub(crate) async fn start(&self, gateway: Gateway, supergraph: &Path) -> Result<Process> {
         let port = self.target.addr.port();
         let supergraph = supergraph.display().to_string();
+        let hive_config;
         let launch = match gateway {
-            Gateway::Taproom => Launch {
-                name: "taproom-router",
-                program: &self.args.taproom,
-                args: vec![
-                    "router".into(),
-                    "serve".into(),
-                    "--supergraph".into(),
-                    supergraph,
-                ],
-                env: vec![
+            Gateway::Taproom | Gateway::TaproomDedupe => {
+                let mut env = vec![
                     ("LISTEN", format!("127.0.0.1:{port}")),
                     ("RUST_LOG", "warn".into()),
-                ],
-                cpus: self.cpus,
-                log_dir: self.logs,
-            },
+                ];
+                if gateway == Gateway::Taproom {
+                    env.push(("NO_SUBGRAPH_DEDUPE", "true".into()));
+                }
+                Launch {
+                    name: "taproom-router",
+                    program: &self.args.taproom,
+                    args: vec![
+                        "router".into(),
+                        "serve".into(),
+                        "--supergraph".into(),
+                        supergraph,
+                    ],
+                    env,
+                    cpus: self.cpus,
+                    log_dir: self.logs,
+                }
+            }
+            Gateway::HiveRouter | Gateway::HiveRouterDedupe => {
+                hive_config = self.logs.join(format!("{}.yaml", gateway_slug(gateway)));
+                std::fs::write(
+                    &hive_config,
+                    hive_router_config(&supergraph, port, gateway == Gateway::HiveRouterDedupe),
+                )?;
+                Launch {
+                    name: gateway_slug(gateway),
+                    program: &self.args.hive_router,
+                    args: Vec::new(),
+                    env: vec![
+                        ("ROUTER_CONFIG_FILE_PATH", hive_config.display().to_string()),
+                        ("RUST_LOG", "warn".into()),
+                    ],
+                    cpus: self.cpus,
+                    log_dir: self.logs,
+                }
+            }
             Gateway::Apollo | Gateway::Hive => {
                 let script = self.args.peers_dir.join(if gateway == Gateway::Apollo {
                     "apollo.mjs"
@@ -93,11 +144,7 @@ impl<'a> Gateways<'a> {
                     "hive.mjs"
                 });
                 Launch {
-                    name: if gateway == Gateway::Apollo {
-                        "apollo-gateway"
-                    } else {
-                        "hive-gateway"
-                    },
+                    name: gateway_slug(gateway),
                     program: &self.args.node,
                     args: vec![script.display().to_string(), supergraph, port.to_string()],
                     env: vec![("NODE_ENV", "production".into())],
@@ -178,6 +225,25 @@ impl<'a> Gateways<'a> {
         );
         Ok(m)
     }
+}
+
+/// The name its log and config files go under.
+fn gateway_slug(gateway: Gateway) -> &'static str {
+    match gateway {
+        Gateway::Taproom | Gateway::TaproomDedupe => "taproom-router",
+        Gateway::HiveRouter => "hive-router",
+        Gateway::HiveRouterDedupe => "hive-router-dedupe",
+        Gateway::Apollo => "apollo-gateway",
+        Gateway::Hive => "hive-gateway",
+    }
+}
+
+/// Hive Router's configuration: the supergraph file, loopback, one worker, and in-flight subgraph
+/// request deduplication as asked.
+fn hive_router_config(supergraph: &str, port: u16, dedupe: bool) -> String {
+    format!(
+        "log:\n  level: warn\nsupergraph:\n  source: file\n  path: {supergraph:?}\nhttp:\n  host: 127.0.0.1\n  port: {port}\n  workers: 1\ntraffic_shaping:\n  all:\n    dedupe_enabled: {dedupe}\n"
+    )
 }
 
 fn failures(outcome: &Outcome) -> String {

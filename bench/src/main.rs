@@ -38,6 +38,7 @@ use clap::Parser;
 use crate::{
     config::{Args, OutDirs},
     gateways::Gateways,
+    ops::{Operation, Scenario},
     report::{Machine, Report},
     subgraphs::Subgraphs,
     verify::Reference,
@@ -81,36 +82,60 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
     let other_cpus = pinned.then(|| args.other_cpus.clone());
     let gateway_cpus = pinned.then(|| args.gateway_cpus.clone());
 
-    // 1. Databases.
+    // 1. Databases, for the shop's operations.
     let volume = args.volume();
-    let databases = seed::databases(&args.taproom, &dirs.data, volume).await?;
-
-    // 2. Subgraphs.
-    let subgraphs = Subgraphs::start(&args, &databases, other_cpus.as_deref(), &dirs.logs).await?;
-    let mut operations = ops::selected(&databases.model, &args.operations)?;
+    let databases = if ops::needs_shop(&args.operations) {
+        Some(seed::databases(&args.taproom, &dirs.data, volume).await?)
+    } else {
+        None
+    };
+    let mut operations = ops::selected(databases.as_ref().map(|d| &d.model), &args.operations)?;
     let gateways = Gateways::new(&args, gateway_cpus.as_deref(), &dirs.logs)?;
 
-    // 3. The subgraphs alone, sent the requests Taproom's router makes (recorded through a proxy).
-    record::subgraph_work(&subgraphs, &gateways, &mut operations, &args.out).await?;
-    let (warmup, duration) = (args.warmup_time(), args.measured_time());
-    let baselines = subgraphs
-        .measure_alone(&operations, &args.connections, warmup, duration)
-        .await?;
-
-    // 4. The gateways.
+    // 2. to 4., scenario by scenario: its subgraphs, the subgraphs alone, the gateways.
     let mut reference = Reference::default();
-    let measurements = gateways
-        .measure(&subgraphs.supergraph_path, &operations, &mut reference)
-        .await?;
-    subgraphs.stop().await?;
+    let (mut baselines, mut measurements) = (Vec::new(), Vec::new());
+    let mut measured = Vec::new();
+    for scenario in [Scenario::RouterBound, Scenario::Shop] {
+        let (mut ops, rest): (Vec<Operation>, Vec<Operation>) =
+            operations.drain(..).partition(|op| op.scenario == scenario);
+        operations = rest;
+        if ops.is_empty() {
+            continue;
+        }
+        let subgraphs = match (scenario, &databases) {
+            (Scenario::RouterBound, _) => {
+                Subgraphs::start_router_bound(&args, other_cpus.as_deref(), &dirs.logs).await?
+            }
+            (Scenario::Shop, Some(databases)) => {
+                Subgraphs::start_shop(&args, databases, other_cpus.as_deref(), &dirs.logs).await?
+            }
+            (Scenario::Shop, None) => unreachable!("the shop's operations come with databases"),
+        };
+        // The subgraphs alone, sent the requests Taproom's router makes (recorded through a proxy).
+        record::subgraph_work(&subgraphs, &gateways, &mut ops, &args.out).await?;
+        let (warmup, duration) = (args.warmup_time(), args.measured_time());
+        baselines.extend(
+            subgraphs
+                .measure_alone(&ops, &args.connections, warmup, duration)
+                .await?,
+        );
+        measurements.extend(
+            gateways
+                .measure(&subgraphs.supergraph_path, &ops, &mut reference)
+                .await?,
+        );
+        subgraphs.stop().await?;
+        measured.extend(ops);
+    }
 
     // 5. Results.
     let machine = Machine::describe(cpus, pinned, &args);
     Report::new(
         &args,
         machine,
-        volume,
-        &operations,
+        databases.is_some().then_some(volume),
+        &measured,
         &reference,
         baselines,
         measurements,

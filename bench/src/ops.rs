@@ -1,5 +1,6 @@
-//! The three operations the benchmark sends and the varied requests for each. The subgraph requests
-//! a router makes for each (the no-gateway baseline) are recorded by [`crate::record`].
+//! The operations the benchmark sends and the varied requests for each: one router-bound operation on
+//! the four static subgraphs, three on the shop's. The subgraph requests a router makes for each
+//! (the no-gateway baseline) are recorded by [`crate::record`].
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -7,10 +8,24 @@ use serde_json::{json, Value};
 
 use crate::{load::Step, seed::Model};
 
+/// Every operation's name, in run order.
+pub(crate) const NAMES: [&str; 4] = ["router-bound", "heavy", "one-hop", "catalog"];
+
+/// Which subgraphs an operation runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scenario {
+    /// The four static subgraphs of `taproom-bench-subgraphs`, fast enough that the gateway sets
+    /// the pace.
+    RouterBound,
+    /// The shop's three subgraphs on the seeded databases.
+    Shop,
+}
+
 /// A benchmarked operation.
 pub(crate) struct Operation {
     /// As `--operations` and the results name it.
     pub(crate) name: &'static str,
+    pub(crate) scenario: Scenario,
     /// One line for the report's table of operations.
     pub(crate) description: &'static str,
     /// Requests to a gateway: one step each, all at target 0.
@@ -30,6 +45,29 @@ const HEAVY: &str = "query Heavy($images: Boolean!) {
       id username firstName lastName
       orders { id total items { quantity beer { name } } }
     }
+  }
+}";
+
+/// The public gateways benchmark's query shape: users → reviews → product → reviews → author →
+/// reviews → product, and the top products down the same path, through fragments; the product
+/// fields come from three subgraphs, one of them (`shippingEstimate`) through `@requires`.
+const ROUTER_BOUND: &str = "fragment User on User { id username name }
+fragment Review on Review { id body }
+fragment Product on Product { inStock name price shippingEstimate upc weight }
+query RouterBound {
+  users {
+    ...User
+    reviews {
+      ...Review
+      product {
+        ...Product
+        reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } }
+      }
+    }
+  }
+  topProducts {
+    ...Product
+    reviews { ...Review author { ...User reviews { ...Review product { ...Product } } } }
   }
 }";
 
@@ -72,6 +110,7 @@ fn single_subgraph(
 ) -> Operation {
     let mut operation = Operation {
         name,
+        scenario: Scenario::Shop,
         description,
         gateway_work: Vec::new(),
         subgraph_work: Vec::new(),
@@ -84,10 +123,28 @@ fn single_subgraph(
     operation
 }
 
-/// Builds the three operations over the seeded data.
-fn operations(model: &Model) -> Result<Vec<Operation>> {
+/// The router-bound operation: the same request every time, without a token.
+fn router_bound() -> Operation {
+    let body = body(ROUTER_BOUND, Some("RouterBound"), json!({}));
+    Operation {
+        name: "router-bound",
+        scenario: Scenario::RouterBound,
+        description: "the public gateways benchmark's shape: users → reviews → product → reviews → author → reviews → product, across four static subgraphs",
+        gateway_work: vec![vec![Step {
+            target: 0,
+            authorization: None,
+            body,
+            query_plan: false,
+        }]],
+        subgraph_work: Vec::new(),
+    }
+}
+
+/// Builds the shop's three operations over the seeded data.
+fn shop_operations(model: &Model) -> Result<Vec<Operation>> {
     let mut heavy = Operation {
         name: "heavy",
+        scenario: Scenario::Shop,
         description: "orders → owner → orders → lines → beers, across all three subgraphs",
         gateway_work: Vec::new(),
         subgraph_work: Vec::new(),
@@ -124,10 +181,20 @@ fn operations(model: &Model) -> Result<Vec<Operation>> {
     Ok(vec![heavy, one_hop, catalog])
 }
 
-/// The operations named in `names` (`--operations`), in their fixed order, over the seeded data.
-pub(crate) fn selected(model: &Model, names: &[String]) -> Result<Vec<Operation>> {
-    Ok(operations(model)?
+/// The operations named in `names` (`--operations`), in their fixed order; the shop's over the
+/// seeded data (`model`, present when any of them is asked for).
+pub(crate) fn selected(model: Option<&Model>, names: &[String]) -> Result<Vec<Operation>> {
+    let mut all = vec![router_bound()];
+    if let Some(model) = model {
+        all.extend(shop_operations(model)?);
+    }
+    Ok(all
         .into_iter()
         .filter(|op| names.iter().any(|name| name == op.name))
         .collect())
+}
+
+/// Whether any of `names` runs on the shop's subgraphs (and needs the seeded databases).
+pub(crate) fn needs_shop(names: &[String]) -> bool {
+    names.iter().any(|name| name != "router-bound")
 }

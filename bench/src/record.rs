@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// Fills each operation's [`Operation::subgraph_work`]: starts Taproom's router on a supergraph
-/// (`supergraph-recording.graphql` in `out`) whose URLs point at a recording proxy in front of
+/// (`recording-<supergraph file>` in `out`) whose URLs point at a recording proxy in front of
 /// `subgraphs`, sends it every request of every operation, and stops it.
 pub(crate) async fn subgraph_work(
     subgraphs: &Subgraphs,
@@ -33,7 +33,12 @@ pub(crate) async fn subgraph_work(
     out: &Path,
 ) -> Result<()> {
     let recorder = Recorder::start(&subgraphs.targets).await?;
-    let recording = out.join("supergraph-recording.graphql");
+    let name = subgraphs
+        .supergraph_path
+        .file_name()
+        .context("a supergraph file has a name")?
+        .to_string_lossy();
+    let recording = out.join(format!("recording-{name}"));
     std::fs::write(
         &recording,
         subgraphs.supergraph_pointed_at(|i| recorder.url(i))?,

@@ -182,7 +182,7 @@ impl Report {
     pub(crate) fn new(
         args: &Args,
         machine: Machine,
-        volume: Volume,
+        volume: Option<Volume>,
         operations: &[Operation],
         reference: &Reference,
         baselines: Vec<Baseline>,
@@ -193,10 +193,13 @@ impl Report {
             duration_seconds: args.duration,
             warmup_seconds: args.warmup,
             rounds: args.rounds,
-            volume: format!(
-                "{} users ({} signed in), {} beers, {} orders of 1 to 5 lines",
-                volume.users, volume.signed_in, volume.beers, volume.orders
-            ),
+            volume: match volume {
+                Some(volume) => format!(
+                    "the shop: {} users ({} signed in), {} beers, {} orders of 1 to 5 lines; the router-bound scenario: static data",
+                    volume.users, volume.signed_in, volume.beers, volume.orders
+                ),
+                None => "the router-bound scenario's static data".to_owned(),
+            },
             operations: operations
                 .iter()
                 .map(|op| {

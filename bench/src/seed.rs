@@ -18,7 +18,7 @@ use sqlx::{sqlite::SqliteConnectOptions, Connection, SqliteConnection};
 use taproom_common::time::to_db;
 use taproom_users::credentials::{hash_password, TokenKeys};
 
-use crate::subgraphs::SUBGRAPHS;
+use crate::subgraphs::SHOP;
 
 /// The three seeded databases, as the subgraphs are started on them.
 pub(crate) struct Databases {
@@ -45,7 +45,7 @@ fn database_url(dir: &Path, name: &str) -> String {
 /// `volume` into them under a new random secret key.
 pub(crate) async fn databases(taproom: &Path, dir: &Path, volume: Volume) -> Result<Databases> {
     let secret_key = random_secret();
-    for service in SUBGRAPHS {
+    for service in SHOP {
         let status = tokio::process::Command::new(taproom)
             .args([service, "migrate"])
             .env("DATABASE_URL", database_url(dir, service))

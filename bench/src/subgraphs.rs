@@ -1,7 +1,9 @@
-//! The three subgraphs: started from the release `taproom` binary on the seeded databases, the
-//! supergraph file every gateway is started on (the checked-in one, its URLs pointed at them), and
-//! the subgraphs measured alone — the recorded subgraph requests of each operation sent straight to
-//! them, the ceiling no gateway can pass on this machine.
+//! A scenario's subgraphs: the shop's three, started from the release `taproom` binary on the seeded
+//! databases, or the router-bound scenario's four, served by `taproom-bench-subgraphs` from static
+//! data; the supergraph file every gateway is started on (the shop's: the checked-in one, its URLs
+//! pointed at them; the router-bound one: composed by `taproom router compose` from the running
+//! subgraphs); and the subgraphs measured alone — the recorded subgraph requests of each operation
+//! sent straight to them, the ceiling no gateway can pass on this machine.
 
 use std::{
     path::{Path, PathBuf},
@@ -20,14 +22,19 @@ use crate::{
     seed::Databases,
 };
 
-/// The subgraphs' names, in port order (`--base-port` + 1, + 2, + 3) and in the order of the
-/// load generator's targets (a recorded step's `target` indexes this list).
-pub(crate) const SUBGRAPHS: [&str; 3] = ["users", "beers", "orders"];
+/// The shop's subgraphs, in port order (`--base-port` + 1, + 2, + 3).
+pub(crate) const SHOP: [&str; 3] = ["users", "beers", "orders"];
+
+/// The router-bound scenario's subgraphs, in port order (`--base-port` + 4 to + 7).
+pub(crate) const ROUTER_BOUND: [&str; 4] = ["accounts", "inventory", "products", "reviews"];
 
 /// The running subgraphs and the supergraph that points at them.
 pub(crate) struct Subgraphs {
+    /// Their names, in the order of the load generator's targets (a recorded step's `target`
+    /// indexes this list).
+    pub(crate) names: &'static [&'static str],
     processes: Vec<Process>,
-    /// Where each of [`SUBGRAPHS`] answers, in that order.
+    /// Where each of [`Subgraphs::names`] answers, in that order.
     pub(crate) targets: Vec<Target>,
     /// The supergraph's text, with the subgraphs' URLs.
     pub(crate) supergraph: String,
@@ -36,9 +43,68 @@ pub(crate) struct Subgraphs {
 }
 
 impl Subgraphs {
-    /// Starts the three subgraphs on `databases`, pinned to `cpus`, waits until each answers, and
-    /// writes `supergraph.graphql` into `--out` with their URLs.
-    pub(crate) async fn start(
+    /// Starts the router-bound scenario's four subgraphs (one process) pinned to `cpus`, waits until
+    /// each answers, and composes `supergraph-router-bound.graphql` in `--out` from them.
+    pub(crate) async fn start_router_bound(
+        args: &Args,
+        cpus: Option<&str>,
+        logs: &Path,
+    ) -> Result<Subgraphs> {
+        let offsets = 4..4 + ROUTER_BOUND.len() as u16;
+        let listen: Vec<String> = ROUTER_BOUND
+            .iter()
+            .zip(offsets.clone())
+            .map(|(name, offset)| format!("{name}={}", args.address(offset)))
+            .collect();
+        let mut process = Process::start(Launch {
+            name: "router-bound-subgraphs",
+            program: &args.fixture,
+            args: vec!["--listen".into(), listen.join(",")],
+            env: Vec::new(),
+            cpus,
+            log_dir: logs,
+        })?;
+        let mut targets = Vec::new();
+        for offset in offsets.clone() {
+            let target = args.target(offset)?;
+            process
+                .wait_ready(Duration::from_secs(30), || {
+                    load::answers_typename(target.clone())
+                })
+                .await?;
+            targets.push(target);
+        }
+        let subgraphs: Vec<String> = ROUTER_BOUND
+            .iter()
+            .zip(offsets)
+            .map(|(name, offset)| format!("{name}={}", args.graphql_url(offset)))
+            .collect();
+        let path = args.out.join("supergraph-router-bound.graphql");
+        let composed = tokio::process::Command::new(&args.taproom)
+            .args(["router", "compose", "--subgraph", &subgraphs.join(",")])
+            .arg("--output")
+            .arg(&path)
+            .output()
+            .await
+            .context("running `taproom router compose`")?;
+        if !composed.status.success() {
+            bail!(
+                "the router-bound subgraphs do not compose: {}",
+                String::from_utf8_lossy(&composed.stderr)
+            );
+        }
+        Ok(Subgraphs {
+            names: &ROUTER_BOUND,
+            processes: vec![process],
+            targets,
+            supergraph: std::fs::read_to_string(&path)?,
+            supergraph_path: path.canonicalize()?,
+        })
+    }
+
+    /// Starts the shop's three subgraphs on `databases`, pinned to `cpus`, waits until each answers,
+    /// and writes `supergraph.graphql` into `--out` with their URLs.
+    pub(crate) async fn start_shop(
         args: &Args,
         databases: &Databases,
         cpus: Option<&str>,
@@ -47,7 +113,7 @@ impl Subgraphs {
         let auth_url = format!("http://{}/auth/introspect", args.address(1));
         let mut processes = Vec::new();
         let mut targets = Vec::new();
-        for name in SUBGRAPHS {
+        for name in SHOP {
             let offset = processes.len() as u16 + 1;
             let mut env = vec![
                 ("DATABASE_URL", databases.url(name)),
@@ -83,11 +149,12 @@ impl Subgraphs {
         let supergraph = rewrite_supergraph(
             &std::fs::read_to_string(&args.supergraph)
                 .with_context(|| format!("reading {}", args.supergraph.display()))?,
-            &urls(|i| args.graphql_url(i as u16 + 1)),
+            &urls(&SHOP, |i| args.graphql_url(i as u16 + 1)),
         )?;
         let path = args.out.join("supergraph.graphql");
         std::fs::write(&path, &supergraph)?;
         Ok(Subgraphs {
+            names: &SHOP,
             processes,
             targets,
             supergraph,
@@ -97,7 +164,7 @@ impl Subgraphs {
 
     /// The supergraph with subgraph `i`'s URL replaced by `url(i)`.
     pub(crate) fn supergraph_pointed_at(&self, url: impl Fn(usize) -> String) -> Result<String> {
-        rewrite_supergraph(&self.supergraph, &urls(url))
+        rewrite_supergraph(&self.supergraph, &urls(self.names, url))
     }
 
     /// Loads the subgraphs with each operation's recorded subgraph requests at each of
@@ -130,7 +197,7 @@ impl Subgraphs {
         Ok(baselines)
     }
 
-    /// Stops the three, in start order.
+    /// Stops them, in start order.
     pub(crate) async fn stop(self) -> Result<()> {
         for process in self.processes {
             process.stop().await?;
@@ -139,9 +206,9 @@ impl Subgraphs {
     }
 }
 
-/// Each of [`SUBGRAPHS`] with `url(its index)`.
-fn urls(url: impl Fn(usize) -> String) -> Vec<(&'static str, String)> {
-    SUBGRAPHS
+/// Each of `names` with `url(its index)`.
+fn urls(names: &[&'static str], url: impl Fn(usize) -> String) -> Vec<(&'static str, String)> {
+    names
         .iter()
         .enumerate()
         .map(|(i, name)| (*name, url(i)))
