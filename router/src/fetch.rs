@@ -2,7 +2,7 @@
 //! and in-flight deduplication: identical queries sent at the same time share one request.
 
 use std::{
-    collections::HashMap,
+    collections::{hash_map::Entry, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -12,6 +12,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
 };
 use futures_util::future::{BoxFuture, FutureExt, Shared};
+use rustc_hash::FxHashMap;
 
 use crate::{
     error::GraphqlError,
@@ -39,7 +40,7 @@ pub struct SubgraphClient {
     http: reqwest::Client,
     counts: Arc<Mutex<HashMap<String, u64>>>,
     /// The shared requests in flight, or `None` when deduplication is off.
-    in_flight: Option<Arc<Mutex<HashMap<RequestKey, SharedAnswer>>>>,
+    in_flight: Option<Arc<Mutex<InFlight>>>,
     /// Per subgraph, requests not sent because an identical one was in flight.
     saved: Mutex<HashMap<String, u64>>,
 }
@@ -52,6 +53,10 @@ struct RequestKey {
     headers: [Option<HeaderValue>; FORWARDED_HEADERS.len()],
     body: Bytes,
 }
+
+/// The shared requests in flight, by what makes them the same (hashed with FxHash: bodies are
+/// long, and none of it comes from a client unchecked but the operation it planned).
+type InFlight = FxHashMap<RequestKey, SharedAnswer>;
 
 /// A subgraph's raw answer: its HTTP status and body.
 type RawAnswer = Result<(StatusCode, Bytes), String>;
@@ -120,19 +125,20 @@ impl SubgraphClient {
                 };
                 let shared = {
                     let mut map = in_flight.lock().expect("in-flight lock is never poisoned");
-                    match map.get(&key) {
-                        Some(shared) => {
+                    match map.entry(key) {
+                        Entry::Occupied(entry) => {
                             *self
                                 .saved
                                 .lock()
                                 .expect("counter lock is never poisoned")
                                 .entry(name.to_owned())
                                 .or_default() += 1;
-                            shared.clone()
+                            entry.get().clone()
                         }
-                        None => {
-                            let shared = self.shared_send(name, key.clone(), in_flight.clone());
-                            map.insert(key, shared.clone());
+                        Entry::Vacant(entry) => {
+                            let key = entry.key().clone();
+                            let shared = self.shared_send(name, key, in_flight.clone());
+                            entry.insert(shared.clone());
                             shared
                         }
                     }
@@ -161,7 +167,7 @@ impl SubgraphClient {
         &self,
         name: &str,
         key: RequestKey,
-        in_flight: Arc<Mutex<HashMap<RequestKey, SharedAnswer>>>,
+        in_flight: Arc<Mutex<InFlight>>,
     ) -> SharedAnswer {
         let task = tokio::spawn(send(
             self.http.clone(),

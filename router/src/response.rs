@@ -15,10 +15,7 @@
 //! is cut back there and `null` written instead. (Profiles showed the shaped copy of large answers
 //! costing a fifth of the router's time and a third of its memory under load.)
 
-use std::{
-    collections::{HashMap, HashSet},
-    rc::Rc,
-};
+use std::{collections::HashSet, rc::Rc};
 
 use hive_router_query_planner::{
     ast::{
@@ -28,13 +25,14 @@ use hive_router_query_planner::{
     },
     state::supergraph_state::{SupergraphDefinition, TypeNode},
 };
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use crate::{
     body::Shaped,
     error::{Code, GraphqlError},
     execute::Executed,
-    json::{json_text, write_json},
+    json::{json_text, write_str},
     path::{path_json, Step},
     supergraph::Supergraph,
     value::{Obj, Val},
@@ -50,7 +48,11 @@ pub fn shape(
     operation: &OperationDefinition,
     root: &str,
 ) -> Shaped {
-    let Executed { data, mut errors } = executed;
+    let Executed {
+        data,
+        mut errors,
+        fetched_bytes,
+    } = executed;
     let mut shaper = Shaper {
         supergraph,
         variables,
@@ -58,11 +60,11 @@ pub fn shape(
         explain_all: errors.iter().any(|e| e.path.is_none()),
         explained: errors.iter().filter_map(|e| e.path.clone()).collect(),
         errors: Vec::new(),
-        groups: HashMap::new(),
+        groups: FxHashMap::default(),
     };
     let empty = Obj::default();
     let object = data.as_object().unwrap_or(&empty);
-    let shaped = shaper.root(object, &operation.selection_set, root);
+    let shaped = shaper.root(object, &operation.selection_set, root, fetched_bytes);
     errors.append(&mut shaper.errors);
     Shaped {
         data: shaped,
@@ -122,6 +124,8 @@ impl Scalar {
 /// The fields of one response key, as CollectFields groups them.
 struct Group<'p> {
     key: &'p str,
+    /// `"key":` as JSON text, written before every value of this key.
+    key_json: Box<[u8]>,
     field: &'p FieldSelection,
     /// The field's type, looked up once per collected group (`None`: not in the supergraph).
     ty: Option<&'p TypeNode>,
@@ -140,7 +144,7 @@ struct Shaper<'a, 'p> {
     explained: Vec<Vec<Value>>,
     errors: Vec<GraphqlError>,
     /// Collected fields per (selection set, runtime type): a list of 400 orders collects once.
-    groups: HashMap<(*const SelectionSet, &'p str), Rc<[Group<'p>]>>,
+    groups: FxHashMap<(*const SelectionSet, &'p str), Rc<[Group<'p>]>>,
 }
 
 impl<'a: 'p, 'p> Shaper<'a, 'p> {
@@ -149,13 +153,17 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         data: &'p Obj<'p>,
         selections: &'p SelectionSet,
         root: &'p str,
+        fetched_bytes: usize,
     ) -> Option<Vec<(String, Vec<u8>)>> {
         let groups = self.collect(&[selections], root, root);
         let mut path = Vec::new();
         let mut fields = Vec::with_capacity(groups.len());
+        // The answer is about as large as what was fetched (keys and types fetched for the plan
+        // only are left out; the client's aliases come in): sized once, grown rarely.
+        let capacity = fetched_bytes / groups.len().max(1);
         for group in groups.iter() {
-            let mut out = Vec::new();
-            self.field(&mut out, data, group, root, &mut path).ok()?;
+            let mut out = Vec::with_capacity(capacity);
+            self.field(&mut out, data, group, root, &mut path, 0).ok()?;
             fields.push((group.key.to_owned(), out));
         }
         Some(fields)
@@ -231,8 +239,12 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                                     _ => Scalar::named(name).map_or(Kind::Custom, Kind::BuiltIn),
                                 }
                             });
+                            let mut key_json = Vec::with_capacity(key.len() + 3);
+                            write_str(&mut key_json, key);
+                            key_json.push(b':');
                             groups.push(Group {
                                 key,
+                                key_json: key_json.into(),
                                 field,
                                 ty,
                                 kind,
@@ -272,15 +284,15 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
             if i > 0 {
                 out.push(b',');
             }
-            write_json(out, group.key);
-            out.push(b':');
-            self.field(out, data, group, runtime, path)?;
+            out.extend_from_slice(&group.key_json);
+            self.field(out, data, group, runtime, path, i)?;
         }
         out.push(b'}');
         Ok(())
     }
 
-    /// Writes the value of one response key of `data`.
+    /// Writes the value of one response key of `data`, the `nth` of its selection (where the
+    /// key usually is: subgraphs answer in the order they are asked).
     fn field(
         &mut self,
         out: &mut Vec<u8>,
@@ -288,17 +300,18 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
         group: &Group<'p>,
         runtime: &'p str,
         path: &mut Vec<Step<'p>>,
+        nth: usize,
     ) -> Result<(), Propagate> {
         if group.field.name == "__typename" {
-            write_json(out, runtime);
+            write_str(out, runtime);
             return Ok(());
         }
-        let value = data.get(group.key).unwrap_or(&Val::Null);
+        let value = data.get_near(group.key, nth).unwrap_or(&Val::Null);
         path.push(Step::Key(group.key));
         let written = match group.ty {
             Some(ty) => self.value(out, ty, group.kind, value, &group.selections, path),
             None => {
-                write_json(out, value);
+                value.write_to(out);
                 Ok(value.is_null())
             }
         };
@@ -432,14 +445,14 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
             | (Kind::BuiltIn(Scalar::Boolean), Val::Bool(_)) => true,
             (Kind::BuiltIn(Scalar::Id), Val::Number(n)) if n.is_i64() || n.is_u64() => {
                 // An ID is serialized as a string.
-                write_json(out, &n.to_string());
+                write_str(out, &n.to_string());
                 return false;
             }
             (Kind::BuiltIn(_), _) => false,
             (Kind::Custom | Kind::Composite { .. }, _) => true,
         };
         if valid {
-            write_json(out, value);
+            value.write_to(out);
             return false;
         }
         let found = json_text(value);

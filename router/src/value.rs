@@ -9,6 +9,8 @@
 
 use std::{borrow::Cow, fmt};
 
+use crate::json::{write_json, write_str};
+
 use serde::{
     de::{DeserializeSeed, MapAccess, SeqAccess, Visitor},
     ser::{SerializeMap, SerializeSeq},
@@ -18,12 +20,22 @@ use serde::{
 /// The subgraph response bodies of one operation. Values parsed from a body borrow from it, so it
 /// is kept (never moved or freed) until the operation's answer is written.
 #[derive(Default)]
-pub struct Bodies(elsa::sync::FrozenVec<Vec<u8>>);
+pub struct Bodies {
+    kept: elsa::sync::FrozenVec<Vec<u8>>,
+    bytes: std::sync::atomic::AtomicUsize,
+}
 
 impl Bodies {
     /// Keeps `body` for the rest of the operation and lends it out.
     pub fn keep(&self, body: Vec<u8>) -> &[u8] {
-        self.0.push_get(body)
+        self.bytes
+            .fetch_add(body.len(), std::sync::atomic::Ordering::Relaxed);
+        self.kept.push_get(body)
+    }
+
+    /// The bytes kept so far.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -47,6 +59,12 @@ pub struct Obj<'a>(Vec<(Cow<'a, str>, Val<'a>)>);
 
 /// Objects up to this size are scanned, not sorted.
 const SMALL: usize = 8;
+
+/// Whether two keys are equal: lengths first, which tells most keys apart without reading them.
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a == b
+}
 
 /// The order members of large objects are kept in: shorter keys first, then by bytes. A lookup
 /// compares lengths, and compares bytes only with keys of its own length.
@@ -141,7 +159,7 @@ impl<'a> Obj<'a> {
             return self
                 .0
                 .iter()
-                .position(|(k, _)| k.len() == key.len() && k.as_bytes() == key.as_bytes())
+                .position(|(k, _)| same_key(k.as_bytes(), key.as_bytes()))
                 .ok_or(self.0.len());
         }
         self.0.binary_search_by(|(k, _)| key_order(k, key))
@@ -153,6 +171,17 @@ impl<'a> Obj<'a> {
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Val<'a>> {
         self.find(key).ok().map(|i| &mut self.0[i].1)
+    }
+
+    /// As [`Obj::get`], trying the `nth` member and the one after it first: where a key read in
+    /// the order it was written usually is (after a `__typename` the plan added).
+    pub fn get_near(&self, key: &str, nth: usize) -> Option<&Val<'a>> {
+        for (k, v) in self.0.iter().skip(nth).take(2) {
+            if same_key(k.as_bytes(), key.as_bytes()) {
+                return Some(v);
+            }
+        }
+        self.get(key)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -244,6 +273,47 @@ pub fn deep_merge<'a>(target: &mut Val<'a>, source: Val<'a>) {
             }
         }
         (target, source) => *target = source,
+    }
+}
+
+impl Val<'_> {
+    /// Appends this value as JSON text; as its [`Serialize`] impl writes it, but with strings
+    /// through [`write_str`].
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Val::Null => out.extend_from_slice(b"null"),
+            Val::Bool(true) => out.extend_from_slice(b"true"),
+            Val::Bool(false) => out.extend_from_slice(b"false"),
+            Val::Number(n) => write_json(out, n),
+            Val::String(s) => write_str(out, s),
+            Val::List(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write_to(out);
+                }
+                out.push(b']');
+            }
+            Val::Object(o) => o.write_to(out),
+        }
+    }
+}
+
+impl Obj<'_> {
+    /// Appends this object as JSON text (see [`Val::write_to`]).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (k, v)) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, k);
+            out.push(b':');
+            v.write_to(out);
+        }
+        out.push(b'}');
     }
 }
 

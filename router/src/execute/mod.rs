@@ -44,6 +44,8 @@ use crate::{
 pub struct Executed<'a> {
     pub data: Val<'a>,
     pub errors: Vec<GraphqlError>,
+    /// The subgraph answers' bytes, together: about what the answer will take.
+    pub fetched_bytes: usize,
 }
 
 /// Where an entity goes: its path, the index of its representation, and whether the object there
@@ -91,6 +93,7 @@ impl<'a> Execution<'a> {
             self.node(node).await;
         }
         Executed {
+            fetched_bytes: self.bodies.bytes(),
             data: self
                 .data
                 .into_inner()

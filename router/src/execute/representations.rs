@@ -1,16 +1,15 @@
 //! Representations for entity fetches: the objects at a fetch's paths ([`Execution::collect_targets`])
 //! projected to the fields the subgraph requires, each distinct one sent once.
 
-use std::collections::HashMap;
-
 use hive_router_query_planner::{
     ast::{selection_item::SelectionItem, selection_set::SelectionSet},
     planner::plan_nodes::{FetchRewrite, FlattenNodePathSegment},
 };
 
+use rustc_hash::FxHashMap;
+
 use super::{Execution, Target};
 use crate::{
-    json::write_json,
     path::{Path, Step},
     value::{Obj, Val},
 };
@@ -26,7 +25,7 @@ impl<'a> Execution<'a> {
     ) -> (Vec<Target<'p>>, Vec<Vec<u8>>) {
         let data = self.data.lock().expect("the data lock is never poisoned");
         let mut targets = Vec::new();
-        let mut index_of: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut index_of: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
         let mut text = Vec::new();
         for path in paths {
             self.collect_targets(&data, path, &mut Vec::new(), &mut |target, value| {
@@ -57,7 +56,7 @@ impl<'a> Execution<'a> {
                 // Most targets repeat a representation (the same beer on many lines): one buffer
                 // serves every lookup, and is copied only for a new one.
                 text.clear();
-                write_json(&mut text, &representation);
+                representation.write_to(&mut text);
                 let index = match index_of.get(text.as_slice()) {
                     Some(&index) => index,
                     None => {
