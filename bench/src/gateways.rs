@@ -238,11 +238,12 @@ fn gateway_slug(gateway: Gateway) -> &'static str {
     }
 }
 
-/// Hive Router's configuration: the supergraph file, loopback, one worker, and in-flight subgraph
-/// request deduplication as asked.
+/// Hive Router's configuration: the supergraph file, loopback, one worker, the headers Taproom's
+/// router forwards (`Authorization`, `traceparent`; Hive Router forwards none by default), and
+/// in-flight subgraph request deduplication as asked.
 fn hive_router_config(supergraph: &str, port: u16, dedupe: bool) -> String {
     format!(
-        "log:\n  level: warn\nsupergraph:\n  source: file\n  path: {supergraph:?}\nhttp:\n  host: 127.0.0.1\n  port: {port}\n  workers: 1\ntraffic_shaping:\n  all:\n    dedupe_enabled: {dedupe}\n"
+        "log:\n  level: warn\nsupergraph:\n  source: file\n  path: {supergraph:?}\nhttp:\n  host: 127.0.0.1\n  port: {port}\n  workers: 1\nheaders:\n  all:\n    request:\n      - propagate:\n          named: [authorization, traceparent]\ntraffic_shaping:\n  all:\n    dedupe_enabled: {dedupe}\n"
     )
 }
 

@@ -1,11 +1,13 @@
-//! `taproom-bench`: Taproom's router side by side with Apollo Gateway and Hive Gateway, in one run.
+//! `taproom-bench`: Taproom's router side by side with Hive Router, Apollo Gateway and Hive Gateway,
+//! in one run.
 //!
 //! Run it with `bash bench/run.sh` (builds in release mode and installs the peers first). [`run`]
 //! goes through the phases in order, one module each:
 //! 1. [`seed`]: migrates three fresh SQLite databases with the services' own `migrate` commands and
-//!    seeds volume data;
-//! 2. [`subgraphs`]: starts the three subgraphs (release build) and writes a supergraph file
-//!    pointing at them;
+//!    seeds volume data (for the shop's operations);
+//! 2. scenario by scenario — the router-bound one first, on the four static subgraphs of
+//!    `taproom-bench-subgraphs` (`fixture/`), then the shop's — [`subgraphs`]: starts the
+//!    subgraphs (release builds) and writes a supergraph file pointing at them;
 //! 3. [`record`], then [`subgraphs`] again: records the subgraph requests Taproom's router makes for
 //!    every request ([`ops`] builds the requests), then measures the subgraphs alone — the load
 //!    generator ([`load`]) sends those, the ceiling no gateway can pass on this machine;
