@@ -55,7 +55,8 @@ struct RequestKey {
 }
 
 /// The shared requests in flight, by what makes them the same (hashed with FxHash: bodies are
-/// long, and none of it comes from a client unchecked but the operation it planned).
+/// long; a client can shape parts of them through its variables, but the map holds only the
+/// requests in flight at one moment, so keys that collide cost little).
 type InFlight = FxHashMap<RequestKey, SharedAnswer>;
 
 /// A subgraph's raw answer: its HTTP status and body.
