@@ -37,6 +37,7 @@ use tower_http::trace::TraceLayer;
 use crate::{
     auth::{Credentials, RequestAuth},
     db::Db,
+    memo::Memo,
 };
 
 /// Request limits applied by the HTTP shell (the schema applies depth and complexity limits).
@@ -97,7 +98,11 @@ async fn graphql<E: Executor>(
     );
     let query = request.query.clone();
     let mut response = executor
-        .execute(request.data(RequestAuth::new(credentials)))
+        .execute(
+            request
+                .data(RequestAuth::new(credentials))
+                .data(Memo::default()),
+        )
         .await;
     // A response without data whose errors carry no path never started executing: the request
     // itself was bad (parse or validation), which GraphQL-over-HTTP answers with 400.

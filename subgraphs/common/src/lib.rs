@@ -10,6 +10,7 @@
 //! - [`error`]: the stable `extensions.code` values of the public contract.
 //! - [`http`]: the HTTP shell around an async-graphql schema: GraphQL-over-HTTP for GET and POST,
 //!   body and depth limits, `/health`, graceful shutdown.
+//! - [`memo`]: a subtree that the same request reaches many times for the same entity, resolved once.
 //! - [`money`]: the contract's `Decimal` scalar over exact integer cents.
 //! - [`service`]: the shared lifecycle of a subgraph binary (migrate, listen, serve).
 //! - [`telemetry`]: tracing setup.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod memo;
 pub mod money;
 pub mod service;
 pub mod telemetry;

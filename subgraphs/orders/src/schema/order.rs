@@ -3,7 +3,12 @@
 use std::collections::HashMap;
 
 use async_graphql::{dataloader::DataLoader, Context, Object, Result, SimpleObject, ID};
-use taproom_common::{auth, money::Decimal, time::Timestamp};
+use taproom_common::{
+    auth,
+    memo::{resolve_once, Resolved},
+    money::Decimal,
+    time::Timestamp,
+};
 use tokio::sync::OnceCell;
 
 use crate::{
@@ -187,7 +192,9 @@ impl User {
     }
 
     /// The user's orders, newest first. Only the user themself; FORBIDDEN for anyone else. (orders)
-    async fn orders(&self, ctx: &Context<'_>) -> Result<Vec<Order>> {
+    // Resolved once per request and selection: `myOrders { owner { orders } }` reaches the same
+    // user's orders under each of their orders.
+    async fn orders(&self, ctx: &Context<'_>) -> Result<Resolved<Vec<Order>>> {
         let caller = auth::require_caller(ctx).await?;
         let user_id = caller.user_id;
         if self.id.parse::<i64>().ok() != Some(user_id) {
@@ -195,8 +202,11 @@ impl User {
                 Error::Forbidden("only the user themself may see their orders".into()).into(),
             );
         }
-        let loader = ctx.data_unchecked::<DataLoader<OrdersByUserLoader>>();
-        let rows = loader.load_one(user_id).await.map_err(load_failed)?;
-        Order::list(ctx, rows.unwrap_or_default()).await
+        resolve_once(ctx, user_id, || async {
+            let loader = ctx.data_unchecked::<DataLoader<OrdersByUserLoader>>();
+            let rows = loader.load_one(user_id).await.map_err(load_failed)?;
+            Order::list(ctx, rows.unwrap_or_default()).await
+        })
+        .await
     }
 }
