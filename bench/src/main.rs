@@ -110,7 +110,8 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
                 Subgraphs::start_router_bound(&args, other_cpus.as_deref(), &dirs.logs).await?
             }
             (Scenario::Shop, Some(databases)) => {
-                Subgraphs::start_shop(&args, databases, other_cpus.as_deref(), &dirs.logs).await?
+                Subgraphs::start_shop(&args, databases, other_cpus.as_deref(), &dirs.logs, true)
+                    .await?
             }
             (Scenario::Shop, None) => unreachable!("the shop's operations come with databases"),
         };
@@ -128,6 +129,28 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
                 .await?,
         );
         subgraphs.stop().await?;
+        // The heavy operation once more on subgraphs without the orders subgraph's subtree memo:
+        // its before and after, in the same run.
+        if let (Some(heavy), Some(databases)) =
+            (ops.iter().find(|op| op.name == "heavy"), &databases)
+        {
+            let without =
+                Subgraphs::start_shop(&args, databases, other_cpus.as_deref(), &dirs.logs, false)
+                    .await?;
+            let alone = without
+                .measure_alone(
+                    std::slice::from_ref(heavy),
+                    &args.connections,
+                    warmup,
+                    duration,
+                )
+                .await?;
+            without.stop().await?;
+            baselines.extend(alone.into_iter().map(|mut b| {
+                b.operation = ops::HEAVY_WITHOUT_MEMO.to_owned();
+                b
+            }));
+        }
         measured.extend(ops);
     }
 

@@ -149,6 +149,19 @@ impl Report {
                 ));
             }
         }
+        for c in self.connections() {
+            if let (Some(with), Some(without)) = (
+                self.baseline("heavy", c),
+                self.baseline(crate::ops::HEAVY_WITHOUT_MEMO, c),
+            ) {
+                lines.push(format!(
+                    "Subgraphs, heavy operation at {c} connections: the subgraphs alone serve {:.0} op/s with the orders subgraph's subtree memo, {:.0} without it ({:.2}×).",
+                    with.operations_per_second,
+                    without.operations_per_second,
+                    with.operations_per_second / without.operations_per_second
+                ));
+            }
+        }
         if let Some(ours) = get("heavy", 50, Gateway::Taproom) {
             let peers: Vec<(Gateway, Medians)> = [Gateway::Apollo, Gateway::Hive]
                 .into_iter()

@@ -11,6 +11,10 @@ use crate::{load::Step, seed::Model};
 /// Every operation's name, in run order.
 pub(crate) const NAMES: [&str; 4] = ["router-bound", "heavy", "one-hop", "catalog"];
 
+/// The subgraphs-alone figures of `heavy` on an orders subgraph without its subtree memo
+/// (`NO_SUBTREE_MEMO`): what they were before it.
+pub(crate) const HEAVY_WITHOUT_MEMO: &str = "heavy, orders' subtree memo off";
+
 /// Which subgraphs an operation runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scenario {

@@ -103,12 +103,15 @@ impl Subgraphs {
     }
 
     /// Starts the shop's three subgraphs on `databases`, pinned to `cpus`, waits until each answers,
-    /// and writes `supergraph.graphql` into `--out` with their URLs.
+    /// and writes `supergraph.graphql` into `--out` with their URLs. `subtree_memo` off makes the
+    /// orders subgraph resolve a user's orders at every place a query reaches them (as before it
+    /// had the memo), to measure what the memo is worth.
     pub(crate) async fn start_shop(
         args: &Args,
         databases: &Databases,
         cpus: Option<&str>,
         logs: &Path,
+        subtree_memo: bool,
     ) -> Result<Subgraphs> {
         let auth_url = format!("http://{}/auth/introspect", args.address(1));
         let mut processes = Vec::new();
@@ -127,6 +130,9 @@ impl Subgraphs {
                 _ => {
                     env.push(("AUTH_URL", auth_url.clone()));
                     env.push(("BEERS_URL", args.graphql_url(2)));
+                    if !subtree_memo {
+                        env.push(("NO_SUBTREE_MEMO", "true".to_owned()));
+                    }
                 }
             }
             let mut process = Process::start(Launch {

@@ -408,6 +408,7 @@ async fn start_orders(
             auth_cache_seconds: 5,
         },
         max_body_bytes: 1024 * 1024,
+        no_subtree_memo: false,
     };
     Service::spawn(listener, |listener, rx| {
         taproom_orders::serve(args, listener, stopped(rx))

@@ -85,6 +85,7 @@ pub async fn serve(
     let db = service::open_migrated(&args.db.database_url, &db::migrations()).await?;
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
+        ..Limits::default()
     };
     let app = app(
         AppState { db: db.clone() },

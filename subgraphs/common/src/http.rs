@@ -40,17 +40,21 @@ use crate::{
     memo::Memo,
 };
 
-/// Request limits applied by the HTTP shell (the schema applies depth and complexity limits).
+/// What the HTTP shell applies to every request: its limits (the schema applies depth and
+/// complexity limits) and whether queries get a [`Memo`].
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Whether a query's repeated subtrees resolve once ([`crate::memo`]); off only to measure it.
+    pub subtree_memo: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 1024 * 1024,
+            subtree_memo: true,
         }
     }
 }
@@ -66,7 +70,10 @@ pub fn graphql_app<E: Executor + Clone>(executor: E, db: Db, limits: Limits) -> 
     Router::new()
         .route("/graphql", get(graphql::<E>).post(graphql::<E>))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .with_state(executor)
+        .with_state(Shell {
+            executor,
+            memo: limits.subtree_memo,
+        })
         .merge(health)
         .layer(TraceLayer::new_for_http())
 }
@@ -79,8 +86,15 @@ async fn health(State(db): State<Db>) -> Response {
     }
 }
 
+/// What the `/graphql` handler is given.
+#[derive(Clone)]
+struct Shell<E> {
+    executor: E,
+    memo: bool,
+}
+
 async fn graphql<E: Executor>(
-    State(executor): State<E>,
+    State(Shell { executor, memo }): State<Shell<E>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -97,13 +111,11 @@ async fn graphql<E: Executor>(
             .map(HeaderValue::as_bytes),
     );
     let query = request.query.clone();
-    let mut response = executor
-        .execute(
-            request
-                .data(RequestAuth::new(credentials))
-                .data(Memo::default()),
-        )
-        .await;
+    let mut request = request.data(RequestAuth::new(credentials));
+    if memo {
+        request = request.data(Memo::default());
+    }
+    let mut response = executor.execute(request).await;
     // A response without data whose errors carry no path never started executing: the request
     // itself was bad (parse or validation), which GraphQL-over-HTTP answers with 400.
     let request_failed = response.data == async_graphql::Value::Null

@@ -52,4 +52,8 @@ pub struct ServeArgs {
     /// The largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Resolve a user's orders again at every place a query reaches them, instead of once per
+    /// query (the benchmark measures the difference; nothing else needs it off).
+    #[arg(long, env = "NO_SUBTREE_MEMO")]
+    pub no_subtree_memo: bool,
 }

@@ -82,6 +82,7 @@ pub async fn serve(
     };
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
+        subtree_memo: !args.no_subtree_memo,
     };
     let app = app(state, args.auth.authenticator(), limits);
     service::serve("orders", db, listener, app, shutdown).await

@@ -470,8 +470,53 @@ async fn user_orders_are_private(test_db: TestDb) {
     assert_eq!(error_code(&t.gql(query, me, None).await), "UNAUTHENTICATED");
 }
 
+/// The router's heavy shape resolves the owner's orders once per query (`taproom_common::memo`):
+/// the answer is the one every place gets when each resolves them itself.
+async fn repeated_subtrees_answer_as_if_resolved_everywhere(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    for _ in 0..3 {
+        t.add("123456", 1, "customer").await;
+        t.add("123457", 2, "customer").await;
+        t.checkout("customer").await;
+    }
+    t.add("123456", 4, "customer").await;
+    let without_memo = taproom_orders::app(
+        AppState {
+            db: t.db.clone(),
+            beers: BeersClient::new(t.beers.clone()),
+        },
+        Arc::new(StaticAuthenticator),
+        Limits {
+            subtree_memo: false,
+            ..Limits::default()
+        },
+    );
+    let query = format!(
+        "{{ myOrders {{ {ORDER_FIELDS} owner {{ id orders {{ {ORDER_FIELDS} }} again: orders {{ id }} }} }} }}"
+    );
+    let shared = t.gql(&query, json!({}), Some("customer")).await;
+    let alone = graphql(&without_memo, &query, json!({}), Some("customer")).await;
+    assert_eq!(shared, alone);
+    let mine = data(&shared)["myOrders"].as_array().expect("list");
+    assert_eq!(mine.len(), 4);
+    // Under each order, the owner's orders are the same four orders, field for field.
+    let expected: Vec<Value> = mine
+        .iter()
+        .map(|order| {
+            let mut order = order.clone();
+            order["owner"] = json!({ "id": order["owner"]["id"] });
+            order
+        })
+        .collect();
+    for order in mine {
+        assert_eq!(order["owner"]["orders"], json!(expected));
+        assert_eq!(order["owner"]["again"].as_array().map(Vec::len), Some(4));
+    }
+}
+
 test_on_both_databases!(
     orders_scenario,
+    repeated_subtrees_answer_as_if_resolved_everywhere,
     totals_are_exact,
     closed_orders_refuse_changes,
     concurrent_adds_make_one_open_order,

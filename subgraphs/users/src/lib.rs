@@ -150,6 +150,7 @@ pub async fn serve(
     };
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
+        ..Limits::default()
     };
     service::serve("users", db, listener, app(state, limits), shutdown).await
 }
