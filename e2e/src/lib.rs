@@ -286,6 +286,8 @@ pub struct TestRouter {
     timeout: Duration,
     /// Whether identical subgraph queries in flight share one request (on, as in production).
     dedupe: bool,
+    /// How many operations may hold subgraph answers at once (0: any number).
+    merging: usize,
 }
 
 impl TestRouter {
@@ -297,6 +299,7 @@ impl TestRouter {
             limits: OperationLimits::default(),
             timeout: Duration::from_secs(5),
             dedupe: true,
+            merging: 0,
         }
     }
 
@@ -324,16 +327,26 @@ impl TestRouter {
         self
     }
 
+    /// Lets at most `places` operations hold subgraph answers at once (0, the default here: any
+    /// number; the served router's default is 8 per CPU).
+    pub fn merging(mut self, places: usize) -> Self {
+        self.merging = places;
+        self
+    }
+
     /// Loads the supergraph (panicking with the reason if it does not load) and serves the router on
     /// a fresh `127.0.0.1:0` port, with a 1 MiB body limit and no CORS origins.
     pub async fn start(self) -> RunningRouter {
         let supergraph = Supergraph::load(&self.supergraph, &self.subgraph_urls, 100)
             .unwrap_or_else(|e| panic!("the supergraph does not load: {e}"));
-        let state = Arc::new(Router::new(
-            supergraph,
-            SubgraphClient::new(self.timeout).dedupe(self.dedupe),
-            self.limits,
-        ));
+        let state = Arc::new(
+            Router::new(
+                supergraph,
+                SubgraphClient::new(self.timeout).dedupe(self.dedupe),
+                self.limits,
+            )
+            .merging(self.merging),
+        );
         let service = Service::serve(routes(state.clone(), 1024 * 1024, &[])).await;
         RunningRouter { service, state }
     }

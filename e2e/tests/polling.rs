@@ -87,6 +87,7 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
         max_fields: 20_000,
         plan_cache_size: 100,
         no_subgraph_dedupe: false,
+        max_merging_operations: None,
         cors_origin: Vec::new(),
     };
     tokio::spawn(taproom_router::serve(

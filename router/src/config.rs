@@ -117,6 +117,12 @@ pub struct ServeArgs {
     /// request and its answer; mutations never do.
     #[arg(long, env = "NO_SUBGRAPH_DEDUPE")]
     pub no_subgraph_dedupe: bool,
+    /// How many operations may hold subgraph answers at once; the others wait, with nothing read,
+    /// until one is answered. Bounds memory under load (each operation's answers are parsed and
+    /// merged in memory), and merging a few at a time keeps them in the CPU's caches. Default: 8
+    /// per CPU the router may run on; 0: no bound.
+    #[arg(long, env = "MAX_MERGING_OPERATIONS")]
+    pub max_merging_operations: Option<usize>,
     /// How many prepared (parsed, validated, planned) operations are kept.
     #[arg(long, env = "PLAN_CACHE_SIZE", default_value_t = 1000)]
     pub plan_cache_size: u64,

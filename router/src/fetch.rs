@@ -60,7 +60,7 @@ struct RequestKey {
 type InFlight = FxHashMap<RequestKey, SharedAnswer>;
 
 /// A subgraph's raw answer: its HTTP status and body.
-type RawAnswer = Result<(StatusCode, Bytes), String>;
+pub type RawAnswer = Result<(StatusCode, Bytes), String>;
 
 /// One request's answer, awaited by every caller that asked for it.
 type SharedAnswer = Shared<BoxFuture<'static, RawAnswer>>;
@@ -104,9 +104,10 @@ impl SubgraphClient {
             .clone()
     }
 
-    /// POSTs `body` (a GraphQL request as JSON) to the subgraph `name` at `url`; the response body
-    /// is kept in `bodies`, and the answer's data borrows from it. A `shareable` request (a query,
-    /// never a mutation) joins an identical one in flight when deduplication is on.
+    /// POSTs `body` (a GraphQL request as JSON) to the subgraph `name` at `url` and reads the
+    /// answer ([`read_answer`]): its body is kept in `bodies`, and its data borrows from it. A
+    /// `shareable` request (a query, never a mutation) joins an identical one in flight when
+    /// deduplication is on.
     pub async fn fetch<'b>(
         &self,
         name: &str,
@@ -116,6 +117,19 @@ impl SubgraphClient {
         shareable: bool,
         bodies: &'b Bodies,
     ) -> FetchResult<'b> {
+        let answer = self.request(name, url, body, headers, shareable).await?;
+        read_answer(answer, bodies)
+    }
+
+    /// As [`SubgraphClient::fetch`], without reading the answer: its HTTP status and body.
+    pub async fn request(
+        &self,
+        name: &str,
+        url: &str,
+        body: Vec<u8>,
+        headers: &HeaderMap,
+        shareable: bool,
+    ) -> RawAnswer {
         let forwarded = FORWARDED_HEADERS.map(|header| headers.get(header).cloned());
         let answer = match (&self.in_flight, shareable) {
             (Some(in_flight), true) => {
@@ -158,8 +172,7 @@ impl SubgraphClient {
                 send.await
             }
         };
-        let (status, bytes) = answer?;
-        read_response(status, &bytes, bodies)
+        answer
     }
 
     /// Sends `key` on a task of its own, so the request completes (and leaves the in-flight map)
@@ -236,8 +249,8 @@ async fn send(
     Ok((status, bytes))
 }
 
-/// A subgraph's answer as the executor uses it, its data borrowing from `bytes` kept in `bodies`.
-fn read_response<'b>(status: StatusCode, bytes: &[u8], bodies: &'b Bodies) -> FetchResult<'b> {
+/// A subgraph's answer as the executor uses it, its data borrowing from its body kept in `bodies`.
+pub fn read_answer((status, bytes): (StatusCode, Bytes), bodies: &Bodies) -> FetchResult<'_> {
     let bytes = bodies.keep(bytes.to_vec());
     let parsed: Val = serde_json::from_slice(bytes)
         .map_err(|_| format!("answered HTTP {status} with a body that is not JSON"))?;

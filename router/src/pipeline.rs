@@ -19,6 +19,7 @@ use std::sync::{atomic::Ordering, Arc, RwLock};
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
 
 use crate::{
     body::Shaped,
@@ -55,6 +56,8 @@ pub struct Router {
     pub client: SubgraphClient,
     /// Limits on operations.
     pub limits: OperationLimits,
+    /// Places for operations holding subgraph answers at once (none: no bound).
+    merging: Option<Semaphore>,
 }
 
 /// One GraphQL request, as `http` read it.
@@ -80,7 +83,16 @@ impl Router {
             served: RwLock::new(Served::new(supergraph)),
             client,
             limits,
+            merging: None,
         }
+    }
+
+    /// Lets at most `places` operations hold subgraph answers at once (0: any number). The others
+    /// wait before reading their first answer, so the router's memory is bounded by `places`
+    /// operations' answers, and the trees it merges stay in the CPU's caches.
+    pub fn merging(mut self, places: usize) -> Self {
+        self.merging = (places > 0).then(|| Semaphore::new(places));
+        self
     }
 
     fn served(&self) -> Arc<Served> {
@@ -141,6 +153,7 @@ impl Router {
             Some((operation, plan)) => {
                 let executed =
                     Execution::new(supergraph, &self.client, headers, &variables, &bodies)
+                        .gated(self.merging.as_ref())
                         .run(plan)
                         .await;
                 response::shape(supergraph, &variables, executed, operation, &prepared.root)

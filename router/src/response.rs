@@ -48,10 +48,12 @@ pub fn shape(
     operation: &OperationDefinition,
     root: &str,
 ) -> Shaped {
+    // The place is given back when the answer is written, at the end of this function.
     let Executed {
         data,
         mut errors,
         fetched_bytes,
+        place: _place,
     } = executed;
     let mut shaper = Shaper {
         supergraph,

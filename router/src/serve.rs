@@ -95,16 +95,21 @@ pub async fn serve(
                 None => "the composed supergraph".to_owned(),
             }
         })?;
-    let router = Arc::new(Router::new(
-        supergraph,
-        SubgraphClient::new(Duration::from_secs(args.subgraph_timeout_secs))
-            .dedupe(!args.no_subgraph_dedupe),
-        OperationLimits {
-            max_depth: args.max_depth,
-            max_aliases: args.max_aliases,
-            max_fields: args.max_fields,
-        },
-    ));
+    let router = Arc::new(
+        Router::new(
+            supergraph,
+            SubgraphClient::new(Duration::from_secs(args.subgraph_timeout_secs))
+                .dedupe(!args.no_subgraph_dedupe),
+            OperationLimits {
+                max_depth: args.max_depth,
+                max_aliases: args.max_aliases,
+                max_fields: args.max_fields,
+            },
+        )
+        .merging(args.max_merging_operations.unwrap_or_else(|| {
+            8 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })),
+    );
     if !live.is_empty() {
         tokio::spawn(poll_subgraphs(
             router.clone(),

@@ -28,12 +28,13 @@ use hive_router_query_planner::planner::plan_nodes::{
 };
 use hive_router_query_planner::state::supergraph_state::OperationKind;
 use serde_json::{Map, Value};
+use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
 
 pub use self::errors::subgraph_failed;
 use self::errors::{relocate_entity_error, relocate_root, strip_path};
 use crate::{
     error::{Code, GraphqlError},
-    fetch::{SubgraphClient, SubgraphResponse},
+    fetch::{read_answer, SubgraphClient, SubgraphResponse},
     json::write_json,
     path::{Path, Step},
     supergraph::Supergraph,
@@ -46,6 +47,9 @@ pub struct Executed<'a> {
     pub errors: Vec<GraphqlError>,
     /// The subgraph answers' bytes, together: about what the answer will take.
     pub fetched_bytes: usize,
+    /// The operation's place among those holding subgraph answers (see [`Execution::gated`]),
+    /// kept until its answer is written.
+    pub place: Option<SemaphorePermit<'a>>,
 }
 
 /// Where an entity goes: its path, the index of its representation, and whether the object there
@@ -63,6 +67,11 @@ pub struct Execution<'a> {
     bodies: &'a Bodies,
     data: Mutex<Val<'a>>,
     errors: Mutex<Vec<GraphqlError>>,
+    /// Bounds how many operations hold subgraph answers at once: an operation takes a place before
+    /// it reads its first answer and keeps it until its own answer is written. The others wait
+    /// with nothing parsed, so memory stays bounded and the trees being merged stay in cache.
+    gate: Option<&'a Semaphore>,
+    place: OnceCell<SemaphorePermit<'a>>,
 }
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -84,7 +93,16 @@ impl<'a> Execution<'a> {
             bodies,
             data: Mutex::new(Val::Object(Obj::default())),
             errors: Mutex::new(Vec::new()),
+            gate: None,
+            place: OnceCell::new(),
         }
+    }
+
+    /// Reads answers only while holding a place of `gate`: bounds how many operations hold
+    /// subgraph answers at once (none without a gate).
+    pub fn gated(mut self, gate: Option<&'a Semaphore>) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// Runs `plan`; returns the merged tree and the errors.
@@ -93,6 +111,7 @@ impl<'a> Execution<'a> {
             self.node(node).await;
         }
         Executed {
+            place: self.place.into_inner(),
             fetched_bytes: self.bodies.bytes(),
             data: self
                 .data
@@ -210,11 +229,20 @@ impl<'a> Execution<'a> {
             self.push_errors([subgraph_failed(service, "has no URL in the supergraph")]);
             return None;
         };
-        match self
+        let answer = self
             .client
-            .fetch(service, url, body, self.headers, shareable, self.bodies)
-            .await
-        {
+            .request(service, url, body, self.headers, shareable)
+            .await;
+        if let Some(gate) = self.gate {
+            self.place
+                .get_or_init(|| async {
+                    gate.acquire()
+                        .await
+                        .expect("the router never closes its gate")
+                })
+                .await;
+        }
+        match answer.and_then(|answer| read_answer(answer, self.bodies)) {
             Ok(response) => Some(response),
             Err(reason) => {
                 tracing::warn!(service, %reason, "subgraph request failed");

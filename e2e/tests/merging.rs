@@ -1,0 +1,171 @@
+//! The router's bound on operations holding subgraph answers at once (`--max-merging-operations`),
+//! counted: with one place, a second operation does not read its first answer, so it cannot send
+//! the fetch that needs it, until the first operation is answered.
+//!
+//! The users subgraph sits behind a proxy that holds every request until the test releases it. Each
+//! operation fetches its orders, then (from what they say) its owner from users: the users requests
+//! the proxy receives while it holds them are the operations that got a place.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{body::Bytes, http::StatusCode, routing::post, Router as Routes};
+use serde_json::{json, Value};
+use taproom_e2e::{Federation, RunningRouter};
+use tokio::net::TcpListener;
+
+/// A proxy in front of the users subgraph that holds requests until released.
+struct Hold {
+    url: String,
+    received: Arc<AtomicU64>,
+    released: Arc<AtomicBool>,
+}
+
+impl Hold {
+    async fn start(upstream: String) -> Hold {
+        let received = Arc::new(AtomicU64::new(0));
+        let released = Arc::new(AtomicBool::new(false));
+        let http = reqwest::Client::new();
+        let (counter, gate) = (received.clone(), released.clone());
+        let app = Routes::new().route(
+            "/graphql",
+            post(move |headers: axum::http::HeaderMap, body: Bytes| {
+                let (counter, gate, http, upstream) = (
+                    counter.clone(),
+                    gate.clone(),
+                    http.clone(),
+                    upstream.clone(),
+                );
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    while !gate.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    let mut request = http
+                        .post(&upstream)
+                        .header("content-type", "application/json")
+                        .body(body);
+                    if let Some(token) = headers.get("authorization") {
+                        request = request.header("authorization", token);
+                    }
+                    let answer = request.send().await.expect("the subgraph answers");
+                    let status = StatusCode::from_u16(answer.status().as_u16()).expect("status");
+                    (status, answer.bytes().await.expect("a body"))
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Hold {
+            url,
+            received,
+            released,
+        }
+    }
+
+    fn received(&self) -> u64 {
+        self.received.load(Ordering::SeqCst)
+    }
+
+    /// Waits (up to 5 s) until it has received `n` requests; returns how many it has.
+    async fn wait_for(&self, n: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.received() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.received()
+    }
+}
+
+/// A federation where `dora` has an open order, and a router (deduplication off, so the two
+/// identical operations send their own requests) with `places` places and users behind a [`Hold`].
+async fn setup(places: usize) -> (Federation, RunningRouter, Hold, String) {
+    let f = Federation::start().await;
+    let (token, _) = f.register("dora").await;
+    let add = "mutation { addToOrder(sku: \"123456\", quantity: 2) { id } }";
+    assert!(f.gql(add, json!({}), Some(&token)).await["errors"].is_null());
+    let hold = Hold::start(f.users.graphql_url()).await;
+    let router = f
+        .another_router()
+        .dedupe(false)
+        .merging(places)
+        .subgraph_url("users", hold.url.clone())
+        .start()
+        .await;
+    (f, router, hold, token)
+}
+
+/// Sends the orders-then-owner operation twice at once, on tasks of their own.
+fn send_two(router: &RunningRouter, token: &str) -> Vec<tokio::task::JoinHandle<Value>> {
+    (0..2)
+        .map(|_| {
+            let request = reqwest::Client::new()
+                .post(router.graphql_url())
+                .bearer_auth(token)
+                .json(&json!({ "query": "{ myOrders { owner { username } } }" }));
+            tokio::spawn(async move {
+                let response = request.send().await.expect("the router answers");
+                response.json::<Value>().await.expect("json")
+            })
+        })
+        .collect()
+}
+
+fn orders_requests(router: &RunningRouter) -> u64 {
+    router
+        .state
+        .client
+        .counts()
+        .get("orders")
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn one_place_lets_one_operation_read_answers_at_a_time() {
+    let (_f, router, hold, token) = setup(1).await;
+    let answers = send_two(&router, &token);
+    assert_eq!(hold.wait_for(1).await, 1, "the first operation asks users");
+    // Both operations have asked for their orders; give the second one time to get its answer and
+    // (if it could) to ask users as well.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while orders_requests(&router) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(orders_requests(&router), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hold.received(), 1, "the second operation waits for a place");
+
+    hold.released.store(true, Ordering::SeqCst);
+    for answer in answers {
+        let answer = answer.await.expect("the client task ends");
+        assert_eq!(
+            answer["data"],
+            json!({ "myOrders": [{ "owner": { "username": "dora" } }] }),
+            "{answer:#}"
+        );
+    }
+    assert_eq!(hold.received(), 2);
+}
+
+#[tokio::test]
+async fn without_a_bound_both_operations_read_their_answers_at_once() {
+    let (_f, router, hold, token) = setup(0).await;
+    let answers = send_two(&router, &token);
+    assert_eq!(
+        hold.wait_for(2).await,
+        2,
+        "both operations ask users while it holds"
+    );
+    hold.released.store(true, Ordering::SeqCst);
+    for answer in answers {
+        let answer = answer.await.expect("the client task ends");
+        assert!(answer["errors"].is_null(), "{answer:#}");
+    }
+}
