@@ -286,8 +286,9 @@ pub struct TestRouter {
     timeout: Duration,
     /// Whether identical subgraph queries in flight share one request (on, as in production).
     dedupe: bool,
-    /// How many operations may hold subgraph answers at once (0: any number).
-    merging: usize,
+    /// How many operations may hold subgraph answers at once (0: any number), and after how long
+    /// a wait for a subgraph an operation gives its place back.
+    merging: (usize, Duration),
 }
 
 impl TestRouter {
@@ -299,7 +300,7 @@ impl TestRouter {
             limits: OperationLimits::default(),
             timeout: Duration::from_secs(5),
             dedupe: true,
-            merging: 0,
+            merging: (0, Duration::from_millis(100)),
         }
     }
 
@@ -328,9 +329,10 @@ impl TestRouter {
     }
 
     /// Lets at most `places` operations hold subgraph answers at once (0, the default here: any
-    /// number; the served router's default is 8 per CPU).
-    pub fn merging(mut self, places: usize) -> Self {
-        self.merging = places;
+    /// number; the served router's default is 8 per CPU), an operation waiting longer than `slow`
+    /// for a subgraph giving its place back meanwhile.
+    pub fn merging(mut self, places: usize, slow: Duration) -> Self {
+        self.merging = (places, slow);
         self
     }
 
@@ -345,7 +347,7 @@ impl TestRouter {
                 SubgraphClient::new(self.timeout).dedupe(self.dedupe),
                 self.limits,
             )
-            .merging(self.merging),
+            .merging(self.merging.0, self.merging.1),
         );
         let service = Service::serve(routes(state.clone(), 1024 * 1024, &[])).await;
         RunningRouter { service, state }

@@ -123,6 +123,10 @@ pub struct ServeArgs {
     /// per CPU the router may run on; 0: no bound.
     #[arg(long, env = "MAX_MERGING_OPERATIONS")]
     pub max_merging_operations: Option<usize>,
+    /// A subgraph request slower than this (milliseconds) gives its operation's place back while
+    /// it waits, so a slow subgraph does not hold up operations on the others.
+    #[arg(long, env = "MERGING_RELEASE_MS", default_value_t = 100)]
+    pub merging_release_ms: u64,
     /// How many prepared (parsed, validated, planned) operations are kept.
     #[arg(long, env = "PLAN_CACHE_SIZE", default_value_t = 1000)]
     pub plan_cache_size: u64,

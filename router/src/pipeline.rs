@@ -15,16 +15,18 @@
 //!
 //! HTTP (media types, status codes) is the `http` module's alone.
 
-use std::sync::{atomic::Ordering, Arc, RwLock};
+use std::{
+    sync::{atomic::Ordering, Arc, RwLock},
+    time::Duration,
+};
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
-use tokio::sync::Semaphore;
 
 use crate::{
     body::Shaped,
     error::{Code, RequestError},
-    execute::Execution,
+    execute::{Execution, MergeGate},
     fetch::SubgraphClient,
     plan::{Kind, OperationLimits, PlanCache},
     response,
@@ -57,7 +59,7 @@ pub struct Router {
     /// Limits on operations.
     pub limits: OperationLimits,
     /// Places for operations holding subgraph answers at once (none: no bound).
-    merging: Option<Semaphore>,
+    merging: Option<MergeGate>,
 }
 
 /// One GraphQL request, as `http` read it.
@@ -87,11 +89,11 @@ impl Router {
         }
     }
 
-    /// Lets at most `places` operations hold subgraph answers at once (0: any number). The others
-    /// wait before reading their first answer, so the router's memory is bounded by `places`
-    /// operations' answers, and the trees it merges stay in the CPU's caches.
-    pub fn merging(mut self, places: usize) -> Self {
-        self.merging = (places > 0).then(|| Semaphore::new(places));
+    /// Lets at most `places` operations hold subgraph answers at once (0: any number), an
+    /// operation waiting longer than `slow` for a subgraph giving its place back meanwhile (see
+    /// [`MergeGate`]).
+    pub fn merging(mut self, places: usize, slow: Duration) -> Self {
+        self.merging = (places > 0).then(|| MergeGate::new(places, slow));
         self
     }
 

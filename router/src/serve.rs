@@ -106,9 +106,12 @@ pub async fn serve(
                 max_fields: args.max_fields,
             },
         )
-        .merging(args.max_merging_operations.unwrap_or_else(|| {
-            8 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        })),
+        .merging(
+            args.max_merging_operations.unwrap_or_else(|| {
+                8 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
+            Duration::from_millis(args.merging_release_ms),
+        ),
     );
     if !live.is_empty() {
         tokio::spawn(poll_subgraphs(

@@ -17,6 +17,7 @@
 //! its errors.
 
 mod errors;
+mod gate;
 mod representations;
 mod rewrites;
 
@@ -28,10 +29,12 @@ use hive_router_query_planner::planner::plan_nodes::{
 };
 use hive_router_query_planner::state::supergraph_state::OperationKind;
 use serde_json::{Map, Value};
-use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
+use tokio::sync::SemaphorePermit;
 
 pub use self::errors::subgraph_failed;
 use self::errors::{relocate_entity_error, relocate_root, strip_path};
+pub use self::gate::MergeGate;
+use self::gate::Place;
 use crate::{
     error::{Code, GraphqlError},
     fetch::{read_answer, SubgraphClient, SubgraphResponse},
@@ -47,8 +50,8 @@ pub struct Executed<'a> {
     pub errors: Vec<GraphqlError>,
     /// The subgraph answers' bytes, together: about what the answer will take.
     pub fetched_bytes: usize,
-    /// The operation's place among those holding subgraph answers (see [`Execution::gated`]),
-    /// kept until its answer is written.
+    /// The operation's place among those holding subgraph answers (see [`MergeGate`]), kept
+    /// until its answer is written.
     pub place: Option<SemaphorePermit<'a>>,
 }
 
@@ -67,11 +70,8 @@ pub struct Execution<'a> {
     bodies: &'a Bodies,
     data: Mutex<Val<'a>>,
     errors: Mutex<Vec<GraphqlError>>,
-    /// Bounds how many operations hold subgraph answers at once: an operation takes a place before
-    /// it reads its first answer and keeps it until its own answer is written. The others wait
-    /// with nothing parsed, so memory stays bounded and the trees being merged stay in cache.
-    gate: Option<&'a Semaphore>,
-    place: OnceCell<SemaphorePermit<'a>>,
+    /// The operation's place among those holding subgraph answers ([`MergeGate`]).
+    place: Place<'a>,
 }
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -93,15 +93,13 @@ impl<'a> Execution<'a> {
             bodies,
             data: Mutex::new(Val::Object(Obj::default())),
             errors: Mutex::new(Vec::new()),
-            gate: None,
-            place: OnceCell::new(),
+            place: Place::new(None),
         }
     }
 
-    /// Reads answers only while holding a place of `gate`: bounds how many operations hold
-    /// subgraph answers at once (none without a gate).
-    pub fn gated(mut self, gate: Option<&'a Semaphore>) -> Self {
-        self.gate = gate;
+    /// Reads answers only while holding a place of `gate` (none: no bound).
+    pub fn gated(mut self, gate: Option<&'a MergeGate>) -> Self {
+        self.place = Place::new(gate);
         self
     }
 
@@ -111,7 +109,7 @@ impl<'a> Execution<'a> {
             self.node(node).await;
         }
         Executed {
-            place: self.place.into_inner(),
+            place: self.place.into_held(),
             fetched_bytes: self.bodies.bytes(),
             data: self
                 .data
@@ -230,18 +228,13 @@ impl<'a> Execution<'a> {
             return None;
         };
         let answer = self
-            .client
-            .request(service, url, body, self.headers, shareable)
+            .place
+            .wait_for(
+                self.client
+                    .request(service, url, body, self.headers, shareable),
+            )
             .await;
-        if let Some(gate) = self.gate {
-            self.place
-                .get_or_init(|| async {
-                    gate.acquire()
-                        .await
-                        .expect("the router never closes its gate")
-                })
-                .await;
-        }
+        self.place.take().await;
         match answer.and_then(|answer| read_answer(answer, self.bodies)) {
             Ok(response) => Some(response),
             Err(reason) => {
