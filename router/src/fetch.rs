@@ -104,24 +104,9 @@ impl SubgraphClient {
             .clone()
     }
 
-    /// POSTs `body` (a GraphQL request as JSON) to the subgraph `name` at `url` and reads the
-    /// answer ([`read_answer`]): its body is kept in `bodies`, and its data borrows from it. A
-    /// `shareable` request (a query, never a mutation) joins an identical one in flight when
-    /// deduplication is on.
-    pub async fn fetch<'b>(
-        &self,
-        name: &str,
-        url: &str,
-        body: Vec<u8>,
-        headers: &HeaderMap,
-        shareable: bool,
-        bodies: &'b Bodies,
-    ) -> FetchResult<'b> {
-        let answer = self.request(name, url, body, headers, shareable).await?;
-        read_answer(answer, bodies)
-    }
-
-    /// As [`SubgraphClient::fetch`], without reading the answer: its HTTP status and body.
+    /// POSTs `body` (a GraphQL request as JSON) to the subgraph `name` at `url`; returns its HTTP
+    /// status and body, which [`read_answer`] reads. A `shareable` request (a query, never a
+    /// mutation) joins an identical one in flight when deduplication is on.
     pub async fn request(
         &self,
         name: &str,
@@ -131,7 +116,7 @@ impl SubgraphClient {
         shareable: bool,
     ) -> RawAnswer {
         let forwarded = FORWARDED_HEADERS.map(|header| headers.get(header).cloned());
-        let answer = match (&self.in_flight, shareable) {
+        match (&self.in_flight, shareable) {
             (Some(in_flight), true) => {
                 let key = RequestKey {
                     url: url.to_owned(),
@@ -171,8 +156,7 @@ impl SubgraphClient {
                 );
                 send.await
             }
-        };
-        answer
+        }
     }
 
     /// Sends `key` on a task of its own, so the request completes (and leaves the in-flight map)
