@@ -429,3 +429,23 @@ async fn start_orders(
         taproom_orders::serve(args, listener, stopped(rx))
     })
 }
+
+/// Forwards a GraphQL POST `body`, with the caller's `Authorization` if any, to the subgraph at
+/// `upstream`, as the tests' proxies in front of a subgraph do; returns its status and body.
+pub async fn forward(
+    http: &reqwest::Client,
+    upstream: &str,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, axum::body::Bytes) {
+    let mut request = http
+        .post(upstream)
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(token) = headers.get("authorization") {
+        request = request.header("authorization", token);
+    }
+    let answer = request.send().await.expect("the subgraph answers");
+    let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).expect("status");
+    (status, answer.bytes().await.expect("a body"))
+}

@@ -14,14 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{
-    body::Bytes,
-    http::{HeaderMap, StatusCode},
-    routing::post,
-    Router as Routes,
-};
+use axum::{body::Bytes, http::HeaderMap, routing::post, Router as Routes};
 use serde_json::{json, Value};
-use taproom_e2e::{Federation, RunningRouter};
+use taproom_e2e::{forward, Federation, RunningRouter};
 use taproom_router::Router;
 use tokio::net::TcpListener;
 
@@ -70,16 +65,7 @@ impl Gate {
                         }
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    let mut request = http
-                        .post(&upstream)
-                        .header("content-type", "application/json")
-                        .body(body);
-                    if let Some(token) = headers.get("authorization") {
-                        request = request.header("authorization", token);
-                    }
-                    let answer = request.send().await.expect("the subgraph answers");
-                    let status = StatusCode::from_u16(answer.status().as_u16()).expect("status");
-                    (status, answer.bytes().await.expect("a body"))
+                    forward(&http, &upstream, &headers, body).await
                 }
             }),
         );

@@ -14,9 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{body::Bytes, http::StatusCode, routing::post, Router as Routes};
+use axum::{body::Bytes, routing::post, Router as Routes};
 use serde_json::{json, Value};
-use taproom_e2e::{Federation, RunningRouter};
+use taproom_e2e::{forward, Federation, RunningRouter};
 use tokio::net::TcpListener;
 
 /// A proxy in front of the users subgraph that holds requests until released.
@@ -46,16 +46,7 @@ impl Hold {
                     while !gate.load(Ordering::SeqCst) {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    let mut request = http
-                        .post(&upstream)
-                        .header("content-type", "application/json")
-                        .body(body);
-                    if let Some(token) = headers.get("authorization") {
-                        request = request.header("authorization", token);
-                    }
-                    let answer = request.send().await.expect("the subgraph answers");
-                    let status = StatusCode::from_u16(answer.status().as_u16()).expect("status");
-                    (status, answer.bytes().await.expect("a body"))
+                    forward(&http, &upstream, &headers, body).await
                 }
             }),
         );
