@@ -69,11 +69,25 @@ struct Child {
 
 /// Runs the stack until Ctrl-C/SIGTERM (Ok) or until a service fails (Err).
 pub async fn run(args: StackArgs) -> anyhow::Result<()> {
+    // Ctrl-C and SIGTERM are ours from here on: while the databases are prepared and during
+    // start-up too. Stopping mid-preparation rolls back what was unfinished (seeding is one
+    // transaction per database), so the next start begins again from a consistent state.
+    let mut shutdown = std::pin::pin!(shutdown_signal()?);
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir: cannot create {}", args.data_dir.display()))?;
     let secret = secret_key(&args.data_dir)?;
-    let urls = database_urls(&args).await?;
-    prepare_databases(&urls).await?;
+    let prepared = tokio::select! {
+        prepared = async {
+            let urls = database_urls(&args).await?;
+            prepare_databases(&urls).await?;
+            anyhow::Ok(urls)
+        } => prepared?,
+        _ = &mut shutdown => {
+            say!("taproom: stopped while preparing the databases");
+            return Ok(());
+        }
+    };
+    let urls = prepared;
 
     let (exited_tx, exited_rx) = mpsc::unbounded_channel::<(&'static str, ExitStatus)>();
     let mut exited = Exits {
@@ -134,8 +148,6 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     .into();
 
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
-    // Ctrl-C and SIGTERM are ours from here on, during start-up too.
-    let mut shutdown = std::pin::pin!(shutdown_signal());
     let starting = async {
         for Launch {
             name,
@@ -440,7 +452,17 @@ fn print_banner(args: &StackArgs, urls: &[String; 3]) {
 }
 
 /// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    taproom_http::shutdown_signal().await;
-    say!("taproom: stopping");
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first awaited, so a signal that arrives at any point after is seen.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        say!("taproom: stopping");
+    })
 }

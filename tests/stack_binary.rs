@@ -232,6 +232,95 @@ fn runs_the_federation_stops_cleanly_and_keeps_data_between_runs() {
     assert_nothing_left(second.id());
 }
 
+/// How many beers the catalog in `data` holds (0 when its database does not exist yet).
+fn catalog_size(data: &Path) -> i64 {
+    let file = data.join("beers.db");
+    if !file.exists() {
+        return 0;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let db = taproom_common::db::Db::connect(&format!("sqlite:{}", file.display()))
+            .await
+            .expect("opens the catalog");
+        let exists: Option<(String,)> = db
+            .fetch_optional(sqlx::query(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'beers'",
+            ))
+            .await
+            .expect("reads the schema");
+        let count = match exists {
+            Some(_) => {
+                let (count,): (i64,) = db
+                    .fetch_one(sqlx::query("SELECT COUNT(*) FROM beers"))
+                    .await
+                    .expect("counts");
+                count
+            }
+            None => 0,
+        };
+        db.close().await;
+        count
+    })
+}
+
+/// Ctrl-C while the first start prepares the databases stops cleanly and leaves either no demo
+/// catalog or all of it, never part (it used to stop with 10, 14 or 16 of 43 beers, forever).
+#[test]
+fn ctrl_c_while_preparing_leaves_no_partial_demo_data() {
+    let ports = ports();
+    let full = {
+        let data = tempfile::tempdir().expect("a temporary folder");
+        let mut stack = start(data.path(), &ports);
+        let _stack = KillOnDrop(stack.id());
+        wait_running(&mut stack);
+        signal(&stack, "INT");
+        assert!(wait_exit(&mut stack).success());
+        catalog_size(data.path())
+    };
+    assert!(full > 0, "the demo catalog is seeded");
+    // As soon as the first database exists, and the moment the accounts are made (the catalog is
+    // seeded next).
+    for interrupt_after_accounts in [false, true] {
+        let data = tempfile::tempdir().expect("a temporary folder");
+        let mut stack = start(data.path(), &ports);
+        let _stack = KillOnDrop(stack.id());
+        if !interrupt_after_accounts {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !data.path().join("users.db").exists() {
+                assert!(Instant::now() < deadline, "no users database after 20 s");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            let stdout = stack.stdout.take().expect("piped");
+            let mut lines = BufReader::new(stdout).lines();
+            let made = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .any(|line| line.contains("created the demo accounts"));
+            assert!(made, "the first start creates the demo accounts");
+            std::thread::spawn(move || lines.for_each(drop));
+        }
+        signal(&stack, "INT");
+        let (status, stderr) = exit_and_stderr(&mut stack);
+        assert!(status.success(), "a clean stop: {status} {stderr}");
+        assert_nothing_left(stack.id());
+        let size = catalog_size(data.path());
+        assert!(size == 0 || size == full, "{size} of {full} beers");
+
+        // The next start completes whatever was interrupted.
+        let mut again = start(data.path(), &ports);
+        let _again = KillOnDrop(again.id());
+        wait_running(&mut again);
+        signal(&again, "INT");
+        assert!(wait_exit(&mut again).success());
+        assert_eq!(catalog_size(data.path()), full);
+    }
+}
+
 #[test]
 fn a_taken_port_stops_everything_with_a_message_naming_the_service() {
     let data = tempfile::tempdir().expect("a temporary folder");

@@ -1,7 +1,7 @@
 //! Every SQL statement of the beers subgraph. Batch lookups take a slice of keys and cost one statement.
 
 use taproom_common::{
-    db::{is_unique_violation, placeholders, Backend, Db, Migrations},
+    db::{is_unique_violation, placeholders, Backend, Db, Migrations, Statement},
     time,
 };
 
@@ -47,28 +47,52 @@ fn collate(db: &Db) -> &'static str {
 
 /// Inserts a beer; `SkuTaken` if the sku exists.
 pub async fn insert_beer(db: &Db, beer: &NewBeer<'_>) -> Result<BeerRow> {
-    let sql = format!(
+    let sql = insert_sql();
+    db.fetch_one(bind_new_beer(sqlx::query(&sql), beer))
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e, "sku") {
+                Error::SkuTaken
+            } else {
+                Error::Database(e)
+            }
+        })
+}
+
+fn insert_sql() -> String {
+    format!(
         "INSERT INTO beers (sku, name, name_key, sku_key, price_cents, image, time_created)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
-    );
-    db.fetch_one(
-        sqlx::query(&sql)
-            .bind(beer.sku)
-            .bind(beer.name)
-            .bind(beer.name.to_lowercase())
-            .bind(beer.sku.to_lowercase())
-            .bind(beer.price_cents)
-            .bind(beer.image)
-            .bind(time::to_db(time::now())),
     )
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "sku") {
-            Error::SkuTaken
-        } else {
-            Error::Database(e)
-        }
-    })
+}
+
+fn bind_new_beer<'q>(query: Statement<'q>, beer: &NewBeer<'q>) -> Statement<'q> {
+    query
+        .bind(beer.sku)
+        .bind(beer.name)
+        .bind(beer.name.to_lowercase())
+        .bind(beer.sku.to_lowercase())
+        .bind(beer.price_cents)
+        .bind(beer.image)
+        .bind(time::to_db(time::now()))
+}
+
+/// Adds `beers` if the catalog is empty, all or none (one transaction: an interrupted first start
+/// leaves an empty catalog, which the next start fills); how many it added.
+pub async fn insert_into_empty_catalog(db: &Db, beers: &[NewBeer<'_>]) -> Result<usize> {
+    let mut tx = db.begin().await?;
+    let (count,): (i64,) = tx
+        .fetch_one(sqlx::query("SELECT COUNT(*) FROM beers"))
+        .await?;
+    if count > 0 {
+        return Ok(0);
+    }
+    let sql = insert_sql();
+    for beer in beers {
+        let _: BeerRow = tx.fetch_one(bind_new_beer(sqlx::query(&sql), beer)).await?;
+    }
+    tx.commit().await?;
+    Ok(beers.len())
 }
 
 /// The beers with these ids, in no particular order.

@@ -54,22 +54,16 @@ const DEMO: &[(&str, &str, i64)] = &[
     ("200040", "Peroni Nastro Azzurro", 229),
 ];
 
-/// Adds the demo catalog if the catalog is empty; how many beers it added.
+/// Adds the demo catalog if the catalog is empty, in one transaction; how many beers it added.
 pub async fn seed(db: &Db) -> Result<usize> {
-    if db::count(db, None).await? > 0 {
-        return Ok(0);
-    }
-    for (sku, name, price_cents) in DEMO {
-        db::insert_beer(
-            db,
-            &NewBeer {
-                sku,
-                name,
-                price_cents: *price_cents,
-                image: None,
-            },
-        )
-        .await?;
-    }
-    Ok(DEMO.len())
+    let beers: Vec<NewBeer> = DEMO
+        .iter()
+        .map(|(sku, name, price_cents)| NewBeer {
+            sku,
+            name,
+            price_cents: *price_cents,
+            image: None,
+        })
+        .collect();
+    db::insert_into_empty_catalog(db, &beers).await
 }

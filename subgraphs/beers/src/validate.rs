@@ -35,6 +35,27 @@ pub fn name(value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The longest search text: longer than any name or sku (200), so no real search is cut short.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// At most [`MAX_SEARCH_CHARS`] characters, no control characters (a NUL would end the pattern
+/// early on some backends, silently searching for less).
+pub fn search(value: &str) -> Result<()> {
+    if value.chars().count() > MAX_SEARCH_CHARS {
+        return Err(Error::invalid(
+            "search",
+            format!("search must be at most {MAX_SEARCH_CHARS} characters long"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "search",
+            "search must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// An absolute http or https URL of at most 2048 characters.
 pub fn image(value: &str) -> Result<()> {
     let ok = value.len() <= 2048

@@ -378,6 +378,23 @@ async fn paging_has_no_gaps_or_repeats(test_db: TestDb) {
     );
 }
 
+/// A search too long for the database's pattern matcher, or with a NUL that would cut it short, is
+/// refused as the caller's mistake, naming the field; the longest allowed search still runs.
+async fn search_text_has_limits(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let query = "query($s: String) { beers(search: $s) { totalCount } }";
+    for bad in ["a".repeat(50_000), "a\u{0}zzz".to_owned()] {
+        let response = t.gql(query, json!({ "s": bad }), None).await;
+        assert_eq!(error_code(&response), "BAD_USER_INPUT", "{response}");
+        assert_eq!(
+            response["errors"][0]["extensions"]["field"],
+            json!("search")
+        );
+    }
+    let longest = t.gql(query, json!({ "s": "b".repeat(200) }), None).await;
+    assert_eq!(data(&longest)["beers"]["totalCount"], json!(0));
+}
+
 /// Search is case-insensitive for Cyrillic names too, matches skus, and totalCount honours it.
 async fn search_is_case_insensitive_beyond_ascii(test_db: TestDb) {
     let t = TestApp::start(&test_db).await;
@@ -471,6 +488,7 @@ test_on_both_databases!(
     input_rules,
     paging_has_no_gaps_or_repeats,
     search_is_case_insensitive_beyond_ascii,
+    search_text_has_limits,
     entities_by_id_and_sku_in_one_call,
     demo_seed_runs_once,
 );

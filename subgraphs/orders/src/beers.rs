@@ -1,4 +1,5 @@
-//! The orders subgraph's client of the beers subgraph: does a sku exist, and what does it cost now?
+//! The orders subgraph's client of the beers subgraph: which beer has a sku now and what does it
+//! cost, and are the beers an order holds still in the catalog?
 
 use std::time::Duration;
 
@@ -15,21 +16,45 @@ pub struct BeersClient {
     url: String,
 }
 
+/// A beer as the catalog has it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogBeer {
+    /// The beers subgraph's id, never reused for another beer.
+    pub id: i64,
+    pub name: String,
+    pub price_cents: i64,
+}
+
+/// What an order line names its beer by: its id, or (lines from before ids were kept) its sku.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeerRef {
+    Id(i64),
+    Sku(String),
+}
+
 #[derive(Deserialize)]
-struct Response {
-    data: Option<Data>,
+struct Response<D> {
+    data: Option<D>,
     #[serde(default)]
     errors: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
-struct Data {
+struct BeerData {
     beer: Option<Beer>,
 }
 
 #[derive(Deserialize)]
 struct Beer {
+    id: String,
+    name: String,
     price: String,
+}
+
+#[derive(Deserialize)]
+struct EntitiesData {
+    #[serde(rename = "_entities")]
+    entities: Vec<Option<serde_json::Value>>,
 }
 
 impl BeersClient {
@@ -44,35 +69,90 @@ impl BeersClient {
         }
     }
 
-    /// The current price of `sku` in cents, or `None` if the catalog has no such beer.
-    pub async fn price_cents(&self, sku: &str) -> Result<Option<i64>, Error> {
-        let unavailable = |cause: String| Error::BeersUnavailable(format!("{}: {cause}", self.url));
+    fn unavailable(&self, cause: impl std::fmt::Display) -> Error {
+        Error::BeersUnavailable(format!("{}: {cause}", self.url))
+    }
+
+    /// Sends one GraphQL request; any transport failure or GraphQL error is `BeersUnavailable`.
+    async fn post<D: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<Option<D>, Error> {
         let response = self
             .http
             .post(&self.url)
-            .json(&json!({
-                "query": "query TaproomOrdersBeerPrice($sku: String!) { beer(sku: $sku) { price } }",
-                "variables": { "sku": sku },
-            }))
+            .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(|e| self.unavailable(e))?;
         if !response.status().is_success() {
-            return Err(unavailable(format!("HTTP {}", response.status())));
+            return Err(self.unavailable(format!("HTTP {}", response.status())));
         }
-        let body: Response = response
+        let body: Response<D> = response
             .json()
             .await
-            .map_err(|e| unavailable(format!("unreadable answer: {e}")))?;
+            .map_err(|e| self.unavailable(format!("unreadable answer: {e}")))?;
         if !body.errors.is_empty() {
-            return Err(unavailable(format!("errors: {:?}", body.errors)));
+            return Err(self.unavailable(format!("errors: {:?}", body.errors)));
         }
-        let Some(beer) = body.data.and_then(|d| d.beer) else {
+        Ok(body.data)
+    }
+
+    /// The beer that has `sku` now, or `None` if the catalog has no such beer.
+    pub async fn beer(&self, sku: &str) -> Result<Option<CatalogBeer>, Error> {
+        let data: Option<BeerData> = self
+            .post(
+                "query TaproomOrdersBeer($sku: String!) { beer(sku: $sku) { id name price } }",
+                json!({ "sku": sku }),
+            )
+            .await?;
+        let Some(beer) = data.and_then(|d| d.beer) else {
             return Ok(None);
         };
-        let cents = Decimal::from_text(beer.price.as_str())
+        let price_cents = Decimal::from_text(beer.price.as_str())
             .to_cents("price", MAX_PRICE_CENTS)
-            .map_err(|_| unavailable(format!("unreadable price {:?}", beer.price)))?;
-        Ok(Some(cents))
+            .map_err(|_| self.unavailable(format!("unreadable price {:?}", beer.price)))?;
+        let id = beer
+            .id
+            .parse()
+            .map_err(|_| self.unavailable(format!("unreadable beer id {:?}", beer.id)))?;
+        Ok(Some(CatalogBeer {
+            id,
+            name: beer.name,
+            price_cents,
+        }))
+    }
+
+    /// For each reference, whether the catalog still has that beer; one request for all of them.
+    pub async fn still_listed(&self, refs: &[BeerRef]) -> Result<Vec<bool>, Error> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let representations: Vec<_> = refs
+            .iter()
+            .map(|r| match r {
+                BeerRef::Id(id) => json!({ "__typename": "Beer", "id": id.to_string() }),
+                BeerRef::Sku(sku) => json!({ "__typename": "Beer", "sku": sku }),
+            })
+            .collect();
+        let data: Option<EntitiesData> = self
+            .post(
+                "query TaproomOrdersBeersListed($r: [_Any!]!) { _entities(representations: $r) { ... on Beer { id } } }",
+                json!({ "r": representations }),
+            )
+            .await?;
+        let entities = data.map(|d| d.entities).unwrap_or_default();
+        if entities.len() != refs.len() {
+            return Err(self.unavailable(format!(
+                "{} entities for {} representations",
+                entities.len(),
+                refs.len()
+            )));
+        }
+        Ok(entities
+            .iter()
+            .map(|e| e.as_ref().is_some_and(|v| !v.is_null()))
+            .collect())
     }
 }

@@ -39,10 +39,24 @@ pub struct ItemRow {
     pub sku: String,
     pub quantity: i64,
     pub unit_price_cents: i64,
+    /// The beers subgraph's id of the beer the line was ordered as (`None` for lines written before
+    /// lines kept it).
+    pub beer_id: Option<i64>,
+    /// That beer's name when the line was last changed (`None` as for `beer_id`).
+    pub name: Option<String>,
+}
+
+/// A beer as a line records it when it is added or changed.
+#[derive(Debug, Clone, Copy)]
+pub struct LineBeer<'a> {
+    pub sku: &'a str,
+    pub beer_id: i64,
+    pub name: &'a str,
+    pub unit_price_cents: i64,
 }
 
 const ORDER_COLUMNS: &str = "id, user_id, time_created, time_modified, time_closed";
-const ITEM_COLUMNS: &str = "order_id, sku, quantity, unit_price_cents";
+const ITEM_COLUMNS: &str = "order_id, sku, quantity, unit_price_cents, beer_id, name";
 
 /// The orders with these ids.
 pub async fn orders_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<OrderRow>> {
@@ -114,29 +128,28 @@ async fn touch(tx: &mut Tx, order_id: i64, now: &str) -> Result<()> {
     Ok(())
 }
 
-/// Adds `quantity` of `sku` at `unit_price_cents` to the user's open order, opening one if needed.
-/// The line's quantity must stay within 1..=[`MAX_LINE_QUANTITY`]; otherwise nothing changes.
-pub async fn add_to_order(
-    db: &Db,
-    user_id: i64,
-    sku: &str,
-    quantity: i64,
-    unit_price_cents: i64,
-) -> Result<i64> {
-    let now = time::to_db(time::now());
+/// Adds `quantity` of `beer` to the user's open order, opening one if needed; the line takes the
+/// beer's id, name and price. The line's quantity must stay within 1..=[`MAX_LINE_QUANTITY`];
+/// otherwise nothing changes.
+///
+/// Clocks are read only once the transaction holds its lock, here and in every write: a time read
+/// before waiting for a lock could date a change before the change it waited for (an order closed
+/// before it was created).
+pub async fn add_to_order(db: &Db, user_id: i64, beer: LineBeer<'_>, quantity: i64) -> Result<i64> {
     let mut tx = db.begin().await?;
     // The partial unique index lets exactly one concurrent request create the open order; the others
     // do nothing here and find it below. A checkout that closes the found order before we lock it
     // (PostgreSQL re-checks the row and returns nothing) sends us round again to open a new one.
     let mut open = None;
     for _ in 0..3 {
+        let created = time::to_db(time::now());
         tx.execute(
             sqlx::query(
                 "INSERT INTO orders (user_id, time_created) VALUES ($1, $2)
                  ON CONFLICT (user_id) WHERE time_closed IS NULL DO NOTHING",
             )
             .bind(user_id)
-            .bind(&now),
+            .bind(&created),
         )
         .await?;
         open = lock_open_order(&mut tx, db.backend(), user_id).await?;
@@ -145,22 +158,28 @@ pub async fn add_to_order(
         }
     }
     let order = open.ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))?;
+    let now = time::to_db(time::now());
     let added = tx
         .execute(
             sqlx::query(
-                "INSERT INTO order_items (order_id, sku, quantity, unit_price_cents, time_added)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO order_items
+                     (order_id, sku, quantity, unit_price_cents, time_added, beer_id, name)
+                 VALUES ($1, $2, $3, $4, $5, $7, $8)
                  ON CONFLICT (order_id, sku) DO UPDATE
                  SET quantity = order_items.quantity + excluded.quantity,
-                     unit_price_cents = excluded.unit_price_cents
+                     unit_price_cents = excluded.unit_price_cents,
+                     beer_id = excluded.beer_id,
+                     name = excluded.name
                  WHERE order_items.quantity + excluded.quantity <= $6",
             )
             .bind(order.id)
-            .bind(sku)
+            .bind(beer.sku)
             .bind(quantity)
-            .bind(unit_price_cents)
+            .bind(beer.unit_price_cents)
             .bind(&now)
-            .bind(MAX_LINE_QUANTITY),
+            .bind(MAX_LINE_QUANTITY)
+            .bind(beer.beer_id)
+            .bind(beer.name),
         )
         .await?;
     if added.rows_affected() == 0 {
@@ -177,11 +196,11 @@ pub async fn add_to_order(
 
 /// Removes the whole line of `sku` from the user's open order.
 pub async fn remove_from_order(db: &Db, user_id: i64, sku: &str) -> Result<i64> {
-    let now = time::to_db(time::now());
     let mut tx = db.begin().await?;
     let order = lock_open_order(&mut tx, db.backend(), user_id)
         .await?
         .ok_or_else(|| Error::not_found(None, "there is no open order"))?;
+    let now = time::to_db(time::now());
     let removed = tx
         .execute(
             sqlx::query("DELETE FROM order_items WHERE order_id = $1 AND sku = $2")
@@ -200,21 +219,53 @@ pub async fn remove_from_order(db: &Db, user_id: i64, sku: &str) -> Result<i64> 
     Ok(order.id)
 }
 
-/// Closes the user's open order; it must have at least one line.
-pub async fn checkout(db: &Db, user_id: i64) -> Result<i64> {
-    let now = time::to_db(time::now());
+/// The user's open order and its lines, if there is an open order.
+pub async fn open_order_lines(db: &Db, user_id: i64) -> Result<Option<(i64, Vec<ItemRow>)>> {
+    let Some(order) = open_order(db, user_id).await? else {
+        return Ok(None);
+    };
+    let lines = items_by_orders(db, &[order.id]).await?;
+    Ok(Some((order.id, lines)))
+}
+
+/// How checkout ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checkout {
+    /// The order with this id is closed.
+    Closed(i64),
+    /// The open order is no longer the one with the checked lines; nothing changed.
+    Changed,
+}
+
+/// Closes the user's open order if it is `order_id` and its lines are still exactly `checked`
+/// (compared by sku and beer): the caller checked those lines against the catalog without holding
+/// the lock. It must have at least one line.
+pub async fn checkout(
+    db: &Db,
+    user_id: i64,
+    order_id: i64,
+    checked: &[ItemRow],
+) -> Result<Checkout> {
     let mut tx = db.begin().await?;
     let order = lock_open_order(&mut tx, db.backend(), user_id)
         .await?
         .ok_or_else(|| Error::not_found(None, "there is no open order"))?;
-    let (lines,): (i64,) = tx
-        .fetch_one(
-            sqlx::query("SELECT COUNT(*) FROM order_items WHERE order_id = $1").bind(order.id),
-        )
-        .await?;
-    if lines == 0 {
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM order_items WHERE order_id = $1 ORDER BY time_added, sku"
+    );
+    let lines: Vec<ItemRow> = tx.fetch_all(sqlx::query(&sql).bind(order.id)).await?;
+    if lines.is_empty() {
         return Err(Error::invalid("order", "the open order is empty"));
     }
+    let key = |line: &ItemRow| (line.sku.clone(), line.beer_id);
+    let mut now_lines: Vec<_> = lines.iter().map(key).collect();
+    let mut then_lines: Vec<_> = checked.iter().map(key).collect();
+    now_lines.sort();
+    then_lines.sort();
+    if order.id != order_id || now_lines != then_lines {
+        return Ok(Checkout::Changed);
+    }
+    let now = time::to_db(time::now());
     tx.execute(
         sqlx::query("UPDATE orders SET time_closed = $1, time_modified = $1 WHERE id = $2")
             .bind(&now)
@@ -222,5 +273,5 @@ pub async fn checkout(db: &Db, user_id: i64) -> Result<i64> {
     )
     .await?;
     tx.commit().await?;
-    Ok(order.id)
+    Ok(Checkout::Closed(order.id))
 }

@@ -14,7 +14,7 @@ use taproom_common::{
 use taproom_orders::{beers::BeersClient, db, AppState};
 use tokio::net::TcpListener;
 
-const ORDER_FIELDS: &str = "id isOpen total itemCount timeCreated timeModified timeClosed owner { id } items { sku quantity unitPrice lineTotal beer { sku } }";
+const ORDER_FIELDS: &str = "id isOpen total itemCount timeCreated timeModified timeClosed owner { id } items { sku name quantity unitPrice lineTotal beer { id } }";
 
 struct TestApp {
     app: Router,
@@ -77,6 +77,20 @@ impl TestApp {
 
     async fn gql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
         graphql(&self.app, query, variables, token).await
+    }
+
+    /// Runs `query` on the beers subgraph as an admin (the catalog's side of a scenario).
+    async fn catalog(&self, query: &str) -> Value {
+        reqwest::Client::new()
+            .post(&self.beers)
+            .bearer_auth("admin")
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("beers answers")
+            .json()
+            .await
+            .expect("json")
     }
 
     async fn add(&self, sku: &str, quantity: i64, token: &str) -> Value {
@@ -171,7 +185,8 @@ async fn orders_scenario(test_db: TestDb) {
     assert_eq!(order["isOpen"], json!(true));
     assert_eq!(order["owner"], json!({ "id": "2" }));
     assert_eq!(quantities(order), [("123456".into(), 2)]);
-    assert_eq!(order["items"][0]["beer"], json!({ "sku": "123456" }));
+    assert_eq!(order["items"][0]["name"], json!("Бургаско"));
+    assert!(order["items"][0]["beer"]["id"].is_string(), "{order}");
     let id = order["id"].clone();
 
     let more = t.add("123456", 2, "customer").await;
@@ -344,18 +359,13 @@ async fn lines_keep_the_price_of_their_last_change(test_db: TestDb) {
     let t = TestApp::start(&test_db).await;
     t.add("123456", 1, "customer").await;
     let set_price = |price: &'static str| {
-        let beers = t.beers.clone();
+        let t = &t;
         async move {
-            let response: Value = reqwest::Client::new()
-                .post(beers)
-                .bearer_auth("admin")
-                .json(&json!({ "query": format!(r#"mutation {{ updateBeer(sku: "123456", input: {{ price: "{price}" }}) {{ price }} }}"#) }))
-                .send()
-                .await
-                .expect("beers answers")
-                .json()
-                .await
-                .expect("json");
+            let response = t
+                .catalog(&format!(
+                    r#"mutation {{ updateBeer(sku: "123456", input: {{ price: "{price}" }}) {{ price }} }}"#
+                ))
+                .await;
             assert_eq!(response["data"]["updateBeer"]["price"], json!(price));
         }
     };
@@ -369,6 +379,134 @@ async fn lines_keep_the_price_of_their_last_change(test_db: TestDb) {
     let line = &data(&changed)["addToOrder"]["items"][0];
     assert_eq!(line["unitPrice"], json!("9.99"));
     assert_eq!(line["lineTotal"], json!("19.98"));
+}
+
+/// The report: a line of a beer the admin then deleted was checked out with `beer: null`, and once
+/// a new beer took its sku the closed order showed that beer at its price. Now checkout refuses
+/// while the open order holds a beer that left the catalog, naming the sku, and a closed order keeps
+/// the name and price it was bought at, its beer never becoming a later one with the same sku.
+async fn history_keeps_what_was_bought(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let create = |name: &str, price: &str| {
+        format!(
+            r#"mutation {{ createBeer(input: {{ sku: "TMP-x", name: "{name}", price: "{price}" }}) {{ id }} }}"#
+        )
+    };
+    let delete = r#"mutation { deleteBeer(sku: "TMP-x") }"#;
+    let first_id =
+        t.catalog(&create("Temporary Lager", "5.00")).await["data"]["createBeer"]["id"].clone();
+    t.add("TMP-x", 2, "customer").await;
+    let closed = t.checkout("customer").await;
+    let closed_id = data(&closed)["checkout"]["id"].clone();
+
+    assert_eq!(t.catalog(delete).await["data"]["deleteBeer"], json!(true));
+    let second_id =
+        t.catalog(&create("Pricey Lager", "99.00")).await["data"]["createBeer"]["id"].clone();
+    assert_ne!(first_id, second_id);
+    let history = t.my_orders("customer").await;
+    let line = &history
+        .iter()
+        .find(|order| order["id"] == closed_id)
+        .expect("the closed order")["items"][0];
+    assert_eq!(line["name"], json!("Temporary Lager"));
+    assert_eq!(line["unitPrice"], json!("5.00"));
+    assert_eq!(line["lineTotal"], json!("10.00"));
+    assert_eq!(
+        line["beer"],
+        json!({ "id": first_id }),
+        "the beer it was bought as"
+    );
+
+    // A line whose beer left the catalog holds checkout back, even once its sku is taken again.
+    t.add("TMP-x", 1, "customer").await;
+    t.add("123456", 1, "customer").await;
+    assert_eq!(t.catalog(delete).await["data"]["deleteBeer"], json!(true));
+    let refused = t.checkout("customer").await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
+    let message = refused["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("TMP-x") && !message.contains("123456"),
+        "{message}"
+    );
+    t.catalog(&create("Third Lager", "1.00")).await;
+    let still = t.checkout("customer").await;
+    assert_eq!(
+        error_code(&still),
+        "BAD_USER_INPUT",
+        "the line is of the deleted beer"
+    );
+    assert_eq!(
+        t.current("customer").await["isOpen"],
+        json!(true),
+        "nothing changed"
+    );
+    t.remove("TMP-x", "customer").await;
+    let done = t.checkout("customer").await;
+    assert_eq!(data(&done)["checkout"]["isOpen"], json!(false));
+}
+
+/// Concurrent adds and checkouts of one customer, straight on the database from several threads:
+/// every order is closed no earlier than it was created and last changed (the clock is read once
+/// the transaction holds its lock; it was read before, and an order could close before it opened).
+async fn timestamps_follow_the_order_of_changes(test_db: TestDb) {
+    let db = test_db.connect().await;
+    db.migrate(&db::migrations()).await.expect("migrates");
+    let beer = db::LineBeer {
+        sku: "123456",
+        beer_id: 1,
+        name: "Бургаско",
+        unit_price_cents: 119,
+    };
+    let changes: Vec<_> = (0..300)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                if i % 3 == 2 {
+                    if let Some((order_id, lines)) =
+                        db::open_order_lines(&db, 7).await.expect("reads")
+                    {
+                        db::checkout(&db, 7, order_id, &lines).await.ok();
+                    }
+                } else {
+                    db::add_to_order(&db, 7, beer, 1).await.ok();
+                }
+            })
+        })
+        .collect();
+    for change in changes {
+        change.await.expect("no panic");
+    }
+    let orders = db::orders_by_users(&db, &[7]).await.expect("reads");
+    assert!(
+        orders.len() > 1,
+        "some checkouts succeeded: {}",
+        orders.len()
+    );
+    // Stored times are fixed-width and sort as text.
+    for order in &orders {
+        let modified = order.time_modified.as_ref().unwrap_or(&order.time_created);
+        assert!(modified >= &order.time_created, "{order:?}");
+        if let Some(closed) = &order.time_closed {
+            assert!(
+                closed >= &order.time_created && closed >= modified,
+                "{order:?}"
+            );
+        }
+    }
+}
+
+mod timestamps_follow_the_order_of_changes {
+    use taproom_common::testing::TestDb;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        super::timestamps_follow_the_order_of_changes(TestDb::sqlite().await).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        super::timestamps_follow_the_order_of_changes(TestDb::postgres().await).await
+    }
 }
 
 /// Lists and entity batches cost one statement per loader, whatever the number of orders.
@@ -523,6 +661,7 @@ test_on_both_databases!(
     line_quantity_cap,
     beers_unreachable_changes_nothing,
     lines_keep_the_price_of_their_last_change,
+    history_keeps_what_was_bought,
     batches_cost_one_statement_each,
     user_orders_are_private,
 );

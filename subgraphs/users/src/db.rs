@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use taproom_common::{
     auth::Caller,
-    db::{is_unique_violation, placeholders, Db, Migrations},
+    db::{is_unique_violation, placeholders, Db, Migrations, Statement},
     time,
 };
 
@@ -59,25 +59,51 @@ fn conflict(error: sqlx::Error) -> Error {
 
 /// Inserts an account; CONFLICT if the username or email is taken in any case.
 pub async fn insert_user(db: &Db, user: &NewUser<'_>) -> Result<UserRow> {
-    let now = time::to_db(time::now());
-    let sql = format!(
+    let sql = insert_user_sql();
+    db.fetch_one(bind_new_user(sqlx::query(&sql), user))
+        .await
+        .map_err(conflict)
+}
+
+fn insert_user_sql() -> String {
+    format!(
         "INSERT INTO users (username, username_key, email, email_key, password_hash, first_name, last_name, is_admin, time_registered)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {USER_COLUMNS}"
-    );
-    db.fetch_one(
-        sqlx::query(&sql)
-            .bind(user.username)
-            .bind(crate::validate::username_key(user.username))
-            .bind(user.email)
-            .bind(crate::validate::email_key(user.email))
-            .bind(user.password_hash)
-            .bind(user.first_name)
-            .bind(user.last_name)
-            .bind(user.is_admin)
-            .bind(now),
     )
-    .await
-    .map_err(conflict)
+}
+
+fn bind_new_user<'q>(query: Statement<'q>, user: &NewUser<'q>) -> Statement<'q> {
+    query
+        .bind(user.username)
+        .bind(crate::validate::username_key(user.username))
+        .bind(user.email)
+        .bind(crate::validate::email_key(user.email))
+        .bind(user.password_hash)
+        .bind(user.first_name)
+        .bind(user.last_name)
+        .bind(user.is_admin)
+        .bind(time::to_db(time::now()))
+}
+
+/// Creates `users` if there are no accounts at all, all or none (one transaction: an interrupted
+/// first start leaves no accounts, and the next start creates them); whether it did.
+pub async fn insert_into_empty(db: &Db, users: &[NewUser<'_>]) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let (count,): (i64,) = tx
+        .fetch_one(sqlx::query("SELECT COUNT(*) FROM users"))
+        .await?;
+    if count > 0 {
+        return Ok(false);
+    }
+    let sql = insert_user_sql();
+    for user in users {
+        let _: UserRow = tx
+            .fetch_one(bind_new_user(sqlx::query(&sql), user))
+            .await
+            .map_err(conflict)?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// The accounts with these ids, in no particular order; unknown ids are simply absent.

@@ -32,25 +32,26 @@ pub const DEMO_ACCOUNTS: [DemoAccount; 2] = [
     },
 ];
 
-/// Creates the demo accounts if there are no accounts at all; whether it did.
+/// Creates the demo accounts if there are no accounts at all, in one transaction; whether it did.
 pub async fn seed(db: &Db) -> Result<bool> {
     if db::count_users(db).await? > 0 {
         return Ok(false);
     }
+    let mut hashes = Vec::new();
     for account in &DEMO_ACCOUNTS {
-        let password_hash = hash_password(account.password.to_owned()).await?;
-        db::insert_user(
-            db,
-            &NewUser {
-                username: account.username,
-                email: account.email,
-                password_hash: &password_hash,
-                first_name: None,
-                last_name: None,
-                is_admin: account.is_admin,
-            },
-        )
-        .await?;
+        hashes.push(hash_password(account.password.to_owned()).await?);
     }
-    Ok(true)
+    let users: Vec<NewUser> = DEMO_ACCOUNTS
+        .iter()
+        .zip(&hashes)
+        .map(|(account, password_hash)| NewUser {
+            username: account.username,
+            email: account.email,
+            password_hash,
+            first_name: None,
+            last_name: None,
+            is_admin: account.is_admin,
+        })
+        .collect();
+    db::insert_into_empty(db, &users).await
 }

@@ -254,6 +254,36 @@ async fn email_and_admin_flag_are_private(test_db: TestDb) {
     assert_eq!(data(&not_a_number)["user"], Value::Null);
 }
 
+/// Real names are for the user themself and admins: ids are sequential, so anyone could list them.
+async fn names_are_private(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let (admin_token, _) = t.register("admin2").await;
+    assert!(db::promote_to_admin(&t.db, "admin2")
+        .await
+        .expect("promotes"));
+    let (gina_token, gina_id) = t.register("gina").await;
+    let (other_token, _) = t.register("hugo").await;
+    t.gql(
+        "mutation { updateProfile(input: { firstName: \"Gina\", lastName: \"Lollo\" }) { id } }",
+        json!({}),
+        Some(&gina_token),
+    )
+    .await;
+
+    let query = "query($id: ID!) { user(id: $id) { username firstName lastName } }";
+    let named = json!({ "username": "gina", "firstName": "Gina", "lastName": "Lollo" });
+    let hidden = json!({ "username": "gina", "firstName": null, "lastName": null });
+    for (token, expected) in [
+        (Some(gina_token.as_str()), &named),
+        (Some(admin_token.as_str()), &named),
+        (Some(other_token.as_str()), &hidden),
+        (None, &hidden),
+    ] {
+        let response = t.gql(query, json!({ "id": gina_id }), token).await;
+        assert_eq!(&data(&response)["user"], expected, "token {token:?}");
+    }
+}
+
 /// Only the given profile fields change; null clears a name; email cannot be removed.
 async fn profile_updates_change_only_given_fields(test_db: TestDb) {
     let t = TestApp::start(&test_db).await;
@@ -599,6 +629,7 @@ test_on_both_databases!(
     registration_rules,
     unique_values_conflict_in_any_case,
     email_and_admin_flag_are_private,
+    names_are_private,
     profile_updates_change_only_given_fields,
     password_change_revokes_other_tokens,
     account_deletion,

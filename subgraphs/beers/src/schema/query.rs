@@ -8,7 +8,7 @@ use crate::{
     error::Error,
     loader::{BeerByIdLoader, BeerBySkuLoader},
     schema::{beer::decode_cursor, Beer, BeerConnection},
-    AppState,
+    validate, AppState,
 };
 
 /// The largest page.
@@ -45,6 +45,9 @@ impl Query {
             );
         }
         let after = after.as_deref().map(decode_cursor).transpose()?;
+        if let Some(search) = &search {
+            validate::search(search)?;
+        }
         let search = search.filter(|s| !s.is_empty());
         let state = ctx.data_unchecked::<AppState>();
         let mut rows = db::page(

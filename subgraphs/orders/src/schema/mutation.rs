@@ -4,11 +4,15 @@ use async_graphql::{Context, Object, Result};
 use taproom_common::auth;
 
 use crate::{
-    db::{self, MAX_LINE_QUANTITY},
+    beers::BeerRef,
+    db::{self, Checkout, LineBeer, MAX_LINE_QUANTITY},
     error::Error,
     schema::Order,
     AppState,
 };
+
+/// How often checkout checks the lines again when they change while it checks them.
+const CHECKOUT_ATTEMPTS: usize = 3;
 
 /// The orders subgraph's root mutation type.
 pub struct Mutation;
@@ -35,13 +39,19 @@ impl Mutation {
             .into());
         }
         let state = ctx.data_unchecked::<AppState>();
-        let price = state
+        let beer = state
             .beers
-            .price_cents(&sku)
+            .beer(&sku)
             .await?
             .ok_or_else(|| Error::not_found(Some("sku"), format!("no beer has sku {sku:?}")))?;
+        let line = LineBeer {
+            sku: &sku,
+            beer_id: beer.id,
+            name: &beer.name,
+            unit_price_cents: beer.price_cents,
+        };
         let order_id =
-            db::add_to_order(&state.db, caller.user_id, &sku, i64::from(quantity), price).await?;
+            db::add_to_order(&state.db, caller.user_id, line, i64::from(quantity)).await?;
         reload(state, order_id).await
     }
 
@@ -53,12 +63,55 @@ impl Mutation {
         reload(state, order_id).await
     }
 
-    /// Close the caller's open order. BAD_USER_INPUT if it is empty; NOT_FOUND if there is no open order. (orders)
+    /// Close the caller's open order. BAD_USER_INPUT if it is empty or holds beers that have left the catalog (the message names their skus); NOT_FOUND if there is no open order. (orders)
     async fn checkout(&self, ctx: &Context<'_>) -> Result<Order> {
         let caller = auth::require_caller(ctx).await?;
         let state = ctx.data_unchecked::<AppState>();
-        let order_id = db::checkout(&state.db, caller.user_id).await?;
-        tracing::info!(order_id, user_id = caller.user_id, "order checked out");
-        reload(state, order_id).await
+        // The lines are checked against the catalog without holding the order's lock (a request to
+        // another service); checkout then closes the order only if its lines are still the ones
+        // checked, and otherwise checks again.
+        for _ in 0..CHECKOUT_ATTEMPTS {
+            let (order_id, lines) = db::open_order_lines(&state.db, caller.user_id)
+                .await?
+                .ok_or_else(|| Error::not_found(None, "there is no open order"))?;
+            if lines.is_empty() {
+                return Err(Error::invalid("order", "the open order is empty").into());
+            }
+            let refs: Vec<BeerRef> = lines
+                .iter()
+                .map(|line| match line.beer_id {
+                    Some(id) => BeerRef::Id(id),
+                    None => BeerRef::Sku(line.sku.clone()),
+                })
+                .collect();
+            let listed = state.beers.still_listed(&refs).await?;
+            let gone: Vec<&str> = lines
+                .iter()
+                .zip(&listed)
+                .filter(|(_, listed)| !**listed)
+                .map(|(line, _)| line.sku.as_str())
+                .collect();
+            if !gone.is_empty() {
+                return Err(Error::invalid(
+                    "order",
+                    format!(
+                        "these beers have left the catalog; remove them before checking out: {}",
+                        gone.join(", ")
+                    ),
+                )
+                .into());
+            }
+            if let Checkout::Closed(order_id) =
+                db::checkout(&state.db, caller.user_id, order_id, &lines).await?
+            {
+                tracing::info!(order_id, user_id = caller.user_id, "order checked out");
+                return reload(state, order_id).await;
+            }
+        }
+        Err(Error::invalid(
+            "order",
+            "the open order kept changing during checkout; try again",
+        )
+        .into())
     }
 }

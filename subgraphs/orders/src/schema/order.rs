@@ -147,15 +147,20 @@ pub struct OrderItem(pub ItemRow);
 /// One line of an order. (orders)
 #[Object]
 impl OrderItem {
-    /// The beer, resolved by the beers subgraph by sku; null if it has since left the catalog.
+    /// The beer this line was ordered as, resolved by the beers subgraph; null if that beer has since left the catalog, never another beer that later took its sku.
     async fn beer(&self) -> Option<Beer> {
-        Some(Beer {
-            sku: self.0.sku.clone(),
+        self.0.beer_id.map(|id| Beer {
+            id: ID(id.to_string()),
         })
     }
 
     async fn sku(&self) -> &str {
         &self.0.sku
+    }
+
+    /// The beer's name when the line was last changed; what was bought, even after the beer leaves the catalog.
+    async fn name(&self) -> &str {
+        self.0.name.as_deref().unwrap_or(&self.0.sku)
     }
 
     /// 1 to 1000 per line.
@@ -173,11 +178,12 @@ impl OrderItem {
     }
 }
 
-/// A reference to a beer of the beers subgraph, by its sku key; this subgraph cannot resolve it.
+/// A reference to a beer of the beers subgraph, by its id key (ids are never reused, skus may be);
+/// this subgraph cannot resolve it.
 #[derive(SimpleObject)]
-#[graphql(unresolvable = "sku")]
+#[graphql(unresolvable = "id")]
 pub struct Beer {
-    sku: String,
+    id: ID,
 }
 
 /// The users subgraph's `User`, extended here with its orders.

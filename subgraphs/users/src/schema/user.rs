@@ -1,4 +1,4 @@
-//! The `User` entity. Private fields are shown to the user themself only.
+//! The `User` entity. Private fields are shown to the user themself only (names also to admins).
 
 use async_graphql::{Context, Object, Result, ID};
 use taproom_common::{auth, time::Timestamp};
@@ -39,6 +39,16 @@ impl User {
             .await?
             .is_some_and(|caller| caller.user_id == self.row.id))
     }
+
+    /// Whether the caller may see the account's real name: the user themself or an admin.
+    async fn may_see_names(&self, ctx: &Context<'_>) -> Result<bool> {
+        if self.viewer_is_self {
+            return Ok(true);
+        }
+        Ok(auth::caller(ctx)
+            .await?
+            .is_some_and(|caller| caller.user_id == self.row.id || caller.is_admin))
+    }
 }
 
 /// A customer. (users owns it; key: id)
@@ -57,12 +67,22 @@ impl User {
         Ok(self.is_self(ctx).await?.then_some(self.row.email.as_str()))
     }
 
-    async fn first_name(&self) -> Option<&str> {
-        self.row.first_name.as_deref()
+    /// Only the user themself and admins see it; null for anyone else.
+    async fn first_name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(self
+            .may_see_names(ctx)
+            .await?
+            .then_some(self.row.first_name.as_deref())
+            .flatten())
     }
 
-    async fn last_name(&self) -> Option<&str> {
-        self.row.last_name.as_deref()
+    /// Only the user themself and admins see it; null for anyone else.
+    async fn last_name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok(self
+            .may_see_names(ctx)
+            .await?
+            .then_some(self.row.last_name.as_deref())
+            .flatten())
     }
 
     /// Only the user themself sees it; false for anyone else.
