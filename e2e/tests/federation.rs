@@ -613,3 +613,35 @@ async fn a_field_selected_twice_merges_both_selections() {
         &json!({ "currentOrder": { "items": [{ "sku": "123458", "quantity": 2, "beer": { "name": "Tuborg" } }] } })
     );
 }
+
+/// The report: after `logout` or `changePassword`, the old token still placed `addToOrder` for up to
+/// 5 s (the orders subgraph had it cached from a read). Writes now ask the issuer every time.
+#[tokio::test]
+async fn a_revoked_token_writes_nothing_anywhere_at_once() {
+    let f = Federation::start().await;
+    let add_query = r#"mutation { addToOrder(sku: "123456", quantity: 1) { itemCount } }"#;
+    for revoke in [
+        "mutation { logout }",
+        r#"mutation { changePassword(currentPassword: "Secret123", newPassword: "Secret1234") { token } }"#,
+    ] {
+        let username = if revoke.contains("logout") {
+            "rita"
+        } else {
+            "sam"
+        };
+        let (token, _) = f.register(username).await;
+        // A read and a write with the token, so the orders subgraph has it cached.
+        data(
+            &f.gql("{ currentOrder { id } }", json!({}), Some(&token))
+                .await,
+        );
+        data(&f.gql(add_query, json!({}), Some(&token)).await);
+        data(&f.gql(revoke, json!({}), Some(&token)).await);
+        let refused = f.gql(add_query, json!({}), Some(&token)).await;
+        assert_eq!(
+            code(&refused),
+            "UNAUTHENTICATED",
+            "after {revoke}: {refused}"
+        );
+    }
+}

@@ -7,7 +7,8 @@
 //! - the beers and orders subgraphs use [`RemoteAuthenticator`], which asks the users subgraph's
 //!   `POST /auth/introspect` endpoint with the same `Authorization` header and caches the answer, keyed
 //!   by the token's SHA-256, for at most [`MAX_CACHE_TTL`]. That bound is how long a revoked token can
-//!   keep working in another subgraph.
+//!   keep working for reads in another subgraph; mutations always ask the issuer
+//!   ([`Freshness::Now`]), so no write anywhere accepts a revoked token.
 //!
 //! Identity never comes from a header a client could set: only the token is trusted, and only after
 //! its issuer confirms it. Verification is lazy and happens at most once per request, so operations
@@ -15,7 +16,7 @@
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use async_graphql::Context;
+use async_graphql::{parser::types::OperationType, Context};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
@@ -43,10 +44,23 @@ pub struct Unavailable(pub String);
 /// A boxed future, so [`Authenticator`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// How fresh a verification must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// A cached answer up to [`MAX_CACHE_TTL`] old will do (reads).
+    Cached,
+    /// Ask the issuer now (writes: a revoked token must not change anything, not even for 5 s).
+    Now,
+}
+
 /// Turns a bearer token into a caller.
 pub trait Authenticator: Send + Sync + 'static {
     /// `Ok(Some(caller))` for a valid token; `Ok(None)` for an unknown, expired or revoked one.
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>>;
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+        freshness: Freshness,
+    ) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>>;
 }
 
 /// What the request's `Authorization` header held.
@@ -128,7 +142,14 @@ pub async fn caller(ctx: &Context<'_>) -> async_graphql::Result<Option<Caller>> 
                     let authenticator = ctx
                         .data_opt::<Arc<dyn Authenticator>>()
                         .expect("every schema is built with an Authenticator");
-                    match authenticator.verify(token).await {
+                    // A mutation is verified with the issuer itself, so revocation is immediate for
+                    // every write in every subgraph; queries may use the short cache.
+                    let freshness = if ctx.query_env.operation.node.ty == OperationType::Mutation {
+                        Freshness::Now
+                    } else {
+                        Freshness::Cached
+                    };
+                    match authenticator.verify(token, freshness).await {
                         Ok(Some(caller)) => Ok(Some(caller)),
                         Ok(None) => Err(ErrorCode::Unauthenticated),
                         Err(error) => {
@@ -269,9 +290,20 @@ impl RemoteAuthenticator {
 }
 
 impl Authenticator for RemoteAuthenticator {
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>> {
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+        freshness: Freshness,
+    ) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>> {
         Box::pin(async move {
             let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            if freshness == Freshness::Now {
+                let answer = self.introspect(token).await?;
+                // The fresh answer also serves later reads (a revoked token stops working for
+                // them at once too).
+                self.cache.insert(key, answer).await;
+                return Ok(answer);
+            }
             // Failures are not cached: only the issuer's answer is.
             self.cache
                 .try_get_with(key, self.introspect(token))

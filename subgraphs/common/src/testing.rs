@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::{
-    auth::{Authenticator, BoxFuture, Caller, Unavailable},
+    auth::{Authenticator, BoxFuture, Caller, Freshness, Unavailable},
     db::Db,
 };
 
@@ -198,7 +198,11 @@ pub fn data(response: &Value) -> &Value {
 pub struct StaticAuthenticator;
 
 impl Authenticator for StaticAuthenticator {
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>> {
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+        _freshness: Freshness,
+    ) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>> {
         let caller = match token {
             "admin" => Some(Caller {
                 user_id: 1,

@@ -30,7 +30,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use taproom_common::{
-    auth::{Authenticator, BoxFuture, Caller, Credentials, Introspection, Unavailable},
+    auth::{Authenticator, BoxFuture, Caller, Credentials, Freshness, Introspection, Unavailable},
     db::Db,
     http::{graphql_app, Limits},
     service,
@@ -67,7 +67,11 @@ pub struct LocalAuthenticator {
 }
 
 impl Authenticator for LocalAuthenticator {
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>> {
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+        _freshness: Freshness,
+    ) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>> {
         Box::pin(async move {
             db::caller_by_token(&self.db, &self.keys.hash(token))
                 .await
@@ -100,7 +104,7 @@ async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Respon
         db: state.db,
         keys: state.keys,
     };
-    match authenticator.verify(&token).await {
+    match authenticator.verify(&token, Freshness::Now).await {
         Ok(caller) => Json(Introspection {
             active: caller.is_some(),
             caller,

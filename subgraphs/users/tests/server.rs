@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::Command, time::Duration};
 
 use serde_json::{json, Value};
 use taproom_common::{
-    auth::{Authenticator, Caller, RemoteAuthenticator},
+    auth::{Authenticator, Caller, Freshness, RemoteAuthenticator},
     test_on_both_databases,
     testing::TestDb,
 };
@@ -95,25 +95,62 @@ async fn revocation_reaches_other_subgraphs_within_the_cache_ttl(test_db: TestDb
         user_id: id,
         is_admin: false,
     });
-    assert_eq!(remote.verify(&token).await.expect("verifies"), expected);
-    assert_eq!(remote.verify("tpr_forged").await.expect("verifies"), None);
+    assert_eq!(
+        remote
+            .verify(&token, Freshness::Cached)
+            .await
+            .expect("verifies"),
+        expected
+    );
+    assert_eq!(
+        remote
+            .verify("tpr_forged", Freshness::Cached)
+            .await
+            .expect("verifies"),
+        None
+    );
 
     let logout = server.gql("mutation { logout }", Some(&token)).await;
     assert_eq!(logout["data"]["logout"], json!(true));
+    assert_eq!(
+        remote
+            .verify(&token, Freshness::Now)
+            .await
+            .expect("verifies"),
+        None,
+        "a write's verification asks the issuer, whatever is cached"
+    );
+    assert_eq!(
+        remote
+            .verify(&token, Freshness::Cached)
+            .await
+            .expect("verifies"),
+        None,
+        "and its answer replaces the cached one"
+    );
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
     assert_eq!(
-        remote.verify(&token).await.expect("verifies"),
+        remote
+            .verify(&token, Freshness::Cached)
+            .await
+            .expect("verifies"),
         None,
         "revoked after the TTL"
     );
 
     let uncached =
         RemoteAuthenticator::new(format!("{}/auth/introspect", server.base), Duration::ZERO);
-    assert_eq!(uncached.verify(&token).await.expect("verifies"), None);
+    assert_eq!(
+        uncached
+            .verify(&token, Freshness::Cached)
+            .await
+            .expect("verifies"),
+        None
+    );
 
     server.stop().await;
     assert!(
-        uncached.verify(&token).await.is_err(),
+        uncached.verify(&token, Freshness::Cached).await.is_err(),
         "an unreachable issuer is an error"
     );
 }
