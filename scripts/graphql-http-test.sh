@@ -4,6 +4,7 @@
 # endpoints. With no arguments it builds and starts the local stack on free ports and audits the
 # router and the three subgraphs; or name running endpoints yourself:
 #   bash scripts/graphql-http-test.sh router=http://127.0.0.1:4000/graphql users=http://127.0.0.1:5001/graphql
+# (with SUBGRAPH_SECRET set to the secret the subgraphs were started with, if any)
 # Exits non-zero if any audit (MUST, SHOULD or MAY) fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,10 @@ if [ "$#" -gt 0 ]; then
   exec node tests/graphql-http/audit.mjs "$@"
 fi
 cargo build --locked --bin taproom
+# The stack's subgraphs answer only callers presenting its subgraph secret: choose it, so the audit
+# can present it too.
+export TAPROOM_SUBGRAPH_SECRET="audit-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export SUBGRAPH_SECRET="$TAPROOM_SUBGRAPH_SECRET"
 source scripts/stack.sh
 trap stack_stop EXIT
 stack_start

@@ -77,4 +77,8 @@ pub struct StackArgs {
     /// taproom_orders are created on it if missing.
     #[arg(long, env = "TAPROOM_POSTGRES_URL")]
     pub postgres_url: Option<String>,
+    /// The secret the router presents to the subgraphs (at least 32 characters), so they answer only
+    /// it. A new random one each run if unset; set it to call a subgraph yourself.
+    #[arg(long, env = "TAPROOM_SUBGRAPH_SECRET", hide_env_values = true)]
+    pub subgraph_secret: Option<String>,
 }

@@ -101,6 +101,15 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     let orders_url = format!("http://{host}:{}/graphql", args.orders_port);
     let auth_url = format!("http://{host}:{}/auth/introspect", args.users_port);
 
+    // The router → subgraph secret, new for every run: the subgraphs answer only the router (and
+    // each other), whatever else can reach their ports.
+    let subgraph_secret = match &args.subgraph_secret {
+        Some(secret) if secret.len() < 32 => {
+            bail!("--subgraph-secret must be at least 32 characters")
+        }
+        Some(secret) => secret.clone(),
+        None => random_secret(),
+    };
     let plan: Vec<Launch> = [
         Launch {
             name: "users",
@@ -110,6 +119,7 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
                 ("DATABASE_URL", urls[0].clone()),
                 ("LISTEN", format!("{host}:{}", args.users_port)),
                 ("SECRET_KEY", secret.clone()),
+                ("SUBGRAPH_SECRET", subgraph_secret.clone()),
             ],
         },
         Launch {
@@ -120,6 +130,7 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
                 ("DATABASE_URL", urls[1].clone()),
                 ("LISTEN", format!("{host}:{}", args.beers_port)),
                 ("AUTH_URL", auth_url.clone()),
+                ("SUBGRAPH_SECRET", subgraph_secret.clone()),
             ],
         },
         Launch {
@@ -131,6 +142,7 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
                 ("LISTEN", format!("{host}:{}", args.orders_port)),
                 ("AUTH_URL", auth_url.clone()),
                 ("BEERS_URL", beers_url.clone()),
+                ("SUBGRAPH_SECRET", subgraph_secret.clone()),
             ],
         },
         Launch {
@@ -142,7 +154,10 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
                 "--subgraph".into(),
                 format!("users={users_url},beers={beers_url},orders={orders_url}"),
             ],
-            env: vec![("LISTEN", format!("{host}:{}", args.router_port))],
+            env: vec![
+                ("LISTEN", format!("{host}:{}", args.router_port)),
+                ("SUBGRAPH_SECRET", subgraph_secret.clone()),
+            ],
         },
     ]
     .into();
@@ -175,6 +190,7 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
                 "BEERS_URL",
                 "SUPERGRAPH",
                 "SUBGRAPHS",
+                "SUBGRAPH_SECRET",
             ] {
                 if !command.as_std().get_envs().any(|(k, _)| k == key) {
                     command.env_remove(key);
@@ -305,7 +321,6 @@ async fn stop(children: &[Child], exited: &mut Exits) {
 
 /// The secret key tokens are hashed with, generated on first start and kept in the data folder.
 fn secret_key(data_dir: &Path) -> anyhow::Result<String> {
-    use rand::Rng;
     let path = data_dir.join("secret_key");
     if let Ok(key) = std::fs::read_to_string(&path) {
         let key = key.trim().to_owned();
@@ -317,17 +332,23 @@ fn secret_key(data_dir: &Path) -> anyhow::Result<String> {
             path.display()
         );
     }
-    let key: String = rand::thread_rng()
-        .sample_iter(rand::distributions::Alphanumeric)
-        .take(48)
-        .map(char::from)
-        .collect();
+    let key = random_secret();
     std::fs::write(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ok();
     }
     Ok(key)
+}
+
+/// 48 random letters and digits (about 285 bits).
+fn random_secret() -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect()
 }
 
 /// The three subgraphs' database URLs: SQLite files in the data folder, or PostgreSQL databases.

@@ -189,6 +189,25 @@ fn runs_the_federation_stops_cleanly_and_keeps_data_between_runs() {
             .expect("curl runs");
         assert!(health.success(), "health on {port}");
     }
+    // The subgraphs answer only the router (the stack gives them a shared secret).
+    for port in [ports.users, ports.beers, ports.orders] {
+        let status = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("http://127.0.0.1:{port}/graphql"))
+            .args([
+                "-H",
+                "content-type: application/json",
+                "-d",
+                r#"{"query":"{ __typename }"}"#,
+            ])
+            .output()
+            .expect("curl runs");
+        assert_eq!(
+            String::from_utf8_lossy(&status.stdout),
+            "403",
+            "port {port}"
+        );
+    }
     let token = login(ports.router);
     let added = gql(
         ports.router,

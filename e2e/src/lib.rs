@@ -8,8 +8,13 @@ pub mod fixture;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
+use axum::http::HeaderValue;
 use serde_json::{json, Value};
-use taproom_common::{auth::RemoteAuthArgs, testing::TestDb};
+use taproom_common::{
+    auth::RemoteAuthArgs,
+    testing::TestDb,
+    trust::{SecretArgs, SubgraphSecret, SECRET_HEADER},
+};
 use taproom_router::{
     compose::SubgraphSdl, fetch::SubgraphClient, http::routes, plan::OperationLimits,
     supergraph::Supergraph, Router,
@@ -18,6 +23,8 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// The secret key the test users subgraph hashes tokens with.
 pub const SECRET: &str = "e2e-secret-key-that-is-long-enough-0123456";
+/// The secret the router and the subgraphs share (`SUBGRAPH_SECRET`), on as in the local stack.
+pub const SUBGRAPH_SECRET: &str = "e2e-subgraph-secret-that-is-long-enough-0123";
 /// The password of every test account.
 pub const PASSWORD: &str = "Secret123";
 
@@ -51,9 +58,12 @@ impl Service {
         Service::spawn(
             TcpListener::bind("127.0.0.1:0").await.expect("binds"),
             |listener, rx| async move {
-                axum::serve(listener, routes)
-                    .with_graceful_shutdown(stopped(rx))
-                    .await?;
+                axum::serve(
+                    listener,
+                    routes.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(stopped(rx))
+                .await?;
                 Ok(())
             },
         )
@@ -344,7 +354,9 @@ impl TestRouter {
         let state = Arc::new(
             Router::new(
                 supergraph,
-                SubgraphClient::new(self.timeout).dedupe(self.dedupe),
+                SubgraphClient::new(self.timeout)
+                    .dedupe(self.dedupe)
+                    .presenting(Some(HeaderValue::from_static(SUBGRAPH_SECRET))),
                 self.limits,
             )
             .merging(self.merging.0, self.merging.1),
@@ -374,6 +386,12 @@ impl RunningRouter {
     }
 }
 
+fn secret_args() -> SecretArgs {
+    SecretArgs {
+        subgraph_secret: Some(SubgraphSecret::new(SUBGRAPH_SECRET).expect("long enough")),
+    }
+}
+
 async fn start_users(db: &TestDb, listener: TcpListener) -> Service {
     let args = taproom_users::config::ServeArgs {
         db: taproom_users::config::DbArgs {
@@ -383,6 +401,7 @@ async fn start_users(db: &TestDb, listener: TcpListener) -> Service {
         secret_key: Some(SECRET.into()),
         token_ttl_hours: 1,
         max_body_bytes: 1024 * 1024,
+        trust: secret_args(),
     };
     Service::spawn(listener, |listener, rx| {
         taproom_users::serve(args, listener, stopped(rx))
@@ -400,6 +419,7 @@ async fn start_beers(db: &TestDb, auth_url: &str, listener: TcpListener) -> Serv
             auth_cache_seconds: 5,
         },
         max_body_bytes: 1024 * 1024,
+        trust: secret_args(),
     };
     Service::spawn(listener, |listener, rx| {
         taproom_beers::serve(args, listener, stopped(rx))
@@ -424,6 +444,7 @@ async fn start_orders(
         },
         max_body_bytes: 1024 * 1024,
         no_subtree_memo: false,
+        trust: secret_args(),
     };
     Service::spawn(listener, |listener, rx| {
         taproom_orders::serve(args, listener, stopped(rx))
@@ -442,8 +463,10 @@ pub async fn forward(
         .post(upstream)
         .header("content-type", "application/json")
         .body(body);
-    if let Some(token) = headers.get("authorization") {
-        request = request.header("authorization", token);
+    for header in ["authorization", SECRET_HEADER] {
+        if let Some(value) = headers.get(header) {
+            request = request.header(header, value);
+        }
     }
     let answer = request.send().await.expect("the subgraph answers");
     let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).expect("status");

@@ -6,10 +6,10 @@ use std::{
     time::Duration,
 };
 
-use axum::{routing::post, Router};
+use axum::{http::HeaderValue, routing::post, Router};
 use serde_json::{json, Value};
-use taproom_e2e::Federation;
-use taproom_router::config::{Named, ServeArgs};
+use taproom_e2e::{Federation, SUBGRAPH_SECRET};
+use taproom_router::config::{Named, SecretArg, ServeArgs};
 use tokio::net::TcpListener;
 
 const V1: &str = r#"extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])
@@ -90,6 +90,9 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
         max_merging_operations: None,
         merging_release_ms: 100,
         cors_origin: Vec::new(),
+        secret: SecretArg {
+            subgraph_secret: Some(HeaderValue::from_static(SUBGRAPH_SECRET)),
+        },
     };
     tokio::spawn(taproom_router::serve(
         args,

@@ -21,7 +21,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .into_iter()
                         .map(|s| (s.name, s.value))
                         .collect();
-                    compose_live(&reqwest::Client::new(), &subgraphs).await?
+                    let http = args
+                        .secret
+                        .http_client(std::time::Duration::from_secs(30))
+                        .context("cannot build the HTTP client")?;
+                    compose_live(&http, &subgraphs).await?
                 }
             };
             write_output(args.output.as_deref(), &sdl)

@@ -2,6 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
+use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand};
 
 /// Taproom's GraphQL federation router.
@@ -134,6 +135,39 @@ pub struct ServeArgs {
     /// default: only same-origin pages such as the playground.
     #[arg(long, value_delimiter = ',', env = "CORS_ORIGINS")]
     pub cors_origin: Vec<String>,
+    #[command(flatten)]
+    pub secret: SecretArg,
+}
+
+/// The secret shared with the subgraphs.
+#[derive(Debug, Clone, Args)]
+pub struct SecretArg {
+    /// Sent to every subgraph in `x-taproom-subgraph-secret` (subgraphs started with the same
+    /// `SUBGRAPH_SECRET` refuse callers without it): at least 32 visible ASCII characters.
+    #[arg(long, env = "SUBGRAPH_SECRET", value_parser = subgraph_secret, hide_env_values = true)]
+    pub subgraph_secret: Option<HeaderValue>,
+}
+
+fn subgraph_secret(value: &str) -> Result<HeaderValue, String> {
+    if value.len() < 32 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be at least 32 visible ASCII characters".into());
+    }
+    HeaderValue::from_str(value).map_err(|e| e.to_string())
+}
+
+impl SecretArg {
+    /// An HTTP client for the router's own requests to subgraphs (SDL polling), presenting the
+    /// secret.
+    pub fn http_client(&self, timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(secret) = &self.subgraph_secret {
+            headers.insert(crate::fetch::SECRET_HEADER, secret.clone());
+        }
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .default_headers(headers)
+            .build()
+    }
 }
 
 /// `compose`'s settings.
@@ -148,4 +182,6 @@ pub struct ComposeArgs {
     /// Write the supergraph here instead of standard output.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub secret: SecretArg,
 }

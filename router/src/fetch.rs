@@ -22,6 +22,14 @@ use crate::{
 /// Headers copied from the client's request to every subgraph request; nothing else is forwarded.
 pub const FORWARDED_HEADERS: [&str; 2] = ["authorization", "traceparent"];
 
+/// The header with the shared secret subgraphs may require of their callers (`--subgraph-secret`).
+pub const SECRET_HEADER: &str = "x-taproom-subgraph-secret";
+
+/// The header telling a subgraph the client's IP address, sent with mutations (the users subgraph
+/// throttles failed sign-ins per address). The router sets it from the TCP peer and drops any value
+/// a client sent; subgraphs believe it only from a caller that presented the secret.
+pub const CLIENT_ADDRESS_HEADER: &str = "x-taproom-client-address";
+
 /// A subgraph's answer, or why there is none.
 pub type FetchResult<'b> = Result<SubgraphResponse<'b>, String>;
 
@@ -43,6 +51,8 @@ pub struct SubgraphClient {
     in_flight: Option<Arc<Mutex<InFlight>>>,
     /// Per subgraph, requests not sent because an identical one was in flight.
     saved: Mutex<HashMap<String, u64>>,
+    /// The shared subgraph secret, sent with every request.
+    secret: Option<HeaderValue>,
 }
 
 /// What makes two subgraph requests the same one.
@@ -79,7 +89,14 @@ impl SubgraphClient {
             counts: Arc::default(),
             in_flight: Some(Arc::default()),
             saved: Mutex::new(HashMap::new()),
+            secret: None,
         }
+    }
+
+    /// Presents `secret` in [`SECRET_HEADER`] with every subgraph request.
+    pub fn presenting(mut self, secret: Option<HeaderValue>) -> Self {
+        self.secret = secret;
+        self
     }
 
     /// Turns in-flight request deduplication on or off.
@@ -106,7 +123,8 @@ impl SubgraphClient {
 
     /// POSTs `body` (a GraphQL request as JSON) to the subgraph `name` at `url`; returns its HTTP
     /// status and body, which [`read_answer`] reads. A `shareable` request (a query, never a
-    /// mutation) joins an identical one in flight when deduplication is on.
+    /// mutation) joins an identical one in flight when deduplication is on; the others also carry
+    /// the client's address ([`CLIENT_ADDRESS_HEADER`], from `headers`).
     pub async fn request(
         &self,
         name: &str,
@@ -147,8 +165,12 @@ impl SubgraphClient {
             }
             _ => {
                 let send = send(
-                    self.http.clone(),
-                    self.counts.clone(),
+                    Sender {
+                        http: self.http.clone(),
+                        counts: self.counts.clone(),
+                        secret: self.secret.clone(),
+                        client_address: headers.get(CLIENT_ADDRESS_HEADER).cloned(),
+                    },
                     name.to_owned(),
                     url.to_owned(),
                     forwarded,
@@ -168,8 +190,12 @@ impl SubgraphClient {
         in_flight: Arc<Mutex<InFlight>>,
     ) -> SharedAnswer {
         let task = tokio::spawn(send(
-            self.http.clone(),
-            self.counts.clone(),
+            Sender {
+                http: self.http.clone(),
+                counts: self.counts.clone(),
+                secret: self.secret.clone(),
+                client_address: None,
+            },
             name.to_owned(),
             key.url.clone(),
             key.headers.clone(),
@@ -190,10 +216,23 @@ impl SubgraphClient {
     }
 }
 
-/// One POST to a subgraph, counted.
-async fn send(
+/// What one POST is sent with, besides its forwarded headers.
+struct Sender {
     http: reqwest::Client,
     counts: Arc<Mutex<HashMap<String, u64>>>,
+    secret: Option<HeaderValue>,
+    /// Only for requests that are never shared (mutations).
+    client_address: Option<HeaderValue>,
+}
+
+/// One POST to a subgraph, counted.
+async fn send(
+    Sender {
+        http,
+        counts,
+        secret,
+        client_address,
+    }: Sender,
     name: String,
     url: String,
     headers: [Option<HeaderValue>; FORWARDED_HEADERS.len()],
@@ -215,6 +254,12 @@ async fn send(
         if let Some(value) = value {
             request = request.header(*header, value);
         }
+    }
+    if let Some(secret) = secret {
+        request = request.header(SECRET_HEADER, secret);
+    }
+    if let Some(address) = client_address {
+        request = request.header(CLIENT_ADDRESS_HEADER, address);
     }
     let response = request.body(body).send().await.map_err(|e| {
         if e.is_timeout() {

@@ -4,21 +4,22 @@
 //! module alone turns the pipeline's answer or [`RequestError`](crate::error::RequestError) into an
 //! HTTP response, with the status GraphQL-over-HTTP gives it for the client's media type.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     body::Bytes,
-    extract::{rejection::BytesRejection, DefaultBodyLimit, State},
+    extract::{rejection::BytesRejection, ConnectInfo, DefaultBodyLimit, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::get,
-    Router as Routes,
+    Extension, Router as Routes,
 };
 use taproom_http::{error_reply, graphql_status, read_request, reply, MediaType};
 use tower_http::trace::TraceLayer;
 
 use crate::{
     error::errors_body,
+    fetch::CLIENT_ADDRESS_HEADER,
     pipeline::{GraphqlRequest, Router},
 };
 
@@ -85,11 +86,19 @@ async fn metrics(State(router): State<Arc<Router>>) -> Response {
 
 async fn graphql(
     State(router): State<Arc<Router>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // The client's address is the TCP peer's, whatever a client claims in the header.
+    headers.remove(CLIENT_ADDRESS_HEADER);
+    if let Some(Extension(ConnectInfo(peer))) = peer {
+        if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
+            headers.insert(CLIENT_ADDRESS_HEADER, value);
+        }
+    }
     let media = MediaType::negotiate(&headers);
     let request = match read_request(&method, &uri, &headers, body) {
         Ok(request) => request,

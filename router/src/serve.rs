@@ -79,9 +79,9 @@ pub async fn serve(
         .iter()
         .map(|s| (s.name.clone(), s.value.clone()))
         .collect();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(args.subgraph_timeout_secs))
-        .build()
+    let http = args
+        .secret
+        .http_client(Duration::from_secs(args.subgraph_timeout_secs))
         .context("cannot build the HTTP client")?;
     let sdl = match &args.supergraph {
         Some(path) => std::fs::read_to_string(path)
@@ -99,7 +99,8 @@ pub async fn serve(
         Router::new(
             supergraph,
             SubgraphClient::new(Duration::from_secs(args.subgraph_timeout_secs))
-                .dedupe(!args.no_subgraph_dedupe),
+                .dedupe(!args.no_subgraph_dedupe)
+                .presenting(args.secret.subgraph_secret.clone()),
             OperationLimits {
                 max_depth: args.max_depth,
                 max_aliases: args.max_aliases,
@@ -132,9 +133,13 @@ pub async fn serve(
         })
         .collect::<anyhow::Result<_>>()?;
     tracing::info!(address = %listener.local_addr()?, "router listening");
-    axum::serve(listener, http::routes(router, args.max_body_bytes, &cors))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        http::routes(router, args.max_body_bytes, &cors)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 

@@ -7,7 +7,8 @@
 // made and the response it saw), then `NAME: passed/total` per target, and at the end
 // `graphql-http: N passed, N failed` over all targets. Every result other than `ok` counts as a
 // failure, including the `warn` (SHOULD) and `notice` (MAY) levels. Exit status 1 if anything
-// failed, 2 on bad arguments.
+// failed, 2 on bad arguments. With SUBGRAPH_SECRET set, every request presents it in
+// x-taproom-subgraph-secret (subgraphs of the local stack require it).
 import { auditServer, serverAudits } from 'graphql-http';
 
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -59,7 +60,14 @@ async function recordingFetch(input, init = {}) {
     headers: Object.fromEntries(new Headers(init.headers || {}).entries()),
     body: init.body === undefined ? undefined : String(init.body),
   };
-  const res = await fetch(input, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  const headers = new Headers(init.headers || {});
+  // Subgraphs of a stack started with a secret answer only callers presenting it (the router).
+  if (process.env.SUBGRAPH_SECRET) headers.set('x-taproom-subgraph-secret', process.env.SUBGRAPH_SECRET);
+  const res = await fetch(input, {
+    ...init,
+    headers,
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  });
   const bytes = new Uint8Array(await res.arrayBuffer());
   const body = NULL_BODY_STATUS.has(res.status) ? null : bytes;
   const copy = new Response(body, {

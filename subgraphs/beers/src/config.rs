@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
-use taproom_common::auth::RemoteAuthArgs;
+use taproom_common::{auth::RemoteAuthArgs, trust::SecretArgs};
 
 /// Taproom's beers subgraph: the catalog.
 #[derive(Debug, Parser)]
@@ -44,6 +44,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub auth: RemoteAuthArgs,
+    #[command(flatten)]
+    pub trust: SecretArgs,
     /// The largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

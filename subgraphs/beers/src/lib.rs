@@ -83,14 +83,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db = service::open_migrated(&args.db.database_url, &db::migrations()).await?;
+    let authenticator = args.auth.authenticator(args.trust.subgraph_secret.clone());
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
+        secret: args.trust.subgraph_secret,
         ..Limits::default()
     };
-    let app = app(
-        AppState { db: db.clone() },
-        args.auth.authenticator(),
-        limits,
-    );
+    let app = app(AppState { db: db.clone() }, authenticator, limits);
     service::serve("beers", db, listener, app, shutdown).await
 }

@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::error::{graphql_error, internal_error, ErrorCode};
+use crate::{
+    error::{graphql_error, internal_error, ErrorCode},
+    trust::{SubgraphSecret, SECRET_HEADER},
+};
 
 /// The longest a subgraph may trust a cached token verification.
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -229,12 +232,15 @@ pub struct RemoteAuthArgs {
 }
 
 impl RemoteAuthArgs {
-    /// The authenticator these settings describe.
-    pub fn authenticator(&self) -> Arc<dyn Authenticator> {
-        Arc::new(RemoteAuthenticator::new(
-            self.auth_url.clone(),
-            Duration::from_secs(self.auth_cache_seconds),
-        ))
+    /// The authenticator these settings describe, presenting `secret` to the users subgraph.
+    pub fn authenticator(&self, secret: Option<SubgraphSecret>) -> Arc<dyn Authenticator> {
+        Arc::new(
+            RemoteAuthenticator::new(
+                self.auth_url.clone(),
+                Duration::from_secs(self.auth_cache_seconds),
+            )
+            .presenting(secret),
+        )
     }
 }
 
@@ -243,6 +249,8 @@ pub struct RemoteAuthenticator {
     client: reqwest::Client,
     url: String,
     cache: moka::future::Cache<[u8; 32], Option<Caller>>,
+    /// The shared subgraph secret, sent with every introspection.
+    secret: Option<SubgraphSecret>,
 }
 
 impl RemoteAuthenticator {
@@ -263,14 +271,22 @@ impl RemoteAuthenticator {
                 .max_capacity(if ttl.is_zero() { 0 } else { 100_000 })
                 .time_to_live(ttl.max(Duration::from_millis(1)))
                 .build(),
+            secret: None,
         }
     }
 
+    /// Presents `secret` to the users subgraph ([`crate::trust`]).
+    pub fn presenting(mut self, secret: Option<SubgraphSecret>) -> Self {
+        self.secret = secret;
+        self
+    }
+
     async fn introspect(&self, token: &str) -> Result<Option<Caller>, Unavailable> {
-        let response = self
-            .client
-            .post(&self.url)
-            .bearer_auth(token)
+        let mut request = self.client.post(&self.url).bearer_auth(token);
+        if let Some(secret) = &self.secret {
+            request = request.header(SECRET_HEADER, secret.header_value());
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| Unavailable(format!("{}: {e}", self.url)))?;

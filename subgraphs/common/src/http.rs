@@ -11,7 +11,7 @@
 //!
 //! Servers take their listener and shutdown signal as parameters so tests can bind `127.0.0.1:0`.
 
-use std::future::Future;
+use std::{future::Future, net::SocketAddr};
 
 use async_graphql::{
     parser::types::{DocumentOperations, OperationType},
@@ -19,11 +19,11 @@ use async_graphql::{
 };
 use axum::{
     body::Bytes,
-    extract::{rejection::BytesRejection, DefaultBodyLimit, State},
+    extract::{rejection::BytesRejection, ConnectInfo, DefaultBodyLimit, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::get,
-    Router,
+    Extension, Router,
 };
 use serde_json::Value;
 pub use taproom_http::shutdown_signal;
@@ -38,16 +38,19 @@ use crate::{
     auth::{Credentials, RequestAuth},
     db::Db,
     memo::Memo,
+    trust::{self, ClientAddress, Peer, SubgraphSecret, TrustedCaller},
 };
 
 /// What the HTTP shell applies to every request: its limits (the schema applies depth and
-/// complexity limits) and whether queries get a [`Memo`].
-#[derive(Debug, Clone, Copy)]
+/// complexity limits), whether queries get a [`Memo`], and the secret callers must present.
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Whether a query's repeated subtrees resolve once ([`crate::memo`]); off only to measure it.
     pub subtree_memo: bool,
+    /// When set, `/graphql` refuses callers without it ([`crate::trust`]).
+    pub secret: Option<SubgraphSecret>,
 }
 
 impl Default for Limits {
@@ -55,6 +58,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 1024 * 1024,
             subtree_memo: true,
+            secret: None,
         }
     }
 }
@@ -67,13 +71,14 @@ pub const MAX_QUERY_COMPLEXITY: usize = 10_000;
 /// `/graphql` for `executor` plus `/health` for `db`.
 pub fn graphql_app<E: Executor + Clone>(executor: E, db: Db, limits: Limits) -> Router {
     let health = Router::new().route("/health", get(health)).with_state(db);
-    Router::new()
+    let graphql = Router::new()
         .route("/graphql", get(graphql::<E>).post(graphql::<E>))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(Shell {
             executor,
             memo: limits.subtree_memo,
-        })
+        });
+    trust::guard(graphql, limits.secret)
         .merge(health)
         .layer(TraceLayer::new_for_http())
 }
@@ -95,6 +100,8 @@ struct Shell<E> {
 
 async fn graphql<E: Executor>(
     State(Shell { executor, memo }): State<Shell<E>>,
+    trusted: Option<Extension<TrustedCaller>>,
+    peer: Peer,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -111,7 +118,12 @@ async fn graphql<E: Executor>(
             .map(HeaderValue::as_bytes),
     );
     let query = request.query.clone();
-    let mut request = request.data(RequestAuth::new(credentials));
+    let client = ClientAddress::of(
+        &headers,
+        trusted.as_ref().map(|Extension(t)| t),
+        peer.map(|Extension(ConnectInfo(peer))| peer),
+    );
+    let mut request = request.data(RequestAuth::new(credentials)).data(client);
     if memo {
         request = request.data(Memo::default());
     }
@@ -214,9 +226,12 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// A subgraph schema builder with federation enabled and the shared depth and complexity limits.

@@ -14,6 +14,8 @@
 //! - [`money`]: the contract's `Decimal` scalar over exact integer cents.
 //! - [`service`]: the shared lifecycle of a subgraph binary (migrate, listen, serve).
 //! - [`telemetry`]: tracing setup.
+//! - [`trust`]: the shared secret callers of a subgraph present, and the client address the router
+//!   forwards.
 
 pub mod auth;
 pub mod db;
@@ -26,3 +28,4 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod trust;

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
-use taproom_common::money::{Decimal, MAX_PRICE_CENTS};
+use taproom_common::{
+    money::{Decimal, MAX_PRICE_CENTS},
+    trust::{SubgraphSecret, SECRET_HEADER},
+};
 
 use crate::error::Error;
 
@@ -14,6 +17,8 @@ use crate::error::Error;
 pub struct BeersClient {
     http: reqwest::Client,
     url: String,
+    /// The shared subgraph secret, sent with every request.
+    secret: Option<SubgraphSecret>,
 }
 
 /// A beer as the catalog has it now.
@@ -58,14 +63,16 @@ struct EntitiesData {
 }
 
 impl BeersClient {
-    /// A client of the GraphQL endpoint at `url`, with a 5 s timeout per request.
-    pub fn new(url: impl Into<String>) -> Self {
+    /// A client of the GraphQL endpoint at `url`, with a 5 s timeout per request, presenting
+    /// `secret` ([`taproom_common::trust`]).
+    pub fn new(url: impl Into<String>, secret: Option<SubgraphSecret>) -> Self {
         BeersClient {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
                 .expect("a plain HTTP client always builds"),
             url: url.into(),
+            secret,
         }
     }
 
@@ -79,9 +86,11 @@ impl BeersClient {
         query: &str,
         variables: serde_json::Value,
     ) -> Result<Option<D>, Error> {
-        let response = self
-            .http
-            .post(&self.url)
+        let mut request = self.http.post(&self.url);
+        if let Some(secret) = &self.secret {
+            request = request.header(SECRET_HEADER, secret.header_value());
+        }
+        let response = request
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
-use taproom_common::auth::RemoteAuthArgs;
+use taproom_common::{auth::RemoteAuthArgs, trust::SecretArgs};
 
 /// Taproom's orders subgraph: orders whose owner and beers live in other services.
 #[derive(Debug, Parser)]
@@ -49,6 +49,8 @@ pub struct ServeArgs {
     pub beers_url: String,
     #[command(flatten)]
     pub auth: RemoteAuthArgs,
+    #[command(flatten)]
+    pub trust: SecretArgs,
     /// The largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

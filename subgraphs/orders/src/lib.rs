@@ -78,12 +78,14 @@ pub async fn serve(
     let db = service::open_migrated(&args.db.database_url, &db::migrations()).await?;
     let state = AppState {
         db: db.clone(),
-        beers: BeersClient::new(args.beers_url.clone()),
+        beers: BeersClient::new(args.beers_url.clone(), args.trust.subgraph_secret.clone()),
     };
+    let authenticator = args.auth.authenticator(args.trust.subgraph_secret.clone());
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         subtree_memo: !args.no_subtree_memo,
+        secret: args.trust.subgraph_secret,
     };
-    let app = app(state, args.auth.authenticator(), limits);
+    let app = app(state, authenticator, limits);
     service::serve("orders", db, listener, app, shutdown).await
 }

@@ -65,7 +65,7 @@ impl TestApp {
         db.migrate(&db::migrations()).await.expect("migrates");
         let state = AppState {
             db: db.clone(),
-            beers: BeersClient::new(beers.clone()),
+            beers: BeersClient::new(beers.clone(), None),
         };
         TestApp {
             app: taproom_orders::app(state, Arc::new(StaticAuthenticator), Limits::default()),
@@ -621,7 +621,7 @@ async fn repeated_subtrees_answer_as_if_resolved_everywhere(test_db: TestDb) {
     let without_memo = taproom_orders::app(
         AppState {
             db: t.db.clone(),
-            beers: BeersClient::new(t.beers.clone()),
+            beers: BeersClient::new(t.beers.clone(), None),
         },
         Arc::new(StaticAuthenticator),
         Limits {

@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use taproom_common::trust::SecretArgs;
 
 /// Taproom's users subgraph: accounts and sign-in tokens.
 #[derive(Debug, Parser)]
@@ -52,6 +53,8 @@ pub struct ServeArgs {
     /// The largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub trust: SecretArgs,
 }
 
 /// `create-admin`'s settings.

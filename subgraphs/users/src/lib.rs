@@ -33,7 +33,7 @@ use taproom_common::{
     auth::{Authenticator, BoxFuture, Caller, Credentials, Freshness, Introspection, Unavailable},
     db::Db,
     http::{graphql_app, Limits},
-    service,
+    service, trust,
 };
 use tokio::net::TcpListener;
 
@@ -85,6 +85,7 @@ pub fn app(state: AppState, limits: Limits) -> Router {
     let introspect = Router::new()
         .route("/auth/introspect", post(introspect))
         .with_state(state.clone());
+    let introspect = trust::guard(introspect, limits.secret.clone());
     graphql_app(schema::schema(state.clone()), state.db, limits).merge(introspect)
 }
 
@@ -154,6 +155,7 @@ pub async fn serve(
     };
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
+        secret: args.trust.subgraph_secret,
         ..Limits::default()
     };
     service::serve("users", db, listener, app(state, limits), shutdown).await

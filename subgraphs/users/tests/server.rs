@@ -7,6 +7,7 @@ use taproom_common::{
     auth::{Authenticator, Caller, Freshness, RemoteAuthenticator},
     test_on_both_databases,
     testing::TestDb,
+    trust::{SecretArgs, SubgraphSecret, SECRET_HEADER},
 };
 use taproom_users::config::{DbArgs, ServeArgs};
 use tokio::{net::TcpListener, sync::oneshot};
@@ -21,6 +22,11 @@ struct Server {
 
 impl Server {
     async fn start(test_db: &TestDb) -> Self {
+        Self::start_with(test_db, None).await
+    }
+
+    /// A server that answers only callers presenting `secret`, when given.
+    async fn start_with(test_db: &TestDb, secret: Option<&str>) -> Self {
         let db = test_db.connect().await;
         db.migrate(&taproom_users::db::migrations())
             .await
@@ -35,6 +41,9 @@ impl Server {
             secret_key: Some(SECRET.into()),
             token_ttl_hours: 1,
             max_body_bytes: 1024 * 1024,
+            trust: SecretArgs {
+                subgraph_secret: secret.map(|s| SubgraphSecret::new(s).expect("long enough")),
+            },
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(taproom_users::serve(args, listener, async {
@@ -155,7 +164,83 @@ async fn revocation_reaches_other_subgraphs_within_the_cache_ttl(test_db: TestDb
     );
 }
 
-test_on_both_databases!(revocation_reaches_other_subgraphs_within_the_cache_ttl);
+/// The report: subgraphs answered anyone, `_entities` included. Started with a secret, the users
+/// subgraph refuses `/graphql` and `/auth/introspect` without it (403, `FORBIDDEN`), answers callers
+/// that present it (the router, and other subgraphs verifying tokens), and keeps `/health` open.
+async fn a_subgraph_secret_keeps_out_everyone_else(test_db: TestDb) {
+    const SUBGRAPH_SECRET: &str = "users-test-subgraph-secret-long-enough-012345";
+    let server = Server::start_with(&test_db, Some(SUBGRAPH_SECRET)).await;
+    let http = reqwest::Client::new();
+    let entities = json!({ "query": r#"{ _entities(representations: [{__typename: "User", id: "1"}]) { ... on User { username } } }"# });
+    for presented in [None, Some("wrong-secret-wrong-secret-wrong-secret-00")] {
+        for path in ["/graphql", "/auth/introspect"] {
+            let mut request = http.post(format!("{}{path}", server.base)).json(&entities);
+            if let Some(secret) = presented {
+                request = request.header(SECRET_HEADER, secret);
+            }
+            let response = request.send().await.expect("answers");
+            assert_eq!(response.status().as_u16(), 403, "{path} with {presented:?}");
+            let body: Value = response.json().await.expect("json");
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"],
+                json!("FORBIDDEN"),
+                "{body}"
+            );
+        }
+    }
+    let allowed: Value = http
+        .post(format!("{}/graphql", server.base))
+        .header(SECRET_HEADER, SUBGRAPH_SECRET)
+        .json(&entities)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert!(allowed["data"]["_entities"].is_array(), "{allowed}");
+    let health = http
+        .get(format!("{}/health", server.base))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(health.status().as_u16(), 200);
+
+    // Another subgraph verifying a token presents the secret too.
+    let registered: Value = http
+        .post(format!("{}/graphql", server.base))
+        .header(SECRET_HEADER, SUBGRAPH_SECRET)
+        .json(&json!({ "query": r#"mutation { register(input: {username: "tess", email: "tess@example.com", password: "Secret123"}) { token } }"# }))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let token = registered["data"]["register"]["token"]
+        .as_str()
+        .expect("token");
+    let url = format!("{}/auth/introspect", server.base);
+    let without = RemoteAuthenticator::new(url.clone(), Duration::ZERO);
+    assert!(
+        without.verify(token, Freshness::Now).await.is_err(),
+        "refused: an error, not anonymous"
+    );
+    let with = RemoteAuthenticator::new(url, Duration::ZERO).presenting(Some(
+        SubgraphSecret::new(SUBGRAPH_SECRET).expect("long enough"),
+    ));
+    assert!(with
+        .verify(token, Freshness::Now)
+        .await
+        .expect("verifies")
+        .is_some());
+    server.stop().await;
+}
+
+test_on_both_databases!(
+    revocation_reaches_other_subgraphs_within_the_cache_ttl,
+    a_subgraph_secret_keeps_out_everyone_else,
+);
 
 fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_taproom-users"))

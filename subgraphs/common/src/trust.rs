@@ -1,0 +1,150 @@
+//! Who may call a subgraph, and which client a request is for.
+//!
+//! Subgraphs are meant to sit behind the router, on a network clients cannot reach. As defence in
+//! depth beside that isolation, every caller of a subgraph (the router, and the orders subgraph when
+//! it asks beers or users) presents a shared secret in [`SECRET_HEADER`]; a subgraph started with
+//! `SUBGRAPH_SECRET` refuses any request to `/graphql` or `/auth/introspect` without it, with 403
+//! and `FORBIDDEN`. `/health` stays open for load balancers.
+//!
+//! The router also tells the subgraph which client a mutation is for ([`CLIENT_ADDRESS_HEADER`],
+//! the client's IP address as the router saw it), so the users subgraph can throttle failed sign-ins
+//! per client address. A subgraph believes that header only from a caller that presented the secret;
+//! otherwise the client is the TCP peer of the request itself.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::Response,
+    Extension, Router,
+};
+use sha2::{Digest, Sha256};
+use taproom_http::{
+    error::{errors_body, Code, GraphqlError},
+    reply, MediaType,
+};
+
+/// The header carrying the shared router → subgraph secret.
+pub const SECRET_HEADER: &str = "x-taproom-subgraph-secret";
+/// The header carrying the client's IP address, set by the router.
+pub const CLIENT_ADDRESS_HEADER: &str = "x-taproom-client-address";
+/// The shortest secret accepted: 32 characters.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// The shared secret callers of a subgraph present. Cheap to clone.
+#[derive(Clone)]
+pub struct SubgraphSecret(Arc<HeaderValue>);
+
+impl std::fmt::Debug for SubgraphSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubgraphSecret(..)")
+    }
+}
+
+impl SubgraphSecret {
+    /// A secret of at least [`MIN_SECRET_LEN`] visible ASCII characters.
+    pub fn new(secret: &str) -> Result<Self, String> {
+        if secret.len() < MIN_SECRET_LEN || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "SUBGRAPH_SECRET must be at least {MIN_SECRET_LEN} visible ASCII characters"
+            ));
+        }
+        let value = HeaderValue::from_str(secret).map_err(|e| e.to_string())?;
+        Ok(SubgraphSecret(Arc::new(value)))
+    }
+
+    /// The header value to send.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+
+    /// Whether `presented` is this secret; compared by digest, so the time taken does not depend
+    /// on how much of a guess was right.
+    fn matches(&self, presented: Option<&HeaderValue>) -> bool {
+        let Some(presented) = presented else {
+            return false;
+        };
+        Sha256::digest(presented.as_bytes()) == Sha256::digest(self.0.as_bytes())
+    }
+}
+
+/// Parses `--subgraph-secret` (clap value parser).
+pub fn parse_secret(value: &str) -> Result<SubgraphSecret, String> {
+    SubgraphSecret::new(value)
+}
+
+/// The shared secret, as every subgraph binary takes it (flag or env).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecretArgs {
+    /// The secret every caller must present in `x-taproom-subgraph-secret` (the router, and this
+    /// service when it calls another subgraph); requests without it get 403. Unset: any caller is
+    /// answered (then keep the subgraphs on a network only the router reaches).
+    #[arg(long, env = "SUBGRAPH_SECRET", value_parser = parse_secret, hide_env_values = true)]
+    pub subgraph_secret: Option<SubgraphSecret>,
+}
+
+/// Whether the request's caller presented the secret (set on every request that got past the
+/// guard; absent when no secret is configured).
+#[derive(Debug, Clone, Copy)]
+pub struct TrustedCaller;
+
+/// The client a request is for: the address the router forwarded (from a trusted caller), or the
+/// TCP peer; `None` when neither is known (in-process tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl ClientAddress {
+    /// Reads the client of a request that passed [`guard`].
+    pub fn of(
+        headers: &HeaderMap,
+        trusted: Option<&TrustedCaller>,
+        peer: Option<SocketAddr>,
+    ) -> Self {
+        let forwarded = trusted.and_then(|_| {
+            headers
+                .get(CLIENT_ADDRESS_HEADER)?
+                .to_str()
+                .ok()?
+                .parse::<IpAddr>()
+                .ok()
+        });
+        ClientAddress(forwarded.or(peer.map(|p| p.ip())))
+    }
+}
+
+/// `router` with every route refusing callers without `secret` (403, `FORBIDDEN`); with `None`,
+/// `router` unchanged.
+pub fn guard(router: Router, secret: Option<SubgraphSecret>) -> Router {
+    match secret {
+        Some(secret) => router.route_layer(middleware::from_fn_with_state(secret, check)),
+        None => router,
+    }
+}
+
+async fn check(State(secret): State<SubgraphSecret>, mut request: Request, next: Next) -> Response {
+    if secret.matches(request.headers().get(SECRET_HEADER)) {
+        request.extensions_mut().insert(TrustedCaller);
+        return next.run(request).await;
+    }
+    tracing::warn!(
+        peer = ?request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+        "refused a request without the subgraph secret"
+    );
+    let error = GraphqlError::new(
+        Code::Other("FORBIDDEN".into()),
+        format!("this service answers only the Taproom router: missing or wrong {SECRET_HEADER}"),
+    );
+    reply(
+        MediaType::negotiate(request.headers()),
+        StatusCode::FORBIDDEN,
+        errors_body(&[error]),
+    )
+}
+
+/// The request's TCP peer, when the server was started with connect info.
+pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
