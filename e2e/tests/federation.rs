@@ -645,3 +645,70 @@ async fn a_revoked_token_writes_nothing_anywhere_at_once() {
         );
     }
 }
+
+/// The report, through the router: 199 aliased wrong `login`s plus the right password in one
+/// request (200 aliases, the router's limit).
+/// The users subgraph refuses the operation before any password is checked, so no alias is told
+/// apart from another and no token is issued.
+#[tokio::test]
+async fn guessing_many_passwords_in_one_request_is_refused() {
+    let f = Federation::start().await;
+    f.register("customer").await;
+    let mut document: String = (0..199)
+        .map(|i| {
+            format!(r#"g{i}: login(username: "customer", password: "Guess{i:04}A") {{ token }} "#)
+        })
+        .collect();
+    document.push_str(r#"right: login(username: "customer", password: "Secret123") { token }"#);
+    let response = f
+        .gql(&format!("mutation {{ {document} }}"), json!({}), None)
+        .await;
+    assert_eq!(code(&response), "BAD_USER_INPUT", "{response}");
+    assert!(
+        !response.to_string().contains("tpr_"),
+        "no token issued: {response}"
+    );
+    let paths: Vec<&Value> = response["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e.get("path"))
+        .collect();
+    assert!(
+        paths.len() <= 1,
+        "errors do not name the aliases one by one: {paths:?}"
+    );
+}
+
+/// Failed sign-ins from one client address are throttled across usernames; the address is the one
+/// the router saw, whatever the client claims in the address header.
+#[tokio::test]
+async fn failed_sign_ins_from_one_address_are_throttled() {
+    let f = Federation::start().await;
+    let login = |i: usize| {
+        let http = f.http.clone();
+        let url = f.router.graphql_url();
+        async move {
+            let body: Value = http
+                .post(url)
+                .header("x-taproom-client-address", format!("203.0.113.{}", i % 250))
+                .json(&json!({ "query": format!(r#"mutation {{ login(username: "nobody{i}", password: "Wrong0000A") {{ token }} }}"#) }))
+                .send()
+                .await
+                .expect("answers")
+                .json()
+                .await
+                .expect("json");
+            body
+        }
+    };
+    let mut codes = Vec::new();
+    for i in 0..22 {
+        codes.push(code(&login(i).await).to_owned());
+    }
+    assert!(
+        codes[..21].iter().all(|c| c == "UNAUTHENTICATED"),
+        "{codes:?}"
+    );
+    assert_eq!(codes[21], "RATE_LIMITED", "{codes:?}");
+}

@@ -15,6 +15,8 @@ pub enum ErrorCode {
     BadUserInput,
     /// A unique value is taken.
     Conflict,
+    /// Too many attempts; `extensions.retryAfterSeconds` says when to try again.
+    RateLimited,
     /// Anything else. The message is generic; the cause is logged, never sent.
     Internal,
 }
@@ -28,6 +30,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::BadUserInput => "BAD_USER_INPUT",
             ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -46,6 +49,15 @@ pub fn graphql_error(
         if let Some(field) = &field {
             ext.set("field", field.as_str());
         }
+    })
+}
+
+/// `RATE_LIMITED`, with `extensions.retryAfterSeconds` (at least 1).
+pub fn rate_limited(message: impl Into<String>, retry_after_seconds: u64) -> async_graphql::Error {
+    let retry = retry_after_seconds.max(1);
+    async_graphql::Error::new(message).extend_with(|_, ext| {
+        ext.set("code", ErrorCode::RateLimited.as_str());
+        ext.set("retryAfterSeconds", retry);
     })
 }
 

@@ -4,7 +4,7 @@
 //! GraphQL error without an `extensions.code`, so a stray `?` would lose the code. Without `Display`,
 //! the only conversion is the one below, and every error reaches clients with its contract code.
 
-use taproom_common::error::{graphql_error, internal_error, ErrorCode};
+use taproom_common::error::{graphql_error, internal_error, rate_limited, ErrorCode};
 
 /// Anything a users operation can fail with.
 #[derive(Debug)]
@@ -24,6 +24,11 @@ pub enum Error {
     Unauthenticated,
     /// The caller's account no longer exists.
     AccountGone,
+    /// Too many failed sign-ins (for the username or from the client's address), or too many
+    /// password checks waiting; try again after this many seconds.
+    RateLimited { retry_after_seconds: u64 },
+    /// The operation checks credentials more than once (`field` is one of the fields).
+    CredentialsTwice { field: String, count: usize },
     /// The database failed.
     Database(sqlx::Error),
     /// Anything else that is not the client's fault.
@@ -53,6 +58,12 @@ impl Error {
                 "authentication required: send Authorization: Bearer <token>".into()
             }
             Error::AccountGone => "the account no longer exists".into(),
+            Error::RateLimited {
+                retry_after_seconds,
+            } => format!("too many attempts: try again in {retry_after_seconds} s"),
+            Error::CredentialsTwice { field, count } => format!(
+                "an operation may check credentials (login, register, changePassword, deleteAccount) at most once; this one does it {count} times ({field})"
+            ),
             Error::Database(error) => format!("database error: {error}"),
             Error::Internal(message) => message.clone(),
         }
@@ -73,6 +84,12 @@ impl From<Error> for async_graphql::Error {
                 graphql_error(ErrorCode::BadUserInput, message, Some(field))
             }
             Error::Conflict { field } => graphql_error(ErrorCode::Conflict, message, Some(field)),
+            Error::RateLimited {
+                retry_after_seconds,
+            } => rate_limited(message, retry_after_seconds),
+            Error::CredentialsTwice { field, .. } => {
+                graphql_error(ErrorCode::BadUserInput, message, Some(&field))
+            }
             Error::BadCredentials | Error::Unauthenticated | Error::AccountGone => {
                 graphql_error(ErrorCode::Unauthenticated, message, None)
             }

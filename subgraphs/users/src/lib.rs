@@ -5,7 +5,8 @@
 //! - [`config`]: the command line (`migrate`, `serve`, `sdl`, `create-admin`), every flag also an env var.
 //! - [`db`]: every SQL statement; [`loader`]: the DataLoader the `User` entity resolver goes through.
 //! - [`schema`]: `Query`, `Mutation` and the `User` entity, exported as federation v2 SDL.
-//! - [`credentials`]: argon2id passwords, random tokens stored as keyed hashes; [`validate`]: input rules.
+//! - [`credentials`]: argon2id passwords (a bounded pool), random tokens stored as keyed hashes;
+//!   [`validate`]: input rules; [`throttle`]: failed sign-ins slowed per username and client address.
 //! - [`app`]: the HTTP app, `/graphql` and `/health` from `taproom-common` plus `POST /auth/introspect`,
 //!   which the other subgraphs call to verify a caller's token (see the README's "Tokens").
 
@@ -16,9 +17,10 @@ pub mod demo;
 pub mod error;
 pub mod loader;
 pub mod schema;
+pub mod throttle;
 pub mod validate;
 
-use std::{future::Future, io::Read};
+use std::{future::Future, io::Read, sync::Arc};
 
 use anyhow::Context as _;
 use axum::{
@@ -40,6 +42,7 @@ use tokio::net::TcpListener;
 use crate::{
     config::{Cli, Command, CreateAdminArgs, ServeArgs},
     credentials::TokenKeys,
+    throttle::Throttle,
 };
 
 /// What the schema and HTTP handlers share. Cheap to clone.
@@ -51,6 +54,8 @@ pub struct AppState {
     pub keys: TokenKeys,
     /// How long a new token stays valid.
     pub token_ttl: chrono::Duration,
+    /// Failed sign-ins of this process, per username and client address.
+    pub throttle: Arc<Throttle>,
 }
 
 impl AppState {
@@ -152,6 +157,7 @@ pub async fn serve(
         db: db.clone(),
         keys,
         token_ttl: chrono::Duration::hours(i64::from(args.token_ttl_hours)),
+        throttle: Arc::default(),
     };
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,

@@ -34,6 +34,7 @@ impl TestApp {
             db: db.clone(),
             keys: TokenKeys::new(SECRET),
             token_ttl,
+            throttle: Default::default(),
         };
         TestApp {
             app: taproom_users::app(state, Limits::default()),
@@ -222,6 +223,70 @@ async fn unique_values_conflict_in_any_case(test_db: TestDb) {
         data(&t.me(Some(&token)).await)["me"]["email"],
         json!("erin@example.com")
     );
+}
+
+/// The report: 200 aliased `login`s and the right password in one request cost 200 argon2 checks,
+/// and the one alias without an error gave the password away. Now an operation with more than one
+/// credential-checking field (aliases, fragments, different fields alike) is refused before any runs.
+async fn credential_fields_run_at_most_once_per_operation(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    t.register("victim").await;
+    let mut guesses: String = (0..200)
+        .map(|i| {
+            format!(r#"g{i}: login(username: "victim", password: "Guess{i:04}A") {{ token }} "#)
+        })
+        .collect();
+    guesses.push_str(r#"right: login(username: "victim", password: "Secret123") { token }"#);
+    let through_fragments = r#"mutation { ...A ...B } fragment A on Mutation { login(username: "victim", password: "Secret123") { token } } fragment B on Mutation { deleteAccount(password: "Secret123") }"#;
+    for document in [
+        format!("mutation {{ {guesses} }}"),
+        through_fragments.to_owned(),
+        r#"mutation { register(input: {username: "x1", email: "x1@example.com", password: "Secret123"}) { token } login(username: "victim", password: "Secret123") { token } }"#.to_owned(),
+    ] {
+        let response = t.gql(&document, json!({}), None).await;
+        assert_eq!(error_code(&response), "BAD_USER_INPUT", "{response}");
+        assert_eq!(response["errors"].as_array().expect("errors").len(), 1);
+        assert!(response.get("data").is_none_or(Value::is_null), "nothing ran: {response}");
+        let message = response["errors"][0]["message"].as_str().expect("message");
+        assert!(message.contains("at most once"), "{message}");
+    }
+    assert!(
+        !t.username_exists("x1").await,
+        "the register beside it did not run"
+    );
+    // One check per operation still works, and so does a login beside other fields.
+    let one = t
+        .gql(
+            r#"mutation { login(username: "victim", password: "Secret123") { token } logout }"#,
+            json!({}),
+            None,
+        )
+        .await;
+    assert!(one["data"]["login"]["token"].is_string(), "{one}");
+}
+
+/// Failed sign-ins for a username are throttled with growing delays (RATE_LIMITED with
+/// retryAfterSeconds, the right password refused too while blocked, no argon2 work done); other
+/// usernames are not affected; once the delay has passed the right password signs in.
+async fn failed_sign_ins_are_throttled_per_username(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    t.register("wanda").await;
+    t.register("xavier").await;
+    for _ in 0..6 {
+        let wrong = t.login("wanda", "Wrong0000A").await;
+        assert_eq!(error_code(&wrong), "UNAUTHENTICATED", "{wrong}");
+    }
+    for password in ["Wrong0000A", PASSWORD] {
+        let blocked = t.login("WANDA", password).await;
+        assert_eq!(error_code(&blocked), "RATE_LIMITED", "{blocked}");
+        let retry = blocked["errors"][0]["extensions"]["retryAfterSeconds"]
+            .as_u64()
+            .expect("a retry hint");
+        assert!((1..=2).contains(&retry), "{blocked}");
+    }
+    assert!(data(&t.login("xavier", PASSWORD).await)["login"]["token"].is_string());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(data(&t.login("wanda", PASSWORD).await)["login"]["token"].is_string());
 }
 
 /// email and isAdmin are for the user themself only.
@@ -630,6 +695,8 @@ test_on_both_databases!(
     unique_values_conflict_in_any_case,
     email_and_admin_flag_are_private,
     names_are_private,
+    credential_fields_run_at_most_once_per_operation,
+    failed_sign_ins_are_throttled_per_username,
     profile_updates_change_only_given_fields,
     password_change_revokes_other_tokens,
     account_deletion,

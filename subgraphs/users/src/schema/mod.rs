@@ -1,6 +1,7 @@
 //! The users subgraph's GraphQL schema: `Query`, `Mutation` and the `User` entity.
 
 mod mutation;
+mod once;
 mod query;
 mod user;
 
@@ -13,6 +14,7 @@ use taproom_common::{
 };
 
 pub use mutation::Mutation;
+pub use once::{CredentialChecksOnce, CREDENTIAL_FIELDS};
 pub use query::Query;
 pub use user::User;
 
@@ -36,6 +38,7 @@ pub fn schema(state: AppState) -> UsersSchema {
         ))
         .data(authenticator)
         .data(state)
+        .extension(CredentialChecksOnce)
         .finish()
 }
 

@@ -1,13 +1,16 @@
 //! Write operations of the users subgraph: sign-up, sign-in, tokens, profile and account.
 
+use std::time::Instant;
+
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject};
-use taproom_common::auth;
+use taproom_common::{auth, trust::ClientAddress};
 
 use crate::{
     credentials::{hash_password, verify_password},
     db::{self, NewUser, ProfileChange},
     error::Error,
     schema::User,
+    throttle::Attempt,
     validate, AppState,
 };
 
@@ -65,17 +68,38 @@ async fn caller_account(ctx: &Context<'_>) -> Result<(i64, db::UserRow)> {
     Ok((caller.user_id, row))
 }
 
-/// Re-checks the caller's password before a sensitive change.
+/// Takes a sign-in attempt for `username` from the request's client, or refuses with
+/// `RATE_LIMITED` ([`crate::throttle`]).
+async fn attempt(ctx: &Context<'_>, username: &str) -> Result<Attempt, Error> {
+    let state = ctx.data_unchecked::<AppState>();
+    let client = ctx.data_opt::<ClientAddress>().and_then(|c| c.0);
+    state
+        .throttle
+        .attempt(&validate::username_key(username), client, Instant::now())
+        .await
+        .map_err(|wait| {
+            tracing::warn!(?client, "sign-in attempts throttled");
+            Error::RateLimited {
+                retry_after_seconds: wait,
+            }
+        })
+}
+
+/// Re-checks the caller's password before a sensitive change; wrong guesses are throttled like
+/// failed sign-ins.
 async fn check_password(
-    state: &AppState,
-    user_id: i64,
+    ctx: &Context<'_>,
+    account: &db::UserRow,
     field: &'static str,
     password: String,
 ) -> Result<(), Error> {
-    let stored = db::password_hash(&state.db, user_id)
+    let state = ctx.data_unchecked::<AppState>();
+    let attempt = attempt(ctx, &account.username).await?;
+    let stored = db::password_hash(&state.db, account.id)
         .await?
         .ok_or(Error::AccountGone)?;
     if verify_password(password, Some(stored)).await? {
+        attempt.succeeded();
         Ok(())
     } else {
         Err(Error::WrongPassword { field })
@@ -127,6 +151,7 @@ impl Mutation {
         password: String,
     ) -> Result<AuthPayload> {
         let state = ctx.data_unchecked::<AppState>();
+        let attempt = attempt(ctx, &username).await?;
         let found = db::credentials_by_username(&state.db, &username).await?;
         let (user_id, stored) = match found {
             Some((id, hash)) => (Some(id), Some(hash)),
@@ -150,6 +175,7 @@ impl Mutation {
             // The password changed (or the account went) while we were verifying the old one.
             return Err(Error::BadCredentials.into());
         }
+        attempt.succeeded();
         let row = db::users_by_ids(&state.db, &[user_id])
             .await?
             .pop()
@@ -214,10 +240,10 @@ impl Mutation {
         current_password: String,
         new_password: String,
     ) -> Result<AuthPayload> {
-        let (user_id, _) = caller_account(ctx).await?;
+        let (user_id, account) = caller_account(ctx).await?;
         let state = ctx.data_unchecked::<AppState>();
         validate::password("newPassword", &new_password)?;
-        check_password(state, user_id, "currentPassword", current_password).await?;
+        check_password(ctx, &account, "currentPassword", current_password).await?;
         let password_hash = hash_password(new_password).await?;
         let (token, token_hash) = state.keys.issue();
         db::change_password(
@@ -241,9 +267,9 @@ impl Mutation {
 
     /// Delete the caller's account after re-checking the password; revokes all its tokens. (users)
     async fn delete_account(&self, ctx: &Context<'_>, password: String) -> Result<bool> {
-        let (user_id, _) = caller_account(ctx).await?;
+        let (user_id, account) = caller_account(ctx).await?;
         let state = ctx.data_unchecked::<AppState>();
-        check_password(state, user_id, "password", password).await?;
+        check_password(ctx, &account, "password", password).await?;
         if !db::delete_user(&state.db, user_id).await? {
             return Err(Error::AccountGone.into());
         }
