@@ -712,3 +712,59 @@ async fn failed_sign_ins_from_one_address_are_throttled() {
     );
     assert_eq!(codes[21], "RATE_LIMITED", "{codes:?}");
 }
+
+/// The report: the router allowed depth 32 but the orders subgraph refused depth 17 ("Query is
+/// nested too deep.", no path), so the real limit was 16. Now an operation the router accepts runs
+/// at any depth up to the router's limit, the router alone answers deeper ones with its own
+/// MAX_DEPTH_LIMIT, and a subgraph called directly applies the same alias and directive limits.
+#[tokio::test]
+async fn one_depth_limit_and_subgraphs_as_strict_as_the_router() {
+    let f = Federation::start().await;
+    let (token, _) = f.register("deep").await;
+    add(&f, &token, "123456", 1).await;
+    // myOrders { owner { orders { owner { ... id } } } }, `depth` fields deep.
+    let nested = |depth: usize| {
+        let mut open = String::from("myOrders { ");
+        for level in 2..depth {
+            open.push_str(if level % 2 == 0 {
+                "owner { "
+            } else {
+                "orders { "
+            });
+        }
+        format!("{{ {open}id{} }}", " }".repeat(depth - 1))
+    };
+    let deepest = f.gql(&nested(32), json!({}), Some(&token)).await;
+    assert!(deepest.get("errors").is_none(), "{deepest}");
+    let deeper = f.gql(&nested(33), json!({}), Some(&token)).await;
+    assert_eq!(code(&deeper), "MAX_DEPTH_LIMIT", "{deeper}");
+
+    let direct = |query: String| {
+        let http = f.http.clone();
+        let url = f.orders.graphql_url();
+        async move {
+            let body: Value = http
+                .post(url)
+                .header(
+                    taproom_common::trust::SECRET_HEADER,
+                    taproom_e2e::SUBGRAPH_SECRET,
+                )
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .expect("answers")
+                .json()
+                .await
+                .expect("json");
+            body
+        }
+    };
+    let aliases: String = (0..3000).map(|i| format!("a{i}: __typename ")).collect();
+    let too_many = direct(format!("{{ {aliases} }}")).await;
+    assert_eq!(code(&too_many), "MAX_ALIASES_LIMIT", "{too_many}");
+    let directives = "@include(if: true) ".repeat(5000);
+    let repeated = direct(format!("{{ __typename {directives} }}")).await;
+    assert_eq!(code(&repeated), "GRAPHQL_VALIDATION_FAILED", "{repeated}");
+    let deep_direct = direct(nested(40)).await;
+    assert_eq!(code(&deep_direct), "MAX_DEPTH_LIMIT", "{deep_direct}");
+}

@@ -37,12 +37,13 @@ use tower_http::trace::TraceLayer;
 use crate::{
     auth::{Credentials, RequestAuth},
     db::Db,
+    limits::{self, DocumentLimits},
     memo::Memo,
     trust::{self, ClientAddress, Peer, SubgraphSecret, TrustedCaller},
 };
 
-/// What the HTTP shell applies to every request: its limits (the schema applies depth and
-/// complexity limits), whether queries get a [`Memo`], and the secret callers must present.
+/// What the HTTP shell applies to every request: its limits (the schema applies the limits on
+/// documents, [`crate::limits`]), whether queries get a [`Memo`], and the secret callers must present.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest accepted request body.
@@ -62,11 +63,6 @@ impl Default for Limits {
         }
     }
 }
-
-/// The deepest selection a subgraph executes; deeper operations fail validation.
-pub const MAX_QUERY_DEPTH: usize = 16;
-/// The highest complexity (roughly, fields selected) a subgraph executes.
-pub const MAX_QUERY_COMPLEXITY: usize = 10_000;
 
 /// `/graphql` for `executor` plus `/health` for `db`.
 pub fn graphql_app<E: Executor + Clone>(executor: E, db: Db, limits: Limits) -> Router {
@@ -234,7 +230,8 @@ pub async fn serve(
     .await
 }
 
-/// A subgraph schema builder with federation enabled and the shared depth and complexity limits.
+/// A subgraph schema builder with federation enabled and the router's limits on documents
+/// ([`crate::limits`]).
 pub fn schema_builder<Q, M>(
     query: Q,
     mutation: M,
@@ -245,8 +242,11 @@ where
 {
     async_graphql::Schema::build(query, mutation, async_graphql::EmptySubscription)
         .enable_federation()
-        .limit_depth(MAX_QUERY_DEPTH)
-        .limit_complexity(MAX_QUERY_COMPLEXITY)
+        .extension(DocumentLimits)
+        // async-graphql's own guard on nesting (32 by default, counting fragments as levels too)
+        // would otherwise refuse what the router sends before the limits above are checked; it
+        // stays as a bound on the parser's recursion.
+        .limit_recursive_depth(3 * limits::MAX_DEPTH)
 }
 
 /// The federation v2 SDL of a schema built by [`schema_builder`] (what `<service> sdl` prints).

@@ -10,6 +10,7 @@
 //! - [`error`]: the stable `extensions.code` values of the public contract.
 //! - [`http`]: the HTTP shell around an async-graphql schema: GraphQL-over-HTTP for GET and POST,
 //!   body and depth limits, `/health`, graceful shutdown.
+//! - [`limits`]: the router's limits on documents (depth, aliases, fields, repeated directives).
 //! - [`memo`]: a subtree that the same request reaches many times for the same entity, resolved once.
 //! - [`money`]: the contract's `Decimal` scalar over exact integer cents.
 //! - [`service`]: the shared lifecycle of a subgraph binary (migrate, listen, serve).
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod memo;
 pub mod money;
 pub mod service;
