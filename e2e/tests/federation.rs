@@ -768,3 +768,85 @@ async fn one_depth_limit_and_subgraphs_as_strict_as_the_router() {
     let deep_direct = direct(nested(40)).await;
     assert_eq!(code(&deep_direct), "MAX_DEPTH_LIMIT", "{deep_direct}");
 }
+
+/// The report's errors a frontend could not rely on, each now with a listed code, a path where a
+/// field failed, and a sentence a person understands.
+#[tokio::test]
+async fn every_error_has_a_listed_code_a_path_and_a_plain_message() {
+    let mut f = Federation::start().await;
+    let (admin, _) = f.register("boss").await;
+    f.promote("boss").await;
+    let bad_price = f
+        .gql(
+            r#"mutation { createBeer(input: { sku: "Z1", name: "x", price: true }) { sku } }"#,
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(code(&bad_price), "BAD_USER_INPUT", "{bad_price}");
+    assert_eq!(bad_price["errors"][0]["path"], json!(["createBeer"]));
+    assert!(message(&bad_price).contains("Decimal"), "{bad_price}");
+
+    let (status, batch) = f
+        .post(
+            json!([{ "query": "{ me { id } }" }, { "query": "{ me { id } }" }]),
+            None,
+        )
+        .await;
+    assert_eq!((status, code(&batch)), (400, "BAD_REQUEST"));
+    assert!(message(&batch).contains("batched requests"), "{batch}");
+    let (status, not_a_string) = f.post(json!({ "query": { "me": "id" } }), None).await;
+    assert_eq!(
+        (status, message(&not_a_string)),
+        (400, "`query` must be a string")
+    );
+
+    for query in ["{ me { id } }\u{0}", "{ me\u{0} { id } }"] {
+        let (status, nul) = f.post(json!({ "query": query }), None).await;
+        assert_eq!((status, code(&nul)), (400, "BAD_REQUEST"), "{nul}");
+        assert!(
+            message(&nul).contains("control character U+0000 at line 1"),
+            "{nul}"
+        );
+    }
+
+    let (token, _) = f.register("pat").await;
+    add(&f, &token, "123457", 1).await;
+    add(&f, &token, "123458", 1).await;
+    f.stop_beers().await;
+    let partial = f
+        .gql(
+            "{ currentOrder { items { sku beer { name } } } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        partial["data"],
+        json!({ "currentOrder": { "items": [{ "sku": "123457", "beer": null }, { "sku": "123458", "beer": null }] } })
+    );
+    let errors = partial["errors"].as_array().expect("errors");
+    let paths: Vec<&Value> = errors.iter().map(|e| &e["path"]).collect();
+    assert_eq!(
+        paths,
+        [
+            &json!(["currentOrder", "items", 0, "beer"]),
+            &json!(["currentOrder", "items", 1, "beer"])
+        ],
+        "a null beer that could not be fetched is told from a deleted one"
+    );
+    assert!(errors
+        .iter()
+        .all(|e| e["extensions"]["code"] == "SUBGRAPH_REQUEST_FAILED"
+            && e["extensions"]["service"] == "beers"));
+    let root = f
+        .gql("{ beer(sku: \"123456\") { name } }", json!({}), None)
+        .await;
+    assert_eq!(root["errors"][0]["path"], json!(["beer"]), "{root}");
+}
+
+fn message(response: &Value) -> &str {
+    response["errors"][0]["message"]
+        .as_str()
+        .expect("a message")
+}

@@ -147,13 +147,48 @@ pub fn required_query(query: Option<String>) -> Result<String, HttpError> {
     Ok(query)
 }
 
-/// A blank query is a bad request, not a document that fails to parse.
+/// A blank query is a bad request, not a document that fails to parse; so is one holding a control
+/// character other than tab and line breaks, which GraphQL documents may not contain (a NUL used to
+/// get a parser's puzzling "unexpected character").
 pub fn check_query(query: &str) -> Result<(), HttpError> {
     if query.trim().is_empty() {
-        Err(HttpError::bad("the request has no query"))
-    } else {
-        Ok(())
+        return Err(HttpError::bad("the request has no query"));
     }
+    let bad = query
+        .char_indices()
+        .find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+    if let Some((at, c)) = bad {
+        let before = &query[..at];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        return Err(HttpError::bad(format!(
+            "the query holds the control character U+{:04X} at line {line}, column {column}; GraphQL documents may hold only tabs, line breaks and printable characters",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
+
+/// Why a POST body is not a GraphQL request, in words a person can act on: a batch (JSON array),
+/// a member of the wrong type, or the JSON error itself.
+pub fn malformed_body(body: &[u8], error: &serde_json::Error) -> HttpError {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return HttpError::bad(format!("the request body is not valid JSON: {error}"));
+    };
+    let message = match &value {
+        Value::Array(_) => "batched requests (a JSON array of operations) are not supported; send one operation per request".to_owned(),
+        Value::Object(object) => {
+            let wrong = [("query", "a string"), ("operationName", "a string or null")]
+                .into_iter()
+                .find(|(name, _)| object.get(*name).is_some_and(|v| !v.is_string() && !v.is_null()));
+            match wrong {
+                Some((name, kind)) => format!("`{name}` must be {kind}"),
+                None => format!("malformed GraphQL request body: {error}"),
+            }
+        }
+        _ => "the request body must be a JSON object with a `query`".to_owned(),
+    };
+    HttpError::bad(message)
 }
 
 /// Reads a GraphQL request from `GET`'s query string (`query`, `operationName`, and `variables` and
@@ -175,8 +210,8 @@ pub fn read_request(
                 variables: Option<Value>,
                 extensions: Option<Value>,
             }
-            let fields: Fields = serde_json::from_slice(&body)
-                .map_err(|e| HttpError::bad(format!("malformed GraphQL request body: {e}")))?;
+            let fields: Fields =
+                serde_json::from_slice(&body).map_err(|e| malformed_body(&body, &e))?;
             Ok(GraphqlHttpRequest {
                 query: required_query(fields.query)?,
                 operation_name: fields.operation_name,

@@ -337,10 +337,13 @@ impl<'a: 'p, 'p> Shaper<'a, 'p> {
                 if !self.value(out, inner, kind, value, selections, path)? {
                     return Ok(false);
                 }
+                // An error explains a null at its own path, above it (the null propagated up)
+                // and below it (a fetch that failed there left what is under it empty).
                 let explained = self.explain_all
-                    || self.explained.iter().any(|p| {
-                        p.len() >= path.len() && path.iter().zip(p).all(|(s, v)| s.matches(v))
-                    });
+                    || self
+                        .explained
+                        .iter()
+                        .any(|p| path.iter().zip(p).all(|(s, v)| s.matches(v)));
                 if !explained {
                     self.error(
                         path,

@@ -16,6 +16,33 @@ pub fn subgraph_failed(service: &str, reason: &str) -> GraphqlError {
     .service(service)
 }
 
+/// The most places one failed fetch reports an error at; beyond them one error says how many more.
+const MAX_FAILED_PLACES: usize = 100;
+
+/// A failed fetch's error at each of `places` (the paths of the fields it could not fetch), so a
+/// client can tell a field that could not be fetched from one that is null; at most
+/// [`MAX_FAILED_PLACES`] of them, then one error without a path counting the rest.
+pub(super) fn at_places(error: GraphqlError, places: &[Path]) -> Vec<GraphqlError> {
+    let mut errors: Vec<GraphqlError> = places
+        .iter()
+        .take(MAX_FAILED_PLACES)
+        .map(|place| prefix_path(error.clone(), place, 0))
+        .collect();
+    if places.len() > MAX_FAILED_PLACES {
+        let mut rest = error.clone();
+        rest.message = format!(
+            "{} (and at {} more places)",
+            error.message,
+            places.len() - MAX_FAILED_PLACES
+        );
+        errors.push(strip_path(rest));
+    }
+    if errors.is_empty() {
+        errors.push(error);
+    }
+    errors
+}
+
 /// A root-level error keeps its path, prefixed with each target's path (root re-entry fetches).
 pub(super) fn relocate_root(error: GraphqlError, targets: &[Path]) -> Vec<GraphqlError> {
     match targets {

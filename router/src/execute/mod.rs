@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 use tokio::sync::SemaphorePermit;
 
 pub use self::errors::subgraph_failed;
-use self::errors::{relocate_entity_error, relocate_root, strip_path};
+use self::errors::{at_places, relocate_entity_error, relocate_root, strip_path};
 pub use self::gate::MergeGate;
 use self::gate::Place;
 use crate::{
@@ -217,14 +217,19 @@ impl<'a> Execution<'a> {
     }
 
     /// Sends `body` to `service`; `shareable` (a query) lets it share an identical request in flight.
-    async fn send(
+    /// A failure is reported at `places`, the paths of the fields the request was to fetch.
+    async fn send<'p>(
         &self,
         service: &str,
         body: Vec<u8>,
         shareable: bool,
+        places: impl FnOnce() -> Vec<Path<'p>>,
     ) -> Option<SubgraphResponse<'a>> {
         let Some(url) = self.supergraph.subgraph_urls.get(service) else {
-            self.push_errors([subgraph_failed(service, "has no URL in the supergraph")]);
+            self.push_errors(at_places(
+                subgraph_failed(service, "has no URL in the supergraph"),
+                &places(),
+            ));
             return None;
         };
         let answer = self
@@ -239,7 +244,7 @@ impl<'a> Execution<'a> {
             Ok(response) => Some(response),
             Err(reason) => {
                 tracing::warn!(service, %reason, "subgraph request failed");
-                self.push_errors([subgraph_failed(service, &reason)]);
+                self.push_errors(at_places(subgraph_failed(service, &reason), &places()));
                 None
             }
         }
@@ -264,7 +269,24 @@ impl<'a> Execution<'a> {
             }
             let body = self.request_body(query, usages, &[]);
             let shareable = shareable(fetch.operation_kind.as_ref(), query);
-            let Some(response) = self.send(&fetch.service_name, body, shareable).await else {
+            // The fields it fetches: the operation's top-level fields at each target.
+            let places = || {
+                let keys: Vec<&str> = root_keys(fetch);
+                targets
+                    .iter()
+                    .flat_map(|target| {
+                        keys.iter().map(move |key| {
+                            let mut place = target.clone();
+                            place.push(Step::Key(key));
+                            place
+                        })
+                    })
+                    .collect()
+            };
+            let Some(response) = self
+                .send(&fetch.service_name, body, shareable, places)
+                .await
+            else {
                 return;
             };
             let mut data = response.data;
@@ -302,7 +324,11 @@ impl<'a> Execution<'a> {
         }
         let body = self.request_body(query, usages, &[("representations", representations)]);
         let shareable = shareable(fetch.operation_kind.as_ref(), query);
-        let Some(response) = self.send(&fetch.service_name, body, shareable).await else {
+        let places = || entity_places(&targets);
+        let Some(response) = self
+            .send(&fetch.service_name, body, shareable, places)
+            .await
+        else {
             return;
         };
         let entities = response
@@ -344,7 +370,14 @@ impl<'a> Execution<'a> {
             &lists,
         );
         let shareable = shareable(batch.operation_kind.as_ref(), &batch.operation.document_str);
-        let Some(mut response) = self.send(&batch.service_name, body, shareable).await else {
+        let places = || {
+            let all: Vec<Target> = by_variable.values().flatten().cloned().collect();
+            entity_places(&all)
+        };
+        let Some(mut response) = self
+            .send(&batch.service_name, body, shareable, places)
+            .await
+        else {
             return;
         };
         let errors = std::mem::take(&mut response.errors);
@@ -526,4 +559,33 @@ fn shareable(kind: Option<&OperationKind>, document: &str) -> bool {
             document.starts_with('{') || document.starts_with("query")
         }
     }
+}
+
+/// The response keys of a fetch's top-level fields (what a root fetch places at each target).
+fn root_keys(fetch: &FetchNode) -> Vec<&str> {
+    use hive_router_query_planner::ast::selection_item::SelectionItem;
+    fetch
+        .operation
+        .document
+        .operation
+        .selection_set
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            SelectionItem::Field(field) => Some(field.selection_identifier()),
+            _ => None,
+        })
+        .filter(|key| *key != "__typename")
+        .collect()
+}
+
+/// The distinct positions of the entities an entity fetch was to resolve.
+fn entity_places<'p>(targets: &[Target<'p>]) -> Vec<Path<'p>> {
+    let mut places: Vec<Path<'p>> = Vec::new();
+    for (path, _, _) in targets {
+        if !places.contains(path) {
+            places.push(path.clone());
+        }
+    }
+    places
 }

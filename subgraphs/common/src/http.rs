@@ -28,8 +28,8 @@ use axum::{
 use serde_json::Value;
 pub use taproom_http::shutdown_signal;
 use taproom_http::{
-    check_query, error::Code, error_reply, graphql_status, reply, request_from_get, request_source,
-    HttpError, MediaType, RequestSource,
+    check_query, error::Code, error_reply, graphql_status, malformed_body, reply, request_from_get,
+    request_source, HttpError, MediaType, RequestSource,
 };
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -142,6 +142,23 @@ async fn graphql<E: Executor>(
             }
         }
     }
+    // Every error carries a contract code: async-graphql's own errors while executing (an argument
+    // that does not coerce, such as `price: true` for a Decimal) have none.
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            let input = ["Failed to parse", "Expected input type", "Invalid value"]
+                .iter()
+                .any(|start| error.message.starts_with(start));
+            let code = if input {
+                "BAD_USER_INPUT"
+            } else {
+                tracing::error!(message = %error.message, "an error without a code");
+                "INTERNAL_SERVER_ERROR"
+            };
+            extensions.set("code", code);
+        }
+    }
     let status = graphql_status(
         media,
         if request_failed {
@@ -172,8 +189,8 @@ fn read_request(
 ) -> Result<async_graphql::Request, HttpError> {
     match request_source(method, uri, headers, body)? {
         RequestSource::Post(body) => {
-            let request: async_graphql::Request = serde_json::from_slice(&body)
-                .map_err(|e| HttpError::bad(format!("malformed GraphQL request body: {e}")))?;
+            let request: async_graphql::Request =
+                serde_json::from_slice(&body).map_err(|e| malformed_body(&body, &e))?;
             // async-graphql reads a body without `query` as an empty document.
             check_query(&request.query)?;
             Ok(request)
