@@ -28,7 +28,7 @@ use crate::{
     error::{Code, RequestError},
     execute::{Execution, MergeGate},
     fetch::SubgraphClient,
-    plan::{Kind, OperationLimits, PlanCache},
+    plan::{Kind, OperationLimits, PlanCache, Prepared},
     response,
     supergraph::Supergraph,
     value::Bodies,
@@ -123,14 +123,19 @@ impl Router {
         self.served().plans.prepared.load(Ordering::Relaxed)
     }
 
-    /// Runs one GraphQL request through the pipeline; `headers` are the client's (some are
-    /// forwarded to subgraphs). The body is JSON text.
-    pub async fn execute(
+    /// Runs the stages before any subgraph is asked (prepare, variables) and drops the result:
+    /// what a request can cost the router on its own. The fuzz target drives this.
+    pub fn admit_only(&self, request: GraphqlRequest<'_>) -> Result<(), RequestError> {
+        self.admit(&self.served(), request).map(drop)
+    }
+
+    /// Stages 1 and 2: the prepared operation (from the cache or made now) and the coerced
+    /// variables, or why the request cannot run.
+    fn admit(
         &self,
+        served: &Served,
         request: GraphqlRequest<'_>,
-        headers: &HeaderMap,
-    ) -> Result<Vec<u8>, RequestError> {
-        let served = self.served();
+    ) -> Result<(Arc<Prepared>, Map<String, Value>), RequestError> {
         let supergraph = &served.supergraph;
         let prepared = served.plans.get_or_prepare(
             supergraph,
@@ -150,6 +155,19 @@ impl Router {
             request.variables,
             &supergraph.planner.consumer_schema.document,
         )?;
+        Ok((prepared, variables))
+    }
+
+    /// Runs one GraphQL request through the pipeline; `headers` are the client's (some are
+    /// forwarded to subgraphs). The body is JSON text.
+    pub async fn execute(
+        &self,
+        request: GraphqlRequest<'_>,
+        headers: &HeaderMap,
+    ) -> Result<Vec<u8>, RequestError> {
+        let served = self.served();
+        let supergraph = &served.supergraph;
+        let (prepared, variables) = self.admit(&served, request)?;
         let bodies = Bodies::default();
         let mut shaped = match &prepared.planned {
             Some((operation, plan)) => {

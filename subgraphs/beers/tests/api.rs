@@ -378,6 +378,19 @@ async fn paging_has_no_gaps_or_repeats(test_db: TestDb) {
     );
 }
 
+/// Errors async-graphql makes itself while executing get a contract code too: an argument that
+/// does not coerce, and a variable used but not declared (an input the fuzzer found).
+async fn input_errors_of_the_graphql_layer_have_a_code(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    for query in [
+        r#"mutation { createBeer(input: { sku: "Z1", name: "x", price: true }) { sku } }"#,
+        r#"mutation($p: Decimal!) { updateBeer(sku: "123456", input: {price: $p}) { price } }"#,
+    ] {
+        let response = t.gql(query, json!({}), Some("admin")).await;
+        assert_eq!(error_code(&response), "BAD_USER_INPUT", "{response}");
+    }
+}
+
 /// A search too long for the database's pattern matcher, or with a NUL that would cut it short, is
 /// refused as the caller's mistake, naming the field; the longest allowed search still runs.
 async fn search_text_has_limits(test_db: TestDb) {
@@ -489,6 +502,7 @@ test_on_both_databases!(
     paging_has_no_gaps_or_repeats,
     search_is_case_insensitive_beyond_ascii,
     search_text_has_limits,
+    input_errors_of_the_graphql_layer_have_a_code,
     entities_by_id_and_sku_in_one_call,
     demo_seed_runs_once,
 );
