@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the workspace's tests on SQLite and PostgreSQL (a throwaway PostgreSQL cluster is
 # started and stopped whatever the outcome), then the playground in headless Chromium, then the
-# GraphQL-over-HTTP audit (graphql-http) of the router and every subgraph.
+# frontend features with @apollo/client, then the GraphQL-over-HTTP audit (graphql-http) of the
+# router and every subgraph.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +13,5 @@ cargo test --workspace --locked "$@"
 pg_stop
 trap - EXIT
 bash scripts/browser-test.sh
+bash scripts/apollo-test.sh
 bash scripts/graphql-http-test.sh

@@ -81,4 +81,8 @@ pub struct StackArgs {
     /// it. A new random one each run if unset; set it to call a subgraph yourself.
     #[arg(long, env = "TAPROOM_SUBGRAPH_SECRET", hide_env_values = true)]
     pub subgraph_secret: Option<String>,
+    /// An origin browsers may call the router from, e.g. http://localhost:3000 for a frontend's
+    /// dev server (repeatable, or comma-separated). None by default: only the playground.
+    #[arg(long, value_delimiter = ',', env = "CORS_ORIGINS")]
+    pub cors_origin: Vec<String>,
 }

@@ -153,7 +153,16 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
                 "serve".into(),
                 "--subgraph".into(),
                 format!("users={users_url},beers={beers_url},orders={orders_url}"),
-            ],
+                // The stack always has its demo accounts (prepare_databases makes them).
+                "--playground-demo-accounts".into(),
+            ]
+            .into_iter()
+            .chain(
+                args.cors_origin
+                    .iter()
+                    .flat_map(|origin| ["--cors-origin".to_owned(), origin.clone()]),
+            )
+            .collect(),
             env: vec![
                 ("LISTEN", format!("{host}:{}", args.router_port)),
                 ("SUBGRAPH_SECRET", subgraph_secret.clone()),

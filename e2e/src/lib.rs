@@ -16,9 +16,10 @@ use taproom_common::{
     trust::{SecretArgs, SubgraphSecret, SECRET_HEADER},
 };
 use taproom_router::{
-    compose::SubgraphSdl, fetch::SubgraphClient, http::routes, plan::OperationLimits,
-    supergraph::Supergraph, Router,
+    compose::SubgraphSdl, fetch::SubgraphClient, http::routes, persisted::Persisted,
+    plan::OperationLimits, supergraph::Supergraph, Router,
 };
+pub use taproom_router::{http::HttpOptions, persisted::PersistedSettings};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// The secret key the test users subgraph hashes tokens with.
@@ -299,6 +300,12 @@ pub struct TestRouter {
     /// How many operations may hold subgraph answers at once (0: any number), and after how long
     /// a wait for a subgraph an operation gives its place back.
     merging: (usize, Duration),
+    /// Persisted queries: APQ on (1 MiB) by default, as a served router has it.
+    persisted: PersistedSettings,
+    /// The HTTP face's settings.
+    http: HttpOptions,
+    /// Whether `__schema` and `__type` are answered.
+    introspection: bool,
 }
 
 impl TestRouter {
@@ -311,7 +318,31 @@ impl TestRouter {
             timeout: Duration::from_secs(5),
             dedupe: true,
             merging: (0, Duration::from_millis(100)),
+            persisted: PersistedSettings {
+                apq_cache_bytes: 1 << 20,
+                ..PersistedSettings::default()
+            },
+            http: HttpOptions::default(),
+            introspection: true,
         }
+    }
+
+    /// Answers `__schema` and `__type` only if `on`.
+    pub fn introspection(mut self, on: bool) -> Self {
+        self.introspection = on;
+        self
+    }
+
+    /// Persisted queries as `settings` say.
+    pub fn persisted(mut self, settings: PersistedSettings) -> Self {
+        self.persisted = settings;
+        self
+    }
+
+    /// The HTTP face as `options` say (default: [`HttpOptions::default`], a 1 MiB body limit).
+    pub fn http(mut self, options: HttpOptions) -> Self {
+        self.http = options;
+        self
     }
 
     /// Sends subgraph `name`'s requests to `url` instead of the supergraph's URL for it.
@@ -359,9 +390,14 @@ impl TestRouter {
                     .presenting(Some(HeaderValue::from_static(SUBGRAPH_SECRET))),
                 self.limits,
             )
-            .merging(self.merging.0, self.merging.1),
+            .merging(self.merging.0, self.merging.1)
+            .persisting(
+                Persisted::new(&self.persisted)
+                    .unwrap_or_else(|e| panic!("persisted queries do not load: {e:#}")),
+            )
+            .introspection(self.introspection),
         );
-        let service = Service::serve(routes(state.clone(), 1024 * 1024, &[])).await;
+        let service = Service::serve(routes(state.clone(), self.http)).await;
         RunningRouter { service, state }
     }
 }

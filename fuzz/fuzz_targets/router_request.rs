@@ -10,8 +10,13 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, Method, Uri},
 };
 use libfuzzer_sys::fuzz_target;
+use taproom_http::Incoming;
 use taproom_router::{
-    fetch::SubgraphClient, plan::OperationLimits, supergraph::Supergraph, GraphqlRequest, Router,
+    fetch::SubgraphClient,
+    persisted::{Persisted, PersistedSettings},
+    plan::OperationLimits,
+    supergraph::Supergraph,
+    GraphqlRequest, Router,
 };
 
 fn router() -> &'static Router {
@@ -29,6 +34,14 @@ fn router() -> &'static Router {
             SubgraphClient::new(Duration::from_secs(1)),
             OperationLimits::default(),
         )
+        // APQ on, small, as the hashes and registrations are part of the request path.
+        .persisting(
+            Persisted::new(&PersistedSettings {
+                apq_cache_bytes: 1 << 16,
+                ..PersistedSettings::default()
+            })
+            .expect("no file to read"),
+        )
     })
 }
 
@@ -39,19 +52,28 @@ fuzz_target!(|body: &[u8]| {
         HeaderValue::from_static("application/json"),
     );
     let uri = Uri::from_static("/graphql");
-    let Ok(request) = taproom_http::read_request(
+    let Ok(incoming) = taproom_http::read_request(
         &Method::POST,
         &uri,
         &headers,
         Ok(Bytes::copy_from_slice(body)),
+        10,
     ) else {
         return;
     };
-    let _ = router().admit_only(GraphqlRequest {
-        query: &request.query,
-        operation_name: request.operation_name.as_deref(),
-        variables: &request.variables,
-        over_get: false,
-        want_plan: false,
-    });
+    let requests = match incoming {
+        Incoming::One(request) => vec![request],
+        Incoming::Batch(members) => members.into_iter().filter_map(Result::ok).collect(),
+    };
+    for request in &requests {
+        let _ = router().admit_only(GraphqlRequest {
+            query: request.query.as_deref(),
+            document_id: request.document_id.as_deref(),
+            extensions: &request.extensions,
+            operation_name: request.operation_name.as_deref(),
+            variables: &request.variables,
+            over_get: false,
+            want_plan: false,
+        });
+    }
 });

@@ -23,6 +23,16 @@ pub enum Code {
     MaxAliasesLimit,
     MaxFieldsLimit,
     QueryPlanningFailed,
+    /// A persisted query's hash the router does not know (yet): send the query with it.
+    PersistedQueryNotFound,
+    /// A persisted query's hash that is not the SHA-256 of the query sent with it.
+    PersistedQueryHashMismatch,
+    /// A persisted query or document id sent to a router that keeps none.
+    PersistedQueryNotSupported,
+    /// A persisted document id that is not in the router's manifest.
+    PersistedQueryNotInList,
+    /// An operation a router with a safelist does not run: its text is not in the manifest.
+    QueryNotInSafelist,
     /// A subgraph could not be asked, or answered something that is not a GraphQL response.
     SubgraphRequestFailed,
     InternalServerError,
@@ -42,6 +52,11 @@ impl Code {
             Code::MaxAliasesLimit => "MAX_ALIASES_LIMIT",
             Code::MaxFieldsLimit => "MAX_FIELDS_LIMIT",
             Code::QueryPlanningFailed => "QUERY_PLANNING_FAILED",
+            Code::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Code::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
+            Code::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
+            Code::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
+            Code::QueryNotInSafelist => "QUERY_NOT_IN_SAFELIST",
             Code::SubgraphRequestFailed => "SUBGRAPH_REQUEST_FAILED",
             Code::InternalServerError => "INTERNAL_SERVER_ERROR",
             Code::Other(code) => code,

@@ -62,10 +62,14 @@ impl MediaType {
     }
 }
 
-/// A GraphQL request as a client sent it; `query` is never empty.
+/// A GraphQL request as a client sent it. `query`, when given, is not blank; a request may name a
+/// persisted document instead (`documentId`, or `extensions.persistedQuery`), which only the router
+/// resolves ([`required_query`] insists on a query).
 #[derive(Debug, Clone, Default)]
 pub struct GraphqlHttpRequest {
-    pub query: String,
+    pub query: Option<String>,
+    /// A persisted document's id (GraphQL-over-HTTP's persisted documents).
+    pub document_id: Option<String>,
     pub operation_name: Option<String>,
     pub variables: Map<String, Value>,
     pub extensions: Map<String, Value>,
@@ -96,11 +100,13 @@ pub enum RequestSource {
     Post(Bytes),
 }
 
-/// `GET`'s parameters: `query`, `operationName`, and `variables` and `extensions` as JSON text.
+/// `GET`'s parameters: `query` or `documentId`, `operationName`, and `variables` and `extensions`
+/// as JSON text.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetParams {
     pub query: Option<String>,
+    pub document_id: Option<String>,
     pub operation_name: Option<String>,
     pub variables: Option<String>,
     pub extensions: Option<String>,
@@ -191,34 +197,83 @@ pub fn malformed_body(body: &[u8], error: &serde_json::Error) -> HttpError {
     HttpError::bad(message)
 }
 
-/// Reads a GraphQL request from `GET`'s query string (`query`, `operationName`, and `variables` and
-/// `extensions` as JSON text) or from `POST`'s `application/json` body.
+/// What a `POST` body or a `GET` query string holds: one GraphQL request, or a batch (a JSON array
+/// of them) whose members are read one by one, so that one malformed member fails only itself.
+#[derive(Debug)]
+pub enum Incoming {
+    One(GraphqlHttpRequest),
+    Batch(Vec<Result<GraphqlHttpRequest, HttpError>>),
+}
+
+/// Reads a GraphQL request from `GET`'s query string (`query` or `documentId`, `operationName`,
+/// and `variables` and `extensions` as JSON text) or from `POST`'s `application/json` body: a
+/// request object, or with `max_batch` above 0 an array of at most `max_batch` of them. A query,
+/// when given, is checked ([`check_query`]); that there is one, or a persisted document instead, is
+/// the caller's to check.
 pub fn read_request(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<GraphqlHttpRequest, HttpError> {
+    max_batch: usize,
+) -> Result<Incoming, HttpError> {
     match request_source(method, uri, headers, body)? {
-        RequestSource::Get(params) => request_from_get(params),
+        RequestSource::Get(params) => request_from_get(params).map(Incoming::One),
         RequestSource::Post(body) => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "camelCase")]
-            struct Fields {
-                query: Option<String>,
-                operation_name: Option<String>,
-                variables: Option<Value>,
-                extensions: Option<Value>,
+            let first = body.iter().find(|b| !b.is_ascii_whitespace());
+            if max_batch == 0 || first != Some(&b'[') {
+                return request_from_json(&body).map(Incoming::One);
             }
-            let fields: Fields =
+            let members: Vec<&serde_json::value::RawValue> =
                 serde_json::from_slice(&body).map_err(|e| malformed_body(&body, &e))?;
-            Ok(GraphqlHttpRequest {
-                query: required_query(fields.query)?,
-                operation_name: fields.operation_name,
-                variables: object("variables", fields.variables)?,
-                extensions: object("extensions", fields.extensions)?,
-            })
+            if members.is_empty() {
+                return Err(HttpError::bad(
+                    "the batch is empty: send at least one operation",
+                ));
+            }
+            if members.len() > max_batch {
+                return Err(HttpError::bad(format!(
+                    "the batch holds {} operations; at most {max_batch} are accepted in one request",
+                    members.len()
+                )));
+            }
+            Ok(Incoming::Batch(
+                members
+                    .into_iter()
+                    .map(|member| request_from_json(member.get().as_bytes()))
+                    .collect(),
+            ))
         }
+    }
+}
+
+/// One request object from JSON text.
+fn request_from_json(body: &[u8]) -> Result<GraphqlHttpRequest, HttpError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Fields {
+        query: Option<String>,
+        document_id: Option<String>,
+        operation_name: Option<String>,
+        variables: Option<Value>,
+        extensions: Option<Value>,
+    }
+    let fields: Fields = serde_json::from_slice(body).map_err(|e| malformed_body(body, &e))?;
+    Ok(GraphqlHttpRequest {
+        query: optional_query(fields.query)?,
+        document_id: fields.document_id,
+        operation_name: fields.operation_name,
+        variables: object("variables", fields.variables)?,
+        extensions: object("extensions", fields.extensions)?,
+    })
+}
+
+/// A query that is given is checked; an absent or empty one is none (a persisted document may
+/// stand for it).
+fn optional_query(query: Option<String>) -> Result<Option<String>, HttpError> {
+    match query {
+        Some(query) if !query.is_empty() => check_query(&query).map(|()| Some(query)),
+        _ => Ok(None),
     }
 }
 
@@ -232,7 +287,8 @@ pub fn request_from_get(params: GetParams) -> Result<GraphqlHttpRequest, HttpErr
         .transpose()
     };
     Ok(GraphqlHttpRequest {
-        query: required_query(params.query)?,
+        query: optional_query(params.query)?,
+        document_id: params.document_id,
         operation_name: params.operation_name,
         variables: object("variables", json("variables", params.variables)?)?,
         extensions: object("extensions", json("extensions", params.extensions)?)?,
@@ -326,6 +382,13 @@ mod tests {
     }
 
     fn post(body: &str) -> Result<GraphqlHttpRequest, HttpError> {
+        match post_many(body, 0)? {
+            Incoming::One(request) => Ok(request),
+            Incoming::Batch(_) => panic!("batches are off"),
+        }
+    }
+
+    fn post_many(body: &str, max_batch: usize) -> Result<Incoming, HttpError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
@@ -336,17 +399,14 @@ mod tests {
             &Uri::from_static("/graphql"),
             &headers,
             Ok(Bytes::from(body.to_owned())),
+            max_batch,
         )
     }
 
     #[test]
     fn requests_without_a_query_or_with_non_object_maps_are_bad() {
-        assert_eq!(
-            post(r#"{"qeury":"{ a }"}"#)
-                .expect_err("a bad request")
-                .status,
-            StatusCode::BAD_REQUEST
-        );
+        // No query is not an HTTP-level problem: a persisted document may stand for it.
+        assert_eq!(post(r#"{"qeury":"{ a }"}"#).expect("read").query, None);
         assert_eq!(
             post(r#"{"query":"  "}"#)
                 .expect_err("a bad request")
@@ -367,7 +427,7 @@ mod tests {
         }
         let ok = post(r#"{"query":"{ a }","variables":null,"extensions":{"x":1}}"#)
             .expect("a good request");
-        assert_eq!(ok.query, "{ a }");
+        assert_eq!(ok.query.as_deref(), Some("{ a }"));
         assert!(ok.variables.is_empty());
         assert_eq!(ok.extensions["x"], 1);
     }
@@ -377,17 +437,59 @@ mod tests {
         let uri = Uri::from_static(
             "/graphql?query=%7B%20a%20%7D&operationName=A&variables=%7B%22x%22%3A1%7D",
         );
-        let request = read_request(&Method::GET, &uri, &HeaderMap::new(), Ok(Bytes::new()))
-            .expect("a good request");
+        let Incoming::One(request) =
+            read_request(&Method::GET, &uri, &HeaderMap::new(), Ok(Bytes::new()), 10)
+                .expect("a good request")
+        else {
+            panic!("one request over GET")
+        };
         assert_eq!(request.operation_name.as_deref(), Some("A"));
         assert_eq!(request.variables["x"], 1);
         let uri = Uri::from_static("/graphql?query=%7B%20a%20%7D&variables=nope");
-        let error = read_request(&Method::GET, &uri, &HeaderMap::new(), Ok(Bytes::new()))
+        let error = read_request(&Method::GET, &uri, &HeaderMap::new(), Ok(Bytes::new()), 10)
             .expect_err("not JSON");
         assert!(
             error.message.starts_with("`variables` is not JSON"),
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn batches_are_read_member_by_member_within_their_bound() {
+        let Incoming::Batch(members) = post_many(
+            r#" [{"query":"{ a }"}, {"query":1}, {"documentId":"abc"}]"#,
+            3,
+        )
+        .expect("a batch") else {
+            panic!("a batch")
+        };
+        assert_eq!(members.len(), 3);
+        assert_eq!(
+            members[0].as_ref().expect("good").query.as_deref(),
+            Some("{ a }")
+        );
+        assert_eq!(
+            members[1].as_ref().expect_err("bad").status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            members[2].as_ref().expect("good").document_id.as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            post_many(r#"[{"query":"{ a }"},{"query":"{ a }"}]"#, 1)
+                .expect_err("too many")
+                .message,
+            "the batch holds 2 operations; at most 1 are accepted in one request"
+        );
+        assert_eq!(
+            post_many("[]", 1).expect_err("empty").message,
+            "the batch is empty: send at least one operation"
+        );
+        assert!(post_many(r#"[{"query":"{ a }"}]"#, 0)
+            .expect_err("batches off")
+            .message
+            .starts_with("batched requests"));
     }
 }

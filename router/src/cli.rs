@@ -1,4 +1,4 @@
-//! The command line: `serve`, `compose`, `api-schema` and `check`.
+//! The command line: `serve`, `compose`, `api-schema`, `check` and `manifest`.
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -6,7 +6,7 @@ use tokio::net::TcpListener;
 use crate::{
     config::{self, Cli, Command},
     serve::{compose_live, serve, shutdown_signal},
-    tooling::check,
+    tooling::{check, manifest},
 };
 
 /// Runs a parsed command line.
@@ -37,11 +37,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             write_output(args.output.as_deref(), &check::api_sdl(&sdl)?)
         }
         Command::Check(args) => run_check(args),
+        Command::Manifest(args) => {
+            let sdl = std::fs::read_to_string(&args.supergraph).with_context(|| {
+                format!("--supergraph: cannot read {}", args.supergraph.display())
+            })?;
+            let text = manifest::to_text(&manifest::build(&args.operations, &sdl)?);
+            match &args.check {
+                None => write_output(args.output.as_deref(), &text),
+                Some(path) => {
+                    let committed = std::fs::read_to_string(path)
+                        .with_context(|| format!("--check: cannot read {}", path.display()))?;
+                    anyhow::ensure!(
+                        committed == text,
+                        "{} is not the manifest of {}; write it again with `bash scripts/update-schema.sh`",
+                        path.display(),
+                        args.operations.display()
+                    );
+                    println!(
+                        "{} is up to date with {}",
+                        path.display(),
+                        args.operations.display()
+                    );
+                    Ok(())
+                }
+            }
+        }
         Command::Serve(args) => {
             let listener = TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
-            serve(args, listener, shutdown_signal()).await
+            serve(*args, listener, shutdown_signal()).await
         }
     }
 }

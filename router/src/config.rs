@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a supergraph: from a file (--supergraph) or composed from live subgraphs (--subgraph).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Compose subgraphs (live, or the SDL files of a schema folder) into a supergraph and print it
     /// (or write it to --output).
     Compose(ComposeArgs),
@@ -26,6 +26,26 @@ pub enum Command {
     /// Check the schema folder's subgraphs: they must compose, and their API schema is compared with a
     /// base's; exits non-zero on a breaking change unless --allow-breaking.
     Check(CheckArgs),
+    /// Write the persisted query manifest (Apollo's format) of a folder of client operations, for
+    /// `serve --persisted-documents`; with --check, compare it with a file instead.
+    Manifest(ManifestArgs),
+}
+
+/// `manifest`'s settings.
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// The folder of client operations (`*.graphql`; every operation named).
+    #[arg(long, default_value = "schema/operations")]
+    pub operations: PathBuf,
+    /// The supergraph the operations must validate against.
+    #[arg(long, default_value = "schema/supergraph.graphql")]
+    pub supergraph: PathBuf,
+    /// Write the manifest here instead of standard output.
+    #[arg(long, conflicts_with = "check")]
+    pub output: Option<PathBuf>,
+    /// Exit non-zero unless this file holds exactly the manifest the operations give.
+    #[arg(long)]
+    pub check: Option<PathBuf>,
 }
 
 /// `api-schema`'s settings.
@@ -135,6 +155,52 @@ pub struct ServeArgs {
     /// default: only same-origin pages such as the playground.
     #[arg(long, value_delimiter = ',', env = "CORS_ORIGINS")]
     pub cors_origin: Vec<String>,
+    /// Turn automatic persisted queries off: a request with only a hash then gets
+    /// PERSISTED_QUERY_NOT_SUPPORTED.
+    #[arg(long, env = "NO_APQ")]
+    pub no_apq: bool,
+    /// The APQ cache's bound, in bytes of query text (least recently used queries go first).
+    #[arg(long, env = "APQ_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub apq_cache_bytes: u64,
+    /// A persisted query manifest (Apollo's format; `taproom-router manifest` writes one):
+    /// `documentId` and APQ hashes are looked up in it. Re-read when it changes.
+    #[arg(long, env = "PERSISTED_DOCUMENTS")]
+    pub persisted_documents: Option<PathBuf>,
+    /// Run only the operations whose text is in --persisted-documents (QUERY_NOT_IN_SAFELIST
+    /// otherwise).
+    #[arg(long, env = "SAFELIST", requires = "persisted_documents")]
+    pub safelist: bool,
+    /// The most operations one batched request (a JSON array) may hold; 0 refuses batches.
+    #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 10)]
+    pub max_batch_size: usize,
+    /// Responses of at least this many bytes are compressed (gzip, brotli or zstd) for clients
+    /// that accept it.
+    #[arg(long, env = "COMPRESSION_MIN_BYTES", default_value_t = 1024)]
+    pub compression_min_bytes: u16,
+    /// Serve the playground at `/` (the default).
+    #[arg(long, overrides_with = "no_playground")]
+    pub playground: bool,
+    /// Do not serve the playground.
+    #[arg(long, env = "NO_PLAYGROUND")]
+    pub no_playground: bool,
+    /// Name the local stack's demo accounts in the playground's welcome text (`taproom` sets it).
+    #[arg(long, env = "PLAYGROUND_DEMO_ACCOUNTS")]
+    pub playground_demo_accounts: bool,
+    /// Answer introspection (`__schema`, `__type`; the default).
+    #[arg(long, overrides_with = "no_introspection")]
+    pub introspection: bool,
+    /// Refuse introspection (`__typename` is still answered).
+    #[arg(long, env = "NO_INTROSPECTION")]
+    pub no_introspection: bool,
+    /// Honour the `x-taproom-query-plan` header (the default).
+    #[arg(long, overrides_with = "no_query_plan_header")]
+    pub query_plan_header: bool,
+    /// Ignore the `x-taproom-query-plan` header: plans stay private.
+    #[arg(long, env = "NO_QUERY_PLAN_HEADER")]
+    pub no_query_plan_header: bool,
+    /// Serve `/metrics` on this address instead of the main one (e.g. an internal interface).
+    #[arg(long, env = "METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub secret: SecretArg,
 }

@@ -30,6 +30,15 @@ pub const SECRET_HEADER: &str = "x-taproom-subgraph-secret";
 /// a client sent; subgraphs believe it only from a caller that presented the secret.
 pub const CLIENT_ADDRESS_HEADER: &str = "x-taproom-client-address";
 
+/// The header naming the batch a request belongs to, sent with mutations when a client batched
+/// operations: the users subgraph checks credentials at most once per batch, as per operation. The
+/// router sets it (a client's value is dropped); it can only restrict its sender, so subgraphs
+/// believe it from anyone.
+pub const BATCH_HEADER: &str = "x-taproom-batch-id";
+
+/// The headers the router itself sets on requests that are never shared (mutations).
+pub const UNSHARED_HEADERS: [&str; 2] = [CLIENT_ADDRESS_HEADER, BATCH_HEADER];
+
 /// A subgraph's answer, or why there is none.
 pub type FetchResult<'b> = Result<SubgraphResponse<'b>, String>;
 
@@ -124,7 +133,7 @@ impl SubgraphClient {
     /// POSTs `body` (a GraphQL request as JSON) to the subgraph `name` at `url`; returns its HTTP
     /// status and body, which [`read_answer`] reads. A `shareable` request (a query, never a
     /// mutation) joins an identical one in flight when deduplication is on; the others also carry
-    /// the client's address ([`CLIENT_ADDRESS_HEADER`], from `headers`).
+    /// the client's address and batch ([`UNSHARED_HEADERS`], from `headers`).
     pub async fn request(
         &self,
         name: &str,
@@ -169,7 +178,7 @@ impl SubgraphClient {
                         http: self.http.clone(),
                         counts: self.counts.clone(),
                         secret: self.secret.clone(),
-                        client_address: headers.get(CLIENT_ADDRESS_HEADER).cloned(),
+                        unshared: UNSHARED_HEADERS.map(|header| headers.get(header).cloned()),
                     },
                     name.to_owned(),
                     url.to_owned(),
@@ -194,7 +203,7 @@ impl SubgraphClient {
                 http: self.http.clone(),
                 counts: self.counts.clone(),
                 secret: self.secret.clone(),
-                client_address: None,
+                unshared: [None, None],
             },
             name.to_owned(),
             key.url.clone(),
@@ -221,8 +230,8 @@ struct Sender {
     http: reqwest::Client,
     counts: Arc<Mutex<HashMap<String, u64>>>,
     secret: Option<HeaderValue>,
-    /// Only for requests that are never shared (mutations).
-    client_address: Option<HeaderValue>,
+    /// Only for requests that are never shared (mutations): [`UNSHARED_HEADERS`].
+    unshared: [Option<HeaderValue>; UNSHARED_HEADERS.len()],
 }
 
 /// One POST to a subgraph, counted.
@@ -231,7 +240,7 @@ async fn send(
         http,
         counts,
         secret,
-        client_address,
+        unshared,
     }: Sender,
     name: String,
     url: String,
@@ -258,8 +267,10 @@ async fn send(
     if let Some(secret) = secret {
         request = request.header(SECRET_HEADER, secret);
     }
-    if let Some(address) = client_address {
-        request = request.header(CLIENT_ADDRESS_HEADER, address);
+    for (header, value) in UNSHARED_HEADERS.iter().zip(unshared) {
+        if let Some(value) = value {
+            request = request.header(*header, value);
+        }
     }
     let response = request.body(body).send().await.map_err(|e| {
         if e.is_timeout() {

@@ -1,10 +1,11 @@
-//! The router's HTTP face: `POST`/`GET /graphql` after GraphQL-over-HTTP, `/health`, `/metrics`.
+//! The router's HTTP face: `POST`/`GET /graphql` after GraphQL-over-HTTP (batches of operations,
+//! gzip request bodies and compressed responses too), `/health`, `/metrics`, the playground.
 //!
 //! `taproom-http` reads the request and negotiates the media type (as for the subgraphs); this
 //! module alone turns the pipeline's answer or [`RequestError`](crate::error::RequestError) into an
 //! HTTP response, with the status GraphQL-over-HTTP gives it for the client's media type.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{io::Read as _, net::SocketAddr, sync::Arc};
 
 use axum::{
     body::Bytes,
@@ -14,45 +15,165 @@ use axum::{
     routing::get,
     Extension, Router as Routes,
 };
-use taproom_http::{error_reply, graphql_status, read_request, reply, MediaType};
-use tower_http::trace::TraceLayer;
+use taproom_http::{
+    error_reply, graphql_status, read_request, reply, GraphqlHttpRequest, HttpError, Incoming,
+    MediaType,
+};
+use tower_http::{
+    compression::{
+        predicate::{NotForContentType, Predicate, SizeAbove},
+        CompressionLayer,
+    },
+    trace::TraceLayer,
+};
 
 use crate::{
-    error::errors_body,
-    fetch::CLIENT_ADDRESS_HEADER,
+    error::{errors_body, Code, GraphqlError, RequestError},
+    fetch::{BATCH_HEADER, CLIENT_ADDRESS_HEADER},
     pipeline::{GraphqlRequest, Router},
 };
 
 /// The header with which a client asks for the query plan in `extensions.queryPlan`.
 pub const QUERY_PLAN_HEADER: &str = "x-taproom-query-plan";
 
-/// The routes, serving `router`. `cors_origins` are the origins allowed to call from a browser;
-/// with none, only same-origin pages (the playground) can.
-pub fn routes(router: Arc<Router>, max_body_bytes: usize, cors_origins: &[HeaderValue]) -> Routes {
-    let routes = Routes::new()
+/// How the HTTP face behaves: the `serve` flags that are about HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// The largest request body, in bytes, after decompression.
+    pub max_body_bytes: usize,
+    /// The origins allowed to call from a browser; with none, only same-origin pages (the
+    /// playground) can.
+    pub cors_origins: Vec<HeaderValue>,
+    /// The most operations in one batch (0: batches refused).
+    pub max_batch_size: usize,
+    /// Responses at least this large are compressed when the client accepts it.
+    pub compression_min_bytes: u16,
+    /// Whether `/` serves the playground.
+    pub playground: bool,
+    /// Whether the playground's welcome text names the demo accounts (the local stack's).
+    pub demo_accounts: bool,
+    /// Whether the query plan header ([`QUERY_PLAN_HEADER`]) is honoured.
+    pub query_plan_header: bool,
+    /// Whether `/metrics` is served here (else on a listener of its own: [`metrics_routes`]).
+    pub metrics: bool,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            max_body_bytes: 1024 * 1024,
+            cors_origins: Vec::new(),
+            max_batch_size: 10,
+            compression_min_bytes: 1024,
+            playground: true,
+            demo_accounts: false,
+            query_plan_header: true,
+            metrics: true,
+        }
+    }
+}
+
+/// The routes, serving `router`.
+pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
+    let options = Arc::new(options);
+    let mut routes = Routes::new()
         .route("/graphql", get(graphql).post(graphql))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .route("/", get(crate::playground::index))
-        .route("/playground/{file}", get(crate::playground::asset))
+        // The compressed body's limit; the decompressed one is checked while decoding.
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
-        .route("/health", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok" }));
+    if options.playground {
+        routes = routes
+            .route("/", {
+                let demo = options.demo_accounts;
+                get(move || async move { crate::playground::index(demo) })
+            })
+            .route("/playground/{file}", get(crate::playground::asset));
+    }
+    if options.metrics {
+        routes = routes.route("/metrics", get(metrics));
+    }
+    let compress = CompressionLayer::new()
+        .gzip(true)
+        .br(true)
+        .zstd(true)
+        .compress_when(
+            SizeAbove::new(options.compression_min_bytes)
+                .and(NotForContentType::IMAGES)
+                .and(NotForContentType::const_new("text/event-stream")),
+        );
+    let routes = routes
+        .layer(Extension(options.clone()))
         .layer(TraceLayer::new_for_http())
+        .layer(compress)
         .with_state(router);
-    if cors_origins.is_empty() {
+    if options.cors_origins.is_empty() {
         routes
     } else {
         routes.layer(
             tower_http::cors::CorsLayer::new()
-                .allow_origin(cors_origins.to_vec())
+                .allow_origin(options.cors_origins.clone())
                 .allow_methods([Method::GET, Method::POST])
                 .allow_headers([
                     header::CONTENT_TYPE,
+                    header::CONTENT_ENCODING,
                     header::AUTHORIZATION,
                     header::ACCEPT,
                     header::HeaderName::from_static(QUERY_PLAN_HEADER),
                 ]),
         )
+    }
+}
+
+/// `/metrics` alone, for a listener of its own (`--metrics-listen`).
+pub fn metrics_routes(router: Arc<Router>) -> Routes {
+    Routes::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(router)
+}
+
+/// The request body with its `Content-Encoding` undone: `gzip` (and `identity`) are accepted,
+/// and the decoded body may be at most `limit` bytes (413 beyond, so a small "gzip bomb" cannot
+/// grow into gigabytes).
+fn decoded_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Result<Bytes, BytesRejection>, HttpError> {
+    let Some(encoding) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(body);
+    };
+    let encoding = encoding.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    match encoding.as_str() {
+        "identity" | "" => Ok(body),
+        "gzip" | "x-gzip" => {
+            let Ok(compressed) = body else {
+                return Ok(body);
+            };
+            let mut decoded = Vec::with_capacity(compressed.len() * 4);
+            let read = flate2::read::MultiGzDecoder::new(&compressed[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut decoded);
+            match read {
+                Ok(_) if decoded.len() > limit => Err(HttpError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: format!(
+                        "request body too large: more than {limit} bytes once decompressed"
+                    ),
+                }),
+                Ok(_) => Ok(Ok(Bytes::from(decoded))),
+                Err(error) => Err(HttpError::bad(format!(
+                    "the request body is not valid gzip: {error}"
+                ))),
+            }
+        }
+        other => Err(HttpError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!(
+                "Content-Encoding {other:?} is not supported; send the body as is or with gzip"
+            ),
+        }),
     }
 }
 
@@ -86,40 +207,130 @@ async fn metrics(State(router): State<Arc<Router>>) -> Response {
 
 async fn graphql(
     State(router): State<Arc<Router>>,
+    Extension(options): Extension<Arc<HttpOptions>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     method: Method,
     uri: Uri,
     mut headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    // The client's address is the TCP peer's, whatever a client claims in the header.
+    // The client's address is the TCP peer's, whatever a client claims in the header; the batch
+    // header is the router's to set.
     headers.remove(CLIENT_ADDRESS_HEADER);
+    headers.remove(BATCH_HEADER);
     if let Some(Extension(ConnectInfo(peer))) = peer {
         if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
             headers.insert(CLIENT_ADDRESS_HEADER, value);
         }
     }
     let media = MediaType::negotiate(&headers);
-    let request = match read_request(&method, &uri, &headers, body) {
-        Ok(request) => request,
+    let body = match decoded_body(&headers, body, options.max_body_bytes) {
+        Ok(body) => body,
         Err(error) => return error_reply(media, &error),
     };
-    let want_plan = headers
-        .get(QUERY_PLAN_HEADER)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true") || v.as_bytes() == b"1");
+    let incoming = match read_request(&method, &uri, &headers, body, options.max_batch_size) {
+        Ok(incoming) => incoming,
+        Err(error) => return error_reply(media, &error),
+    };
+    let want_plan = options.query_plan_header
+        && headers
+            .get(QUERY_PLAN_HEADER)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true") || v.as_bytes() == b"1");
+    let over_get = method == Method::GET;
+    match incoming {
+        Incoming::One(request) => {
+            match run(&router, &request, over_get, want_plan, &headers).await {
+                Ok(body) => reply(media, StatusCode::OK, body),
+                Err(error) => request_error_reply(media, &error),
+            }
+        }
+        Incoming::Batch(members) => {
+            // Every operation of a batch runs on its own, at the same time; mutations carry the
+            // batch's id so that the users subgraph checks credentials once per batch.
+            headers.insert(BATCH_HEADER, batch_id());
+            let headers = &headers;
+            let router = &router;
+            let bodies = futures_util::future::join_all(members.iter().map(|member| async move {
+                match member {
+                    Ok(request) => match run(router, request, false, want_plan, headers).await {
+                        Ok(body) => body,
+                        Err(error) => errors_body(&error.errors),
+                    },
+                    Err(error) => {
+                        errors_body(&[GraphqlError::new(Code::BadRequest, error.message.clone())])
+                    }
+                }
+            }))
+            .await;
+            let mut body =
+                Vec::with_capacity(2 + bodies.iter().map(|b| b.len() + 1).sum::<usize>());
+            body.push(b'[');
+            for (i, member) in bodies.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(member);
+            }
+            body.push(b']');
+            reply(media, StatusCode::OK, body)
+        }
+    }
+}
+
+/// Runs one operation of a request.
+async fn run(
+    router: &Router,
+    request: &GraphqlHttpRequest,
+    over_get: bool,
+    want_plan: bool,
+    headers: &HeaderMap,
+) -> Result<Vec<u8>, RequestError> {
     let request = GraphqlRequest {
-        query: &request.query,
+        query: request.query.as_deref(),
+        document_id: request.document_id.as_deref(),
+        extensions: &request.extensions,
         operation_name: request.operation_name.as_deref(),
         variables: &request.variables,
-        over_get: method == Method::GET,
+        over_get,
         want_plan,
     };
-    match router.execute(request, &headers).await {
-        Ok(body) => reply(media, StatusCode::OK, body),
-        Err(error) => reply(
-            media,
-            graphql_status(media, error.status),
-            errors_body(&error.errors),
-        ),
+    router.execute(request, headers).await
+}
+
+/// The response to a request that could not run. `PERSISTED_QUERY_NOT_FOUND` is an ordinary
+/// answer (200) that no cache may keep: the client sends the query next, and then it is found.
+fn request_error_reply(media: MediaType, error: &RequestError) -> Response {
+    // A malformed request (no query, a bad `persistedQuery`) is an HTTP-level problem: its status
+    // stands whatever the media type; GraphQL request errors follow `graphql_status`.
+    let malformed = error
+        .errors
+        .iter()
+        .all(|e| e.extensions.code == Some(Code::BadRequest));
+    let status = if malformed {
+        error.status
+    } else {
+        graphql_status(media, error.status)
+    };
+    let mut response = reply(media, status, errors_body(&error.errors));
+    let not_found = error
+        .errors
+        .iter()
+        .any(|e| e.extensions.code == Some(Code::PersistedQueryNotFound));
+    if not_found {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache, must-revalidate"),
+        );
     }
+    response
+}
+
+/// A fresh id for a batch: unique within this process and unlikely to repeat across replicas.
+fn batch_id() -> HeaderValue {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let process = PROCESS.get_or_init(rand::random);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    HeaderValue::from_str(&format!("{process:016x}-{n}"))
+        .expect("hex and digits are a valid header")
 }

@@ -5,6 +5,7 @@
 //! [`http`] reads a GraphQL-over-HTTP request and hands it to [`Router::execute`] ([`pipeline`]),
 //! whose lines are the stages, in order:
 //!
+//! 0. [`persisted`]: the query text, sent or persisted (APQ, a manifest), and the safelist.
 //! 1. [`plan`]: parse → check [limits](plan::limits) → validate against the API schema → split off
 //!    introspection → normalize → plan (with `hive-router-query-planner`); the
 //!    [`Prepared`](plan::Prepared) operation is cached per supergraph.
@@ -41,6 +42,7 @@ pub mod http;
 mod introspection;
 mod json;
 mod path;
+pub mod persisted;
 mod pipeline;
 pub mod plan;
 mod playground;

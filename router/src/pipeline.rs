@@ -3,6 +3,8 @@
 //! [`Router::execute`] takes a GraphQL request and returns the response body, or the
 //! [`RequestError`] of a request that cannot run:
 //!
+//! 0. [`crate::persisted`]: the query text, the client's own or a persisted one (APQ, persisted
+//!    documents), checked against the safelist;
 //! 1. [`crate::plan`]: the query text → a [`Prepared`](crate::plan::Prepared) operation (parsed,
 //!    limits checked, validated, introspection split off, normalized, planned, its root type),
 //!    cached per supergraph;
@@ -28,6 +30,7 @@ use crate::{
     error::{Code, RequestError},
     execute::{Execution, MergeGate},
     fetch::SubgraphClient,
+    persisted::Persisted,
     plan::{Kind, OperationLimits, PlanCache, Prepared},
     response,
     supergraph::Supergraph,
@@ -60,12 +63,20 @@ pub struct Router {
     pub limits: OperationLimits,
     /// Places for operations holding subgraph answers at once (none: no bound).
     merging: Option<MergeGate>,
+    /// Persisted queries and documents, and the safelist.
+    pub persisted: Persisted,
+    /// Whether `__schema` and `__type` are answered.
+    pub introspection: bool,
 }
 
 /// One GraphQL request, as `http` read it.
 #[derive(Debug, Clone, Copy)]
 pub struct GraphqlRequest<'r> {
-    pub query: &'r str,
+    /// The query text, unless the request names a persisted one instead.
+    pub query: Option<&'r str>,
+    /// A persisted document's id.
+    pub document_id: Option<&'r str>,
+    pub extensions: &'r Map<String, Value>,
     pub operation_name: Option<&'r str>,
     pub variables: &'r Map<String, Value>,
     /// Whether it came over `GET` (only queries may).
@@ -86,7 +97,22 @@ impl Router {
             client,
             limits,
             merging: None,
+            persisted: Persisted::new(&crate::persisted::PersistedSettings::default())
+                .expect("no file to read"),
+            introspection: true,
         }
+    }
+
+    /// Answers `__schema` and `__type` only if `on` (`__typename` always).
+    pub fn introspection(mut self, on: bool) -> Self {
+        self.introspection = on;
+        self
+    }
+
+    /// Resolves persisted queries with `persisted` (by default: none, and no APQ).
+    pub fn persisting(mut self, persisted: Persisted) -> Self {
+        self.persisted = persisted;
+        self
     }
 
     /// Lets at most `places` operations hold subgraph answers at once (0: any number), an
@@ -129,20 +155,30 @@ impl Router {
         self.admit(&self.served(), request).map(drop)
     }
 
-    /// Stages 1 and 2: the prepared operation (from the cache or made now) and the coerced
-    /// variables, or why the request cannot run.
+    /// Stages 0 to 2: the query text, the prepared operation (from the cache or made now) and
+    /// the coerced variables, or why the request cannot run.
     fn admit(
         &self,
         served: &Served,
         request: GraphqlRequest<'_>,
     ) -> Result<(Arc<Prepared>, Map<String, Value>), RequestError> {
         let supergraph = &served.supergraph;
+        let query =
+            self.persisted
+                .resolve(request.query, request.document_id, request.extensions)?;
         let prepared = served.plans.get_or_prepare(
             supergraph,
-            request.query,
+            &query,
             request.operation_name,
             &self.limits,
         )?;
+        if prepared.introspects_schema && !self.introspection {
+            return Err(RequestError::new(
+                StatusCode::BAD_REQUEST,
+                Code::GraphqlValidationFailed,
+                "introspection is turned off on this router",
+            ));
+        }
         if request.over_get && prepared.kind != Kind::Query {
             return Err(RequestError::new(
                 StatusCode::METHOD_NOT_ALLOWED,

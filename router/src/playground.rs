@@ -16,9 +16,26 @@ macro_rules! npm_asset {
 
 const INDEX: &str = include_str!("playground/index.html");
 
-/// `GET /`.
-pub async fn index() -> Html<&'static str> {
-    Html(INDEX)
+/// What the page may load and run: only the router's own files and requests (GraphiQL sets inline
+/// styles, hence `'unsafe-inline'` for styles alone), and no one may frame it.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// `GET /`; with `demo_accounts`, the page's welcome text names the local stack's demo accounts.
+pub fn index(demo_accounts: bool) -> Response {
+    let page = if demo_accounts {
+        INDEX.replacen("<body>", "<body data-demo-accounts=\"true\">", 1)
+    } else {
+        INDEX.to_owned()
+    };
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Html(page),
+    )
+        .into_response()
 }
 
 /// `GET /playground/{file}`: the page's scripts and styles.

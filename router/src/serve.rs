@@ -1,6 +1,11 @@
 //! Serving: load (or compose) the supergraph, listen, poll live subgraphs for schema changes.
 
-use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::{Future, IntoFuture as _},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -11,6 +16,7 @@ use crate::{
     config::ServeArgs,
     fetch::SubgraphClient,
     http,
+    persisted::{Persisted, PersistedSettings},
     pipeline::Router,
     plan::OperationLimits,
     supergraph::Supergraph,
@@ -112,8 +118,17 @@ pub async fn serve(
                 8 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             }),
             Duration::from_millis(args.merging_release_ms),
-        ),
+        )
+        .persisting(Persisted::new(&PersistedSettings {
+            apq_cache_bytes: if args.no_apq { 0 } else { args.apq_cache_bytes },
+            manifest: args.persisted_documents.clone(),
+            safelist: args.safelist,
+        })?)
+        .introspection(!args.no_introspection),
     );
+    if router.persisted.watches_a_file() {
+        tokio::spawn(watch_manifest(router.clone()));
+    }
     if !live.is_empty() {
         tokio::spawn(poll_subgraphs(
             router.clone(),
@@ -132,15 +147,48 @@ pub async fn serve(
                 .with_context(|| format!("--cors-origin: {origin:?} is not a valid origin"))
         })
         .collect::<anyhow::Result<_>>()?;
+    let options = http::HttpOptions {
+        max_body_bytes: args.max_body_bytes,
+        cors_origins: cors,
+        max_batch_size: args.max_batch_size,
+        compression_min_bytes: args.compression_min_bytes,
+        playground: !args.no_playground,
+        demo_accounts: args.playground_demo_accounts,
+        query_plan_header: !args.no_query_plan_header,
+        metrics: args.metrics_listen.is_none(),
+    };
+    if let Some(address) = args.metrics_listen {
+        let metrics = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("--metrics-listen: cannot listen on {address}"))?;
+        tracing::info!(%address, "metrics listening");
+        tokio::spawn(axum::serve(metrics, http::metrics_routes(router.clone())).into_future());
+    }
     tracing::info!(address = %listener.local_addr()?, "router listening");
     axum::serve(
         listener,
-        http::routes(router, args.max_body_bytes, &cors)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        http::routes(router, options).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await?;
     Ok(())
+}
+
+/// Re-reads the persisted documents file when it changes (every two seconds); a bad file keeps
+/// the current list, and says why once.
+async fn watch_manifest(router: Arc<Router>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        ticker.tick().await;
+        match router.persisted.reload() {
+            Ok(true) => tracing::info!("persisted documents changed; the new list is in service"),
+            Ok(false) => {}
+            Err(error) => tracing::error!(
+                error = %format!("{error:#}"),
+                "the persisted documents file does not load; keeping the current list"
+            ),
+        }
+    }
 }
 
 /// Re-fetches the subgraphs' SDLs every `interval`; swaps in a new supergraph only if it composes and

@@ -56,3 +56,88 @@ fn serve_explains_an_unreadable_or_invalid_supergraph_and_exits_1() {
     assert!(stderr.starts_with("error: --supergraph"), "{stderr}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The committed supergraph, which loads without any subgraph running.
+const SUPERGRAPH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/supergraph.graphql");
+
+#[test]
+fn persisted_document_settings_are_checked_at_start() {
+    let (ok, stderr) = router(&["serve", "--supergraph", SUPERGRAPH, "--safelist"]);
+    assert!(!ok);
+    assert!(stderr.contains("--persisted-documents"), "{stderr}");
+
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let bad = dir.path().join("manifest.json");
+    std::fs::write(
+        &bad,
+        r#"{"format": "apollo-persisted-query-manifest", "version": 2, "operations": []}"#,
+    )
+    .expect("writes");
+    let (ok, stderr) = router(&[
+        "serve",
+        "--supergraph",
+        SUPERGRAPH,
+        "--listen",
+        "127.0.0.1:0",
+        "--persisted-documents",
+        bad.to_str().expect("utf-8"),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("only version 1 is known"), "{stderr}");
+
+    // A manifest that no longer matches the operations fails the check, naming the fix.
+    std::fs::write(&bad, "{}").expect("writes");
+    let (ok, stderr) = router(&[
+        "manifest",
+        "--operations",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/operations"),
+        "--supergraph",
+        SUPERGRAPH,
+        "--check",
+        bad.to_str().expect("utf-8"),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("update-schema.sh"), "{stderr}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("binds")
+        .local_addr()
+        .expect("bound")
+        .port()
+}
+
+/// `--metrics-listen` moves `/metrics` to its own address; `--no-playground` removes `/`.
+#[tokio::test]
+async fn metrics_can_move_to_their_own_address() {
+    let (main, metrics) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_taproom-router"))
+        .args(["serve", "--supergraph", SUPERGRAPH, "--no-playground"])
+        .args(["--listen", &format!("127.0.0.1:{main}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    let http = reqwest::Client::new();
+    let get = |port: u16, path: &str| http.get(format!("http://127.0.0.1:{port}{path}")).send();
+    let mut up = false;
+    for _ in 0..100 {
+        if get(main, "/health").await.is_ok() && get(metrics, "/health").await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the router did not start");
+    let scraped = get(metrics, "/metrics").await.expect("answers");
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped
+        .text()
+        .await
+        .expect("text")
+        .contains("taproom_router_operations_prepared_total"));
+    assert_eq!(get(main, "/metrics").await.expect("answers").status(), 404);
+    assert_eq!(get(main, "/").await.expect("answers").status(), 404);
+    child.kill().await.ok();
+}

@@ -16,7 +16,14 @@ fn one_field_app(cors: &[axum::http::HeaderValue]) -> axum::Router {
         taproom_router::fetch::SubgraphClient::new(std::time::Duration::from_secs(1)),
         Default::default(),
     ));
-    taproom_router::http::routes(router, 1024, cors)
+    taproom_router::http::routes(
+        router,
+        taproom_router::http::HttpOptions {
+            max_body_bytes: 1024,
+            cors_origins: cors.to_vec(),
+            ..Default::default()
+        },
+    )
 }
 
 async fn preflight(cors: &[&str]) -> axum::http::Response<axum::body::Body> {

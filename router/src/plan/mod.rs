@@ -127,6 +127,9 @@ pub struct Prepared {
     pub root_keys: Vec<String>,
     /// The root introspection fields, answered by the router itself.
     pub introspection: Option<IntrospectionPart>,
+    /// Whether it asks for the schema (`__schema` or `__type`, not only `__typename`), which a
+    /// router started with `--no-introspection` refuses.
+    pub introspects_schema: bool,
     /// The normalized operation and its plan, when anything is left to fetch from subgraphs.
     pub planned: Option<(Normalized, QueryPlan)>,
 }
@@ -243,6 +246,9 @@ pub fn prepare(
         .items
         .iter()
         .partition(|s| is_introspection(s));
+    let introspects_schema = introspected
+        .iter()
+        .any(|s| matches!(s, Selection::Field(f) if f.name != "__typename"));
     let introspection = (!introspected.is_empty()).then(|| IntrospectionPart {
         selections: SelectionSet {
             span: selection_set.span,
@@ -302,6 +308,7 @@ pub fn prepare(
             .collect(),
         root_keys,
         introspection,
+        introspects_schema,
         planned,
     })
 }

@@ -56,10 +56,15 @@
     content: PlanPanel,
   };
 
+  // The router marks the page when it fronts the local stack with its demo accounts.
+  const signIn = document.body.dataset.demoAccounts === 'true'
+    ? `# Sign in as the demo customer (or admin / Admin1234):
+#   mutation { login(username: "customer", password: "Customer1234") { token } }`
+    : `# Sign in with your account:
+#   mutation { login(username: "you", password: "...") { token } }`;
   const defaultQuery = `# Welcome to Taproom.
 #
-# Sign in as the demo customer (or admin / Admin1234):
-#   mutation { login(username: "customer", password: "Customer1234") { token } }
+${signIn}
 # then put {"Authorization": "Bearer <token>"} in the Headers pane below,
 # browse with the query here, and order with:
 #   mutation { addToOrder(sku: "123456", quantity: 2) { total items { beer { name } quantity } } }

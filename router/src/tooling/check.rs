@@ -188,20 +188,25 @@ pub fn check(base_api: &str, new_api: &str) -> anyhow::Result<Report> {
     })
 }
 
-/// Validates every `*.graphql` operation file in `dir` against the supergraph's API schema.
-pub fn check_operations(
-    supergraph_sdl: &str,
-    dir: &Path,
-) -> anyhow::Result<Vec<(String, Vec<String>)>> {
-    let supergraph = Supergraph::load(supergraph_sdl, &HashMap::new(), 1)?;
+/// The `*.graphql` files of a folder of client operations, sorted.
+pub fn operation_files(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("--operations: cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "graphql"))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Validates every `*.graphql` operation file in `dir` against the supergraph's API schema.
+pub fn check_operations(
+    supergraph_sdl: &str,
+    dir: &Path,
+) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let supergraph = Supergraph::load(supergraph_sdl, &HashMap::new(), 1)?;
     let mut broken = Vec::new();
-    for path in files {
+    for path in operation_files(dir)? {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let name = path

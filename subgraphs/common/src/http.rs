@@ -29,7 +29,7 @@ use serde_json::Value;
 pub use taproom_http::shutdown_signal;
 use taproom_http::{
     check_query, error::Code, error_reply, graphql_status, malformed_body, reply, request_from_get,
-    request_source, HttpError, MediaType, RequestSource,
+    request_source, required_query, HttpError, MediaType, RequestSource,
 };
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -39,7 +39,7 @@ use crate::{
     db::Db,
     limits::{self, DocumentLimits},
     memo::Memo,
-    trust::{self, ClientAddress, Peer, SubgraphSecret, TrustedCaller},
+    trust::{self, BatchId, ClientAddress, Peer, SubgraphSecret, TrustedCaller},
 };
 
 /// What the HTTP shell applies to every request: its limits (the schema applies the limits on
@@ -120,6 +120,9 @@ async fn graphql<E: Executor>(
         peer.map(|Extension(ConnectInfo(peer))| peer),
     );
     let mut request = request.data(RequestAuth::new(credentials)).data(client);
+    if let Some(batch) = BatchId::of(&headers) {
+        request = request.data(batch);
+    }
     if memo {
         request = request.data(Memo::default());
     }
@@ -190,7 +193,7 @@ fn read_request(
         }
         RequestSource::Get(params) => {
             let read = request_from_get(params)?;
-            let mut request = async_graphql::Request::new(read.query).variables(
+            let mut request = async_graphql::Request::new(required_query(read.query)?).variables(
                 async_graphql::Variables::from_json(Value::Object(read.variables)),
             );
             if let Some(name) = read.operation_name {

@@ -117,6 +117,23 @@ impl ClientAddress {
     }
 }
 
+/// The header naming the batch of operations a request belongs to (the router sets it on the
+/// mutations of a batched client request).
+pub const BATCH_HEADER: &str = "x-taproom-batch-id";
+
+/// The batch a request belongs to, if the router said so. Believed from any caller: it can only
+/// restrict what its sender may do (the users subgraph checks credentials once per batch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchId(pub String);
+
+impl BatchId {
+    /// The batch named in `headers`, if any (at most 128 visible characters).
+    pub fn of(headers: &HeaderMap) -> Option<Self> {
+        let value = headers.get(BATCH_HEADER)?.to_str().ok()?;
+        (!value.is_empty() && value.len() <= 128).then(|| BatchId(value.to_owned()))
+    }
+}
+
 /// `router` with every route refusing callers without `secret` (403, `FORBIDDEN`); with `None`,
 /// `router` unchanged.
 pub fn guard(router: Router, secret: Option<SubgraphSecret>) -> Router {

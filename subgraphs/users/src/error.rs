@@ -29,6 +29,8 @@ pub enum Error {
     RateLimited { retry_after_seconds: u64 },
     /// The operation checks credentials more than once (`field` is one of the fields).
     CredentialsTwice { field: String, count: usize },
+    /// A batched request's second operation that checks credentials.
+    CredentialsTwiceInBatch { field: String },
     /// The database failed.
     Database(sqlx::Error),
     /// Anything else that is not the client's fault.
@@ -64,6 +66,9 @@ impl Error {
             Error::CredentialsTwice { field, count } => format!(
                 "an operation may check credentials (login, register, changePassword, deleteAccount) at most once; this one does it {count} times ({field})"
             ),
+            Error::CredentialsTwiceInBatch { field } => format!(
+                "a batch of operations may check credentials (login, register, changePassword, deleteAccount) at most once; another operation of this batch already did ({field})"
+            ),
             Error::Database(error) => format!("database error: {error}"),
             Error::Internal(message) => message.clone(),
         }
@@ -87,7 +92,7 @@ impl From<Error> for async_graphql::Error {
             Error::RateLimited {
                 retry_after_seconds,
             } => rate_limited(message, retry_after_seconds),
-            Error::CredentialsTwice { field, .. } => {
+            Error::CredentialsTwice { field, .. } | Error::CredentialsTwiceInBatch { field } => {
                 graphql_error(ErrorCode::BadUserInput, message, Some(&field))
             }
             Error::BadCredentials | Error::Unauthenticated | Error::AccountGone => {

@@ -38,7 +38,7 @@ pub fn schema(state: AppState) -> UsersSchema {
         ))
         .data(authenticator)
         .data(state)
-        .extension(CredentialChecksOnce)
+        .extension(CredentialChecksOnce::new())
         .finish()
 }
 

@@ -5,27 +5,53 @@
 //! fields of each operation that check a password ([`CREDENTIAL_FIELDS`], through fragments too;
 //! `@skip`/`@include` are not evaluated, so a field counts even when skipped) and refuses an
 //! operation with more than one: `BAD_USER_INPUT`, nothing executed.
+//!
+//! A batch of operations (one client request the router splits, [`BatchId`]) is held to the same
+//! rule: the first of its operations with a credential field takes the batch's one check, the
+//! others are refused. The batches seen are remembered for ten minutes (bounded).
 
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use async_graphql::{
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
     parser::types::{ExecutableDocument, Selection, SelectionSet},
     ErrorExtensionValues, Positioned, ServerError, ServerResult, Variables,
 };
-use taproom_common::error::ErrorCode;
+use moka::future::Cache;
+use taproom_common::{error::ErrorCode, trust::BatchId};
 
 use crate::error::Error;
 
 /// The root fields that check credentials (and cost argon2 work).
 pub const CREDENTIAL_FIELDS: [&str; 4] = ["login", "register", "changePassword", "deleteAccount"];
 
-/// The extension factory: `schema_builder(..).extension(CredentialChecksOnce)`.
-pub struct CredentialChecksOnce;
+/// The extension factory: `schema_builder(..).extension(CredentialChecksOnce::new())`.
+#[derive(Clone)]
+pub struct CredentialChecksOnce {
+    /// Batches one of whose operations checked credentials.
+    batches: Cache<String, ()>,
+}
+
+impl CredentialChecksOnce {
+    pub fn new() -> Self {
+        CredentialChecksOnce {
+            batches: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+        }
+    }
+}
+
+impl Default for CredentialChecksOnce {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl ExtensionFactory for CredentialChecksOnce {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CredentialChecksOnce)
+        Arc::new(self.clone())
     }
 }
 
@@ -48,20 +74,44 @@ impl Extension for CredentialChecksOnce {
                 &mut HashSet::new(),
             );
             if found.len() > 1 {
-                let error = Error::CredentialsTwice {
-                    field: found[0].to_owned(),
-                    count: found.len(),
-                };
-                let mut server_error = ServerError::new(error.message(), None);
-                let mut extensions = ErrorExtensionValues::default();
-                extensions.set("code", ErrorCode::BadUserInput.as_str());
-                extensions.set("field", found[0]);
-                server_error.extensions = Some(extensions);
-                return Err(server_error);
+                return Err(refusal(
+                    Error::CredentialsTwice {
+                        field: found[0].to_owned(),
+                        count: found.len(),
+                    },
+                    found[0],
+                ));
+            }
+            if let (Some(field), Some(BatchId(batch))) = (found.first(), ctx.data_opt::<BatchId>())
+            {
+                let first = self
+                    .batches
+                    .entry(batch.clone())
+                    .or_insert(())
+                    .await
+                    .is_fresh();
+                if !first {
+                    return Err(refusal(
+                        Error::CredentialsTwiceInBatch {
+                            field: (*field).to_owned(),
+                        },
+                        field,
+                    ));
+                }
             }
         }
         Ok(document)
     }
+}
+
+/// The `BAD_USER_INPUT` error refusing an operation before it runs.
+fn refusal(error: Error, field: &str) -> ServerError {
+    let mut server_error = ServerError::new(error.message(), None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", ErrorCode::BadUserInput.as_str());
+    extensions.set("field", field);
+    server_error.extensions = Some(extensions);
+    server_error
 }
 
 /// Adds the credential fields of `selection` (a root selection) to `found`, following fragments
