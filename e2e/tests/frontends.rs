@@ -364,4 +364,25 @@ async fn production_switches_turn_off_the_playground_introspection_and_plans() {
         .to_str()
         .expect("text")
         .contains("default-src 'self'"));
+    // Only a router told so (the local stack's) names demo accounts on its page.
+    assert!(!page.text().await.expect("text").contains("data-demo-accounts"));
+    let demo = f
+        .another_router()
+        .http(HttpOptions {
+            demo_accounts: true,
+            ..HttpOptions::default()
+        })
+        .start()
+        .await;
+    let page = f
+        .http
+        .get(demo.graphql_url().replace("/graphql", "/"))
+        .send()
+        .await
+        .expect("answers");
+    assert!(page
+        .text()
+        .await
+        .expect("text")
+        .contains("<body data-demo-accounts=\"true\">"));
 }

@@ -35,6 +35,8 @@ test('the playground runs a federated query and shows its plan', { timeout: 120_
     await page.getByText('BeerConnection').first().waitFor();
 
     const editor = page.locator('.graphiql-query-editor .CodeMirror');
+    // The local stack has demo accounts, and the welcome text names them.
+    assert.match(await editor.innerText(), /Sign in as the demo customer/);
     await editor.click();
     await page.keyboard.press('Control+A');
     await page.keyboard.press('Backspace');
