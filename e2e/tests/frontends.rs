@@ -365,7 +365,11 @@ async fn production_switches_turn_off_the_playground_introspection_and_plans() {
         .expect("text")
         .contains("default-src 'self'"));
     // Only a router told so (the local stack's) names demo accounts on its page.
-    assert!(!page.text().await.expect("text").contains("data-demo-accounts"));
+    assert!(!page
+        .text()
+        .await
+        .expect("text")
+        .contains("data-demo-accounts"));
     let demo = f
         .another_router()
         .http(HttpOptions {
