@@ -680,6 +680,39 @@ async fn guessing_many_passwords_in_one_request_is_refused() {
     );
 }
 
+/// Sign-ins the plan sends in separate users requests (another subgraph's mutation field between
+/// them) still count as one request's: the second is refused before its password is checked.
+#[tokio::test]
+async fn sign_ins_split_across_subgraph_requests_check_credentials_once() {
+    let f = Federation::start().await;
+    f.register("customer").await;
+    let response = f
+        .gql(
+            r#"mutation {
+                a: login(username: "customer", password: "Guess0000A") { token }
+                x: addToOrder(sku: "123456", quantity: 1) { id }
+                b: login(username: "customer", password: "Secret123") { token }
+            }"#,
+            json!({}),
+            None,
+        )
+        .await;
+    assert!(
+        !response.to_string().contains("tpr_"),
+        "no token issued: {response}"
+    );
+    let refused = response["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .any(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("one request may check credentials"))
+        });
+    assert!(refused, "the second sign-in is refused: {response:#}");
+}
+
 /// Failed sign-ins from one client address are throttled across usernames; the address is the one
 /// the router saw, whatever the client claims in the address header.
 #[tokio::test]

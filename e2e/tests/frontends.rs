@@ -208,7 +208,7 @@ async fn a_batch_of_logins_checks_credentials_once() {
         .filter(|a| {
             !a["errors"][0]["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("a batch of operations may check credentials"))
+                .is_some_and(|m| m.contains("one request may check credentials"))
         })
         .collect();
     assert_eq!(

@@ -240,7 +240,14 @@ pub fn read_request(
             Ok(Incoming::Batch(
                 members
                     .into_iter()
-                    .map(|member| request_from_json(member.get().as_bytes()))
+                    .map(
+                        |member| match member.get().trim_start().as_bytes().first() {
+                            Some(b'{') => request_from_json(member.get().as_bytes()),
+                            _ => Err(HttpError::bad(
+                                "each operation of a batch must be a JSON object with a `query`",
+                            )),
+                        },
+                    )
                     .collect(),
             ))
         }
@@ -486,6 +493,14 @@ mod tests {
         assert_eq!(
             post_many("[]", 1).expect_err("empty").message,
             "the batch is empty: send at least one operation"
+        );
+        let Incoming::Batch(nested) = post_many(r#"[[{"query":"{ a }"}]]"#, 3).expect("a batch")
+        else {
+            panic!("a batch")
+        };
+        assert_eq!(
+            nested[0].as_ref().expect_err("not an object").message,
+            "each operation of a batch must be a JSON object with a `query`"
         );
         assert!(post_many(r#"[{"query":"{ a }"}]"#, 0)
             .expect_err("batches off")

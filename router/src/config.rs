@@ -156,7 +156,8 @@ pub struct ServeArgs {
     #[arg(long, value_delimiter = ',', env = "CORS_ORIGINS")]
     pub cors_origin: Vec<String>,
     /// Turn automatic persisted queries off: a request with only a hash then gets
-    /// PERSISTED_QUERY_NOT_SUPPORTED.
+    /// PERSISTED_QUERY_NOT_SUPPORTED, or with --persisted-documents, PERSISTED_QUERY_NOT_IN_LIST
+    /// unless the manifest has it.
     #[arg(long, env = "NO_APQ")]
     pub no_apq: bool,
     /// The APQ cache's bound, in bytes of query text (least recently used queries go first).

@@ -30,10 +30,10 @@ pub const SECRET_HEADER: &str = "x-taproom-subgraph-secret";
 /// a client sent; subgraphs believe it only from a caller that presented the secret.
 pub const CLIENT_ADDRESS_HEADER: &str = "x-taproom-client-address";
 
-/// The header naming the batch a request belongs to, sent with mutations when a client batched
-/// operations: the users subgraph checks credentials at most once per batch, as per operation. The
-/// router sets it (a client's value is dropped); it can only restrict its sender, so subgraphs
-/// believe it from anyone.
+/// The header naming the client request (a single operation, or a batch of them) a subgraph
+/// request is part of, sent with mutations: the users subgraph checks credentials at most once per
+/// client request, however the plan splits it. The router sets it (a client's value is dropped); it
+/// can only restrict its sender, so subgraphs believe it from anyone.
 pub const BATCH_HEADER: &str = "x-taproom-batch-id";
 
 /// The headers the router itself sets on requests that are never shared (mutations).

@@ -151,7 +151,7 @@ fn decoded_body(
             let Ok(compressed) = body else {
                 return Ok(body);
             };
-            let mut decoded = Vec::with_capacity(compressed.len() * 4);
+            let mut decoded = Vec::with_capacity((compressed.len() * 4).min(limit + 1));
             let read = flate2::read::MultiGzDecoder::new(&compressed[..])
                 .take(limit as u64 + 1)
                 .read_to_end(&mut decoded);
@@ -237,6 +237,11 @@ async fn graphql(
             .get(QUERY_PLAN_HEADER)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true") || v.as_bytes() == b"1");
     let over_get = method == Method::GET;
+    // One id per client request, carried by its mutations' subgraph requests: the users subgraph
+    // checks credentials once per id, so neither a batch of operations nor one operation whose
+    // sign-ins the plan splits into several users requests (`mutation { a: login .. x: addToOrder
+    // .. b: login .. }`) gets more than one check.
+    headers.insert(BATCH_HEADER, batch_id());
     match incoming {
         Incoming::One(request) => {
             match run(&router, &request, over_get, want_plan, &headers).await {
@@ -245,9 +250,7 @@ async fn graphql(
             }
         }
         Incoming::Batch(members) => {
-            // Every operation of a batch runs on its own, at the same time; mutations carry the
-            // batch's id so that the users subgraph checks credentials once per batch.
-            headers.insert(BATCH_HEADER, batch_id());
+            // Every operation of a batch runs on its own, at the same time.
             let headers = &headers;
             let router = &router;
             let bodies = futures_util::future::join_all(members.iter().map(|member| async move {
@@ -325,7 +328,7 @@ fn request_error_reply(media: MediaType, error: &RequestError) -> Response {
     response
 }
 
-/// A fresh id for a batch: unique within this process and unlikely to repeat across replicas.
+/// A fresh id for a client request (all of a batch's operations share it): unique within this process and unlikely to repeat across replicas.
 fn batch_id() -> HeaderValue {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();

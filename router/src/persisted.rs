@@ -248,7 +248,13 @@ impl Persisted {
                     ));
                 };
                 let id = id.strip_prefix("sha256:").unwrap_or(id);
-                match manifest.by_id.get(id) {
+                // SHA-256 ids are hex, which is case-insensitive; the manifest's are lowercase.
+                let lower = id.to_ascii_lowercase();
+                match manifest
+                    .by_id
+                    .get(id)
+                    .or_else(|| manifest.by_id.get(&lower))
+                {
                     Some(text) => return Ok(Cow::Owned(text.to_string())),
                     None => return Err(not_in_list(id)),
                 }

@@ -172,6 +172,11 @@ fn documents_resolve_from_the_manifest_and_the_safelist_refuses_the_rest() {
         QUERY
     );
     assert_eq!(
+        open.resolve(None, Some(&id.to_uppercase()), &Map::new())
+            .expect("listed, in capitals"),
+        QUERY
+    );
+    assert_eq!(
         open.resolve(None, Some(&format!("sha256:{id}")), &Map::new())
             .expect("listed, with the prefix"),
         QUERY

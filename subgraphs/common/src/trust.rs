@@ -117,12 +117,13 @@ impl ClientAddress {
     }
 }
 
-/// The header naming the batch of operations a request belongs to (the router sets it on the
-/// mutations of a batched client request).
+/// The header naming the client request (one operation or a batch of them) a subgraph request is
+/// part of; the router sets it on mutations.
 pub const BATCH_HEADER: &str = "x-taproom-batch-id";
 
-/// The batch a request belongs to, if the router said so. Believed from any caller: it can only
-/// restrict what its sender may do (the users subgraph checks credentials once per batch).
+/// The client request a subgraph request belongs to, if the router said so. Believed from any
+/// caller: it can only restrict what its sender may do (the users subgraph checks credentials once
+/// per client request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchId(pub String);
 

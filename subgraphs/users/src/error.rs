@@ -29,7 +29,8 @@ pub enum Error {
     RateLimited { retry_after_seconds: u64 },
     /// The operation checks credentials more than once (`field` is one of the fields).
     CredentialsTwice { field: String, count: usize },
-    /// A batched request's second operation that checks credentials.
+    /// A client request's second users request that checks credentials (a batch's second sign-in,
+    /// or a mutation's sign-in after another subgraph's field).
     CredentialsTwiceInBatch { field: String },
     /// The database failed.
     Database(sqlx::Error),
@@ -67,7 +68,7 @@ impl Error {
                 "an operation may check credentials (login, register, changePassword, deleteAccount) at most once; this one does it {count} times ({field})"
             ),
             Error::CredentialsTwiceInBatch { field } => format!(
-                "a batch of operations may check credentials (login, register, changePassword, deleteAccount) at most once; another operation of this batch already did ({field})"
+                "one request may check credentials (login, register, changePassword, deleteAccount) at most once, also when it is a batch of operations; another part of this request already did ({field})"
             ),
             Error::Database(error) => format!("database error: {error}"),
             Error::Internal(message) => message.clone(),

@@ -6,9 +6,14 @@
 //! `@skip`/`@include` are not evaluated, so a field counts even when skipped) and refuses an
 //! operation with more than one: `BAD_USER_INPUT`, nothing executed.
 //!
-//! A batch of operations (one client request the router splits, [`BatchId`]) is held to the same
-//! rule: the first of its operations with a credential field takes the batch's one check, the
-//! others are refused. The batches seen are remembered for ten minutes (bounded).
+//! A whole client request is held to the same rule, however the router splits it ([`BatchId`]):
+//! a batch of operations, or one mutation whose sign-ins the plan sends in separate users requests
+//! (`a: login .. x: addToOrder .. b: login ..`). The first users request of a client request with a
+//! credential field takes its one check; later ones are refused. The ids seen are remembered for
+//! ten minutes, least recently used first out when 100,000 are held (always admitting the newest,
+//! so a flood of ids cannot make the rule fail open). The record is per users process: behind a
+//! load balancer over N users replicas, one client request gets at most N checks, each still
+//! throttled.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -36,6 +41,7 @@ impl CredentialChecksOnce {
     pub fn new() -> Self {
         CredentialChecksOnce {
             batches: Cache::builder()
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
