@@ -13,7 +13,7 @@ use crate::{
     load::{self, Outcome, Target},
     ops::Operation,
     procs::{Launch, Process},
-    report::Measurement,
+    report::{Compression, Measurement},
     verify::Reference,
 };
 
@@ -187,6 +187,53 @@ impl<'a> Gateways<'a> {
             order.rotate_left(1);
         }
         Ok(measurements)
+    }
+
+    /// Taproom's router on `op` with clients accepting each of `ENCODINGS` in turn (its answers
+    /// already checked by [`Gateways::measure`]): bytes on the wire and CPU per answer, one run each
+    /// at `connections`, the router started fresh for each.
+    pub(crate) async fn measure_compression(
+        &self,
+        supergraph: &Path,
+        op: &Operation,
+        connections: usize,
+    ) -> Result<Vec<Compression>> {
+        const ENCODINGS: [&str; 4] = ["identity", "gzip", "br", "zstd"];
+        let mut runs = Vec::new();
+        for encoding in ENCODINGS {
+            let work: Vec<Vec<load::Step>> = op
+                .gateway_work
+                .iter()
+                .map(|unit| {
+                    unit.iter()
+                        .map(|step| load::Step {
+                            accept_encoding: Some(encoding),
+                            ..step.clone()
+                        })
+                        .collect()
+                })
+                .collect();
+            let work = Arc::new(work);
+            let process = self.start(Gateway::Taproom, supergraph).await?;
+            let targets = std::slice::from_ref(&self.target);
+            load::run(targets, work.clone(), connections, self.args.warmup_time()).await?;
+            let cpu_before = process.cpu_seconds()?;
+            let outcome = load::run(targets, work, connections, self.args.measured_time()).await?;
+            let cpu = process.cpu_seconds()? - cpu_before;
+            process.stop().await?;
+            let run = Compression::new(op.name, encoding, connections, &outcome, cpu);
+            eprintln!(
+                "{}, {} with Accept-Encoding {encoding} at {connections}: {:.0} req/s, {:.0} bytes/answer, {:.3} CPU ms/answer{}",
+                Gateway::Taproom.label(),
+                op.name,
+                run.requests_per_second,
+                run.bytes_per_answer,
+                run.cpu_ms_per_request,
+                failures(&outcome)
+            );
+            runs.push(run);
+        }
+        Ok(runs)
     }
 
     /// Starts the gateway fresh, checks its answers, warms it up, loads it, reads its CPU time and

@@ -39,6 +39,8 @@ pub(crate) struct Step {
     pub(crate) body: Bytes,
     /// Asks Taproom's router for its query plan in `extensions.queryPlan`.
     pub(crate) query_plan: bool,
+    /// The `Accept-Encoding` to send (none: answers come uncompressed).
+    pub(crate) accept_encoding: Option<&'static str>,
 }
 
 /// A GraphQL endpoint: address and path.
@@ -63,6 +65,8 @@ pub(crate) struct Outcome {
     pub(crate) latencies_us: Vec<u32>,
     /// From the start of the run until its last worker finished.
     pub(crate) elapsed: Duration,
+    /// Bytes of answer bodies of good units, as received (compressed when asked for).
+    pub(crate) bytes: u64,
 }
 
 impl Outcome {
@@ -117,6 +121,7 @@ pub(crate) async fn run(
             outcome.first_failure = part.first_failure;
         }
         outcome.latencies_us.extend(part.latencies_us);
+        outcome.bytes += part.bytes;
     }
     outcome.elapsed = start.elapsed();
     outcome.latencies_us.sort_unstable();
@@ -139,17 +144,22 @@ async fn worker(
         let unit = &work[next.fetch_add(1, Ordering::Relaxed) % work.len()];
         let started = Instant::now();
         let mut failure = None;
+        let mut bytes = 0;
         for step in unit {
-            if let Err(e) = send(&targets, &mut connections, step).await {
-                // A broken connection is reopened on the next request.
-                connections[step.target] = None;
-                failure = Some(e);
-                break;
+            match send(&targets, &mut connections, step).await {
+                Ok(body) => bytes += body.len() as u64,
+                Err(e) => {
+                    // A broken connection is reopened on the next request.
+                    connections[step.target] = None;
+                    failure = Some(e);
+                    break;
+                }
             }
         }
         match failure {
             None => {
                 outcome.ok += 1;
+                outcome.bytes += bytes;
                 let micros = started.elapsed().as_micros();
                 outcome
                     .latencies_us
@@ -191,6 +201,9 @@ pub(crate) async fn send(
     if step.query_plan {
         request = request.header("x-taproom-query-plan", "true");
     }
+    if let Some(encoding) = step.accept_encoding {
+        request = request.header(hyper::header::ACCEPT_ENCODING, encoding);
+    }
     let request = request
         .body(Full::new(step.body.clone()))
         .context("building a request")?;
@@ -222,6 +235,7 @@ pub(crate) async fn answers_typename(target: Target) -> bool {
         authorization: None,
         body: Bytes::from_static(br#"{"query":"{ __typename }"}"#),
         query_plan: false,
+        accept_encoding: None,
     };
     let mut connections = vec![None];
     send(&[target], &mut connections, &step).await.is_ok()

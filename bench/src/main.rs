@@ -14,7 +14,8 @@
 //! 4. [`gateways`]: for each round, for each gateway in turn (the order rotates between rounds), for
 //!    each operation and concurrency: starts the gateway on the same supergraph file ([`procs`]),
 //!    checks its answers equal Taproom's as JSON ([`verify`]), warms up, loads it for a fixed time,
-//!    reads its CPU time and peak RSS from `/proc`, and stops it;
+//!    reads its CPU time and peak RSS from `/proc`, and stops it; then Taproom's router once more
+//!    on the heavy operation per response encoding (bytes on the wire, CPU per answer);
 //! 5. [`report`]: writes `results.json` (every run), `results.md` (medians, ratios, targets;
 //!    [`markdown`]) and `chart.svg` ([`chart`]).
 //!
@@ -97,6 +98,7 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
     // 2. to 4., scenario by scenario: its subgraphs, the subgraphs alone, the gateways.
     let mut reference = Reference::default();
     let (mut baselines, mut measurements) = (Vec::new(), Vec::new());
+    let mut compression = Vec::new();
     let mut measured = Vec::new();
     for scenario in [Scenario::RouterBound, Scenario::Shop] {
         let (mut ops, rest): (Vec<Operation>, Vec<Operation>) =
@@ -128,6 +130,17 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
                 .measure(&subgraphs.supergraph_path, &ops, &mut reference)
                 .await?,
         );
+        // The heavy operation's large answers once per response encoding (Taproom's router only).
+        if let Some(heavy) = ops.iter().find(|op| op.name == "heavy") {
+            if args.gateways.contains(&gateways::Gateway::Taproom) {
+                let connections = args.connections.iter().copied().max().unwrap_or(1);
+                compression.extend(
+                    gateways
+                        .measure_compression(&subgraphs.supergraph_path, heavy, connections)
+                        .await?,
+                );
+            }
+        }
         subgraphs.stop().await?;
         // The heavy operation once more on subgraphs without the orders subgraph's subtree memo:
         // its before and after, in the same run.
@@ -156,7 +169,7 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
 
     // 5. Results.
     let machine = Machine::describe(cpus, pinned, &args);
-    Report::new(
+    let mut report = Report::new(
         &args,
         machine,
         databases.is_some().then_some(volume),
@@ -164,6 +177,7 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
         &reference,
         baselines,
         measurements,
-    )
-    .write(&args.out)
+    );
+    report.compression = compression;
+    report.write(&args.out)
 }

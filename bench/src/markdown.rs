@@ -117,6 +117,25 @@ impl Report {
         for line in self.targets(&medians) {
             let _ = writeln!(out, "- {line}");
         }
+        if !self.compression.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n## Compressed answers (Taproom's router, one run each)\n\n| operation | connections | Accept-Encoding | req/s | bytes per answer | CPU ms per answer | failed |\n| --- | ---: | --- | ---: | ---: | ---: | ---: |"
+            );
+            for c in &self.compression {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.0} | {:.0} | {:.3} | {} |",
+                    c.operation,
+                    c.connections,
+                    c.encoding,
+                    c.requests_per_second,
+                    c.bytes_per_answer,
+                    c.cpu_ms_per_request,
+                    c.failed
+                );
+            }
+        }
         out
     }
 

@@ -101,6 +101,7 @@ fn step(target: usize, token: &str, body: Bytes) -> Step {
         authorization: Some(format!("Bearer {token}")),
         body,
         query_plan: false,
+        accept_encoding: None,
     }
 }
 
@@ -139,6 +140,7 @@ fn router_bound() -> Operation {
             authorization: None,
             body,
             query_plan: false,
+            accept_encoding: None,
         }]],
         subgraph_work: Vec::new(),
     }

@@ -176,6 +176,7 @@ async fn forward(
             authorization,
             body,
             query_plan: false,
+            accept_encoding: None,
         };
         recorded.lock().expect("not poisoned").push(step.clone());
         let mut connections: Vec<_> = subgraphs.iter().map(|_| None).collect();

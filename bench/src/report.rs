@@ -175,6 +175,52 @@ pub(crate) struct Report {
     pub(crate) baselines: Vec<Baseline>,
     /// Every run of every gateway, all rounds.
     pub(crate) measurements: Vec<Measurement>,
+    /// Taproom's router on the heavy operation with compressed answers, one run per encoding.
+    pub(crate) compression: Vec<Compression>,
+}
+
+/// One load run of Taproom's router with clients accepting one encoding.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Compression {
+    pub(crate) operation: String,
+    /// The `Accept-Encoding` sent (`identity`: uncompressed).
+    pub(crate) encoding: &'static str,
+    pub(crate) connections: usize,
+    pub(crate) requests: u64,
+    pub(crate) failed: u64,
+    pub(crate) requests_per_second: f64,
+    /// Mean answer body as received.
+    pub(crate) bytes_per_answer: f64,
+    /// The router's CPU time per answer, in milliseconds.
+    pub(crate) cpu_ms_per_request: f64,
+}
+
+impl Compression {
+    pub(crate) fn new(
+        operation: &str,
+        encoding: &'static str,
+        connections: usize,
+        outcome: &Outcome,
+        cpu_seconds: f64,
+    ) -> Compression {
+        let per = |total: f64| {
+            if outcome.ok == 0 {
+                f64::NAN
+            } else {
+                total / outcome.ok as f64
+            }
+        };
+        Compression {
+            operation: operation.to_owned(),
+            encoding,
+            connections,
+            requests: outcome.ok,
+            failed: outcome.failed,
+            requests_per_second: outcome.requests_per_second(),
+            bytes_per_answer: per(outcome.bytes as f64),
+            cpu_ms_per_request: per(cpu_seconds * 1000.0),
+        }
+    }
 }
 
 impl Report {
@@ -209,6 +255,7 @@ impl Report {
                 .collect(),
             baselines,
             measurements,
+            compression: Vec::new(),
         }
     }
 
