@@ -267,14 +267,7 @@ async fn graphql(
             .await;
             let mut body =
                 Vec::with_capacity(2 + bodies.iter().map(|b| b.len() + 1).sum::<usize>());
-            body.push(b'[');
-            for (i, member) in bodies.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(member);
-            }
-            body.push(b']');
+            crate::json::write_array(&mut body, &bodies);
             reply(media, StatusCode::OK, body)
         }
     }

@@ -8,6 +8,18 @@ pub fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 }
 
 /// `value` as JSON text, for an error message.
+/// Writes a JSON array of `items`, each JSON text already.
+pub fn write_array<I: AsRef<[u8]>>(out: &mut Vec<u8>, items: &[I]) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item.as_ref());
+    }
+    out.push(b']');
+}
+
 pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("JSON values serialize")
 }

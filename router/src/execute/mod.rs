@@ -38,7 +38,7 @@ use self::gate::Place;
 use crate::{
     error::{Code, GraphqlError},
     fetch::{read_answer, SubgraphClient, SubgraphResponse},
-    json::write_json,
+    json::{write_array, write_json},
     path::{Path, Step},
     supergraph::Supergraph,
     value::{deep_merge, Bodies, Obj, Val},
@@ -203,14 +203,7 @@ impl<'a> Execution<'a> {
         }
         for (variable, list) in representations {
             name(&mut body, variable);
-            body.push(b'[');
-            for (i, representation) in list.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(representation);
-            }
-            body.push(b']');
+            write_array(&mut body, list);
         }
         body.extend_from_slice(b"}}");
         body
