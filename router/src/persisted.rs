@@ -12,7 +12,6 @@
 //!   (`QUERY_NOT_IN_SAFELIST`), however it arrived.
 
 use std::{
-    borrow::Cow,
     collections::{HashMap, HashSet},
     path::PathBuf,
     sync::{Arc, RwLock},
@@ -135,8 +134,29 @@ pub struct Persisted {
     safelist: bool,
 }
 
-/// A request's query text: the client's own, or a stored one.
-pub type QueryText<'r> = Cow<'r, str>;
+/// A request's query text: the client's own, or a stored one (shared, not copied per request).
+#[derive(Debug, Clone)]
+pub enum QueryText<'r> {
+    Sent(&'r str),
+    Stored(Arc<str>),
+}
+
+impl std::ops::Deref for QueryText<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            QueryText::Sent(text) => text,
+            QueryText::Stored(text) => text,
+        }
+    }
+}
+
+impl PartialEq<&str> for QueryText<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        **self == **other
+    }
+}
 
 impl Persisted {
     /// Persisted queries as `settings` say; reads the manifest, whose errors are the caller's.
@@ -255,7 +275,7 @@ impl Persisted {
                     .get(id)
                     .or_else(|| manifest.by_id.get(&lower))
                 {
-                    Some(text) => return Ok(Cow::Owned(text.to_string())),
+                    Some(text) => return Ok(QueryText::Stored(text.clone())),
                     None => return Err(not_in_list(id)),
                 }
             }
@@ -274,18 +294,18 @@ impl Persisted {
                         apq.insert(hash, Arc::from(query));
                     }
                 }
-                Cow::Borrowed(query)
+                QueryText::Sent(query)
             }
             (None, None, Some(hash)) => {
                 if let Some(text) = manifest.as_ref().and_then(|m| m.by_id.get(&hash)) {
-                    return Ok(Cow::Owned(text.to_string()));
+                    return Ok(QueryText::Stored(text.clone()));
                 }
                 if self.safelist {
                     return Err(not_in_list(&hash));
                 }
                 return match &self.apq {
                     Some(apq) => match apq.get(&hash) {
-                        Some(text) => Ok(Cow::Owned(text.to_string())),
+                        Some(text) => Ok(QueryText::Stored(text.clone())),
                         None => Err(RequestError::new(
                             StatusCode::OK,
                             Code::PersistedQueryNotFound,
@@ -298,10 +318,10 @@ impl Persisted {
                     )),
                 };
             }
-            (Some(query), None, None) => Cow::Borrowed(query),
+            (Some(query), None, None) => QueryText::Sent(query),
             (None, None, None) => return Err(bad("the request has no query")),
         };
-        if self.safelist && !manifest.is_some_and(|m| m.texts.contains(text.as_ref())) {
+        if self.safelist && !manifest.is_some_and(|m| m.texts.contains(&*text)) {
             return Err(RequestError::new(
                 StatusCode::FORBIDDEN,
                 Code::QueryNotInSafelist,
