@@ -25,9 +25,17 @@ pub struct BeerRow {
     pub image: Option<String>,
     pub time_created: String,
     pub time_modified: Option<String>,
+    pub description: Option<String>,
+    /// Alcohol by volume in hundredths of a percent (0 to 10000).
+    pub abv_hundredths: Option<i64>,
+    /// 0 or 1 (the `Any` driver has no portable boolean).
+    pub available: i64,
 }
 
-const COLUMNS: &str = "id, sku, name, price_cents, image, time_created, time_modified";
+/// The columns of [`BeerRow`]. `available` is read as an integer: PostgreSQL stores a BOOLEAN,
+/// SQLite an INTEGER, and the `Any` driver reads neither as the other.
+const COLUMNS: &str = "id, sku, name, price_cents, image, time_created, time_modified, \
+    description, abv_hundredths, CASE WHEN available THEN 1 ELSE 0 END AS available";
 
 /// A new beer, already validated.
 pub struct NewBeer<'a> {
@@ -35,6 +43,9 @@ pub struct NewBeer<'a> {
     pub name: &'a str,
     pub price_cents: i64,
     pub image: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub abv_hundredths: Option<i64>,
+    pub available: bool,
 }
 
 /// The catalog's order is byte order; PostgreSQL needs to be told, whatever its locale.
@@ -61,8 +72,9 @@ pub async fn insert_beer(db: &Db, beer: &NewBeer<'_>) -> Result<BeerRow> {
 
 fn insert_sql() -> String {
     format!(
-        "INSERT INTO beers (sku, name, name_key, sku_key, price_cents, image, time_created)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO beers (sku, name, name_key, sku_key, price_cents, image, time_created,
+                            description, abv_hundredths, available)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     )
 }
 
@@ -75,6 +87,9 @@ fn bind_new_beer<'q>(query: Statement<'q>, beer: &NewBeer<'q>) -> Statement<'q> 
         .bind(beer.price_cents)
         .bind(beer.image)
         .bind(time::to_db(time::now()))
+        .bind(beer.description)
+        .bind(beer.abv_hundredths)
+        .bind(beer.available)
 }
 
 /// Adds `beers` if the catalog is empty, all or none (one transaction: an interrupted first start
@@ -141,21 +156,48 @@ fn search_condition(n: usize) -> String {
     format!("(name_key LIKE ${n} ESCAPE '\\' OR sku_key LIKE ${n} ESCAPE '\\')")
 }
 
-/// Up to `limit` beers after the `(name, sku)` position `after`, in catalog order, matching `search`
-/// (case-insensitive, in name or sku).
+/// Which beers a page or a count holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// Case-insensitive text in the name or sku.
+    pub search: Option<&'a str>,
+    /// Only beers that can (`true`) or cannot (`false`) be ordered now.
+    pub available: Option<bool>,
+}
+
+/// A filter's conditions, numbered from `$1`, and their parameters.
+fn conditions(filter: Filter<'_>) -> (Vec<String>, Vec<String>, Option<bool>) {
+    let mut conditions = Vec::new();
+    let mut texts = Vec::new();
+    if let Some(search) = filter.search {
+        texts.push(contains_pattern(search));
+        conditions.push(search_condition(texts.len()));
+    }
+    (conditions, texts, filter.available)
+}
+
+/// The `available` condition on parameter `$n`.
+fn available_condition(n: usize) -> String {
+    format!("available = ${n}")
+}
+
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    }
+}
+
+/// Up to `limit` beers after the `(name, sku)` position `after`, in catalog order, matching `filter`.
 pub async fn page(
     db: &Db,
-    search: Option<&str>,
+    filter: Filter<'_>,
     after: Option<(&str, &str)>,
     limit: i64,
 ) -> Result<Vec<BeerRow>> {
     let c = collate(db);
-    let mut conditions = Vec::new();
-    let mut texts: Vec<String> = Vec::new();
-    if let Some(search) = search {
-        texts.push(contains_pattern(search));
-        conditions.push(search_condition(texts.len()));
-    }
+    let (mut conditions, mut texts, available) = conditions(filter);
     if let Some((name, sku)) = after {
         texts.push(name.to_owned());
         let n = texts.len();
@@ -165,35 +207,37 @@ pub async fn page(
             "(name{c} > ${n} OR (name = ${n} AND sku{c} > ${s}))"
         ));
     }
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
+    if available.is_some() {
+        conditions.push(available_condition(texts.len() + 1));
+    }
+    let limit_at = texts.len() + 1 + usize::from(available.is_some());
     let sql = format!(
-        "SELECT {COLUMNS} FROM beers {filter} ORDER BY name{c}, sku{c} LIMIT ${}",
-        texts.len() + 1
+        "SELECT {COLUMNS} FROM beers {} ORDER BY name{c}, sku{c} LIMIT ${limit_at}",
+        where_clause(&conditions)
     );
-    let query = texts
+    let mut query = texts
         .iter()
-        .fold(sqlx::query(&sql), |q, text| q.bind(text.as_str()))
-        .bind(limit);
-    Ok(db.fetch_all(query).await?)
+        .fold(sqlx::query(&sql), |q, text| q.bind(text.as_str()));
+    if let Some(available) = available {
+        query = query.bind(available);
+    }
+    Ok(db.fetch_all(query.bind(limit)).await?)
 }
 
-/// How many beers match `search` (all of them without one).
-pub async fn count(db: &Db, search: Option<&str>) -> Result<i64> {
-    let (count,): (i64,) = match search {
-        Some(search) => {
-            let sql = format!("SELECT COUNT(*) FROM beers WHERE {}", search_condition(1));
-            db.fetch_one(sqlx::query(&sql).bind(contains_pattern(search)))
-                .await?
-        }
-        None => {
-            db.fetch_one(sqlx::query("SELECT COUNT(*) FROM beers"))
-                .await?
-        }
-    };
+/// How many beers match `filter`.
+pub async fn count(db: &Db, filter: Filter<'_>) -> Result<i64> {
+    let (mut conditions, texts, available) = conditions(filter);
+    if available.is_some() {
+        conditions.push(available_condition(texts.len() + 1));
+    }
+    let sql = format!("SELECT COUNT(*) FROM beers {}", where_clause(&conditions));
+    let mut query = texts
+        .iter()
+        .fold(sqlx::query(&sql), |q, text| q.bind(text.as_str()));
+    if let Some(available) = available {
+        query = query.bind(available);
+    }
+    let (count,): (i64,) = db.fetch_one(query).await?;
     Ok(count)
 }
 
@@ -203,11 +247,18 @@ pub struct BeerChange<'a> {
     pub name: Option<&'a str>,
     pub price_cents: Option<i64>,
     pub image: Option<Option<&'a str>>,
+    /// `Some(None)` clears the description.
+    pub description: Option<Option<&'a str>>,
+    /// `Some(None)` clears the abv.
+    pub abv_hundredths: Option<Option<i64>>,
+    pub available: Option<bool>,
 }
 
 /// Changes the given fields of the beer with `sku`; `None` if there is none.
 pub async fn update_beer(db: &Db, sku: &str, change: &BeerChange<'_>) -> Result<Option<BeerRow>> {
-    // Fixed parameter positions: $1 time, $2 name, $3 name_key, $4 price, $5 image, $6 sku.
+    // Fixed parameter positions: $1 time, $2 name, $3 name_key, $4 price, $5 image,
+    // $6 description, $7 abv, $8 available, $9 sku (the last is always used, so PostgreSQL counts
+    // every parameter).
     let mut sets = vec!["time_modified = $1"];
     if change.name.is_some() {
         sets.extend(["name = $2", "name_key = $3"]);
@@ -218,8 +269,17 @@ pub async fn update_beer(db: &Db, sku: &str, change: &BeerChange<'_>) -> Result<
     if change.image.is_some() {
         sets.push("image = $5");
     }
+    if change.description.is_some() {
+        sets.push("description = $6");
+    }
+    if change.abv_hundredths.is_some() {
+        sets.push("abv_hundredths = $7");
+    }
+    if change.available.is_some() {
+        sets.push("available = $8");
+    }
     let sql = format!(
-        "UPDATE beers SET {} WHERE sku = $6 RETURNING {COLUMNS}",
+        "UPDATE beers SET {} WHERE sku = $9 RETURNING {COLUMNS}",
         sets.join(", ")
     );
     let query = sqlx::query(&sql)
@@ -228,6 +288,9 @@ pub async fn update_beer(db: &Db, sku: &str, change: &BeerChange<'_>) -> Result<
         .bind(change.name.map(str::to_lowercase))
         .bind(change.price_cents)
         .bind(change.image.flatten())
+        .bind(change.description.flatten())
+        .bind(change.abv_hundredths.flatten())
+        .bind(change.available.unwrap_or(true))
         .bind(sku);
     Ok(db.fetch_optional(query).await?)
 }

@@ -1,4 +1,5 @@
-//! The demo catalog `seed-demo` adds: the original app's three beers, then enough more to page through.
+//! The demo catalog `seed-demo` adds: the original app's three beers, then enough more to page
+//! through; some with a description and abv, one out of stock.
 
 use taproom_common::db::Db;
 
@@ -54,15 +55,78 @@ const DEMO: &[(&str, &str, i64)] = &[
     ("200040", "Peroni Nastro Azzurro", 229),
 ];
 
+/// Descriptions and alcohol by volume (hundredths of a percent) of some demo beers, by sku.
+const DETAILS: &[(&str, &str, i64)] = &[
+    (
+        "123456",
+        "A pale lager from Burgas on the Black Sea coast: light, crisp, best cold.",
+        440,
+    ),
+    (
+        "123457",
+        "Stara Zagora's golden lager, brewed since 1902; malty with a clean finish.",
+        500,
+    ),
+    (
+        "123458",
+        "The Danish pilsner with the green label: bright, dry and lightly bitter.",
+        460,
+    ),
+    (
+        "200008",
+        "A Belgian strong golden ale: fruity, peppery and dangerously smooth.",
+        850,
+    ),
+    (
+        "200010",
+        "The Irish dry stout, poured with nitrogen for its creamy head.",
+        420,
+    ),
+    (
+        "200012",
+        "A Belgian witbier spiced with coriander and orange peel; cloudy and soft.",
+        490,
+    ),
+    (
+        "200019",
+        "The first pilsner, from Plzeň since 1842: golden, with Saaz hops.",
+        440,
+    ),
+    (
+        "200028",
+        "A Trappist dark ale, rich with dried fruit and caramel; it ages well.",
+        900,
+    ),
+    (
+        "200030",
+        "A Trappist pale ale refermented with Brettanomyces: dry, earthy, unique.",
+        620,
+    ),
+    (
+        "200035",
+        "A Trappist quadrupel, dark and strong, with notes of figs and chocolate.",
+        1130,
+    ),
+];
+
+/// The demo beer that is out of stock, to show `available: false`.
+const UNAVAILABLE: &str = "200035";
+
 /// Adds the demo catalog if the catalog is empty, in one transaction; how many beers it added.
 pub async fn seed(db: &Db) -> Result<usize> {
     let beers: Vec<NewBeer> = DEMO
         .iter()
-        .map(|(sku, name, price_cents)| NewBeer {
-            sku,
-            name,
-            price_cents: *price_cents,
-            image: None,
+        .map(|(sku, name, price_cents)| {
+            let details = DETAILS.iter().find(|(s, _, _)| s == sku);
+            NewBeer {
+                sku,
+                name,
+                price_cents: *price_cents,
+                image: None,
+                description: details.map(|(_, description, _)| *description),
+                abv_hundredths: details.map(|(_, _, abv)| *abv),
+                available: *sku != UNAVAILABLE,
+            }
         })
         .collect();
     db::insert_into_empty_catalog(db, &beers).await

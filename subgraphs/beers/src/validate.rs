@@ -35,6 +35,33 @@ pub fn name(value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The longest description.
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+
+/// At most [`MAX_DESCRIPTION_CHARS`] characters; line breaks and tabs are the only control
+/// characters allowed.
+pub fn description(value: &str) -> Result<()> {
+    if value.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(Error::invalid(
+            "description",
+            format!("description must be at most {MAX_DESCRIPTION_CHARS} characters long"),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(Error::invalid(
+            "description",
+            "description must not contain control characters other than line breaks and tabs",
+        ));
+    }
+    Ok(())
+}
+
+/// The largest abv, 100.00%, in hundredths.
+pub const MAX_ABV_HUNDREDTHS: i64 = 10_000;
+
 /// The longest search text: longer than any name or sku (200), so no real search is cut short.
 pub const MAX_SEARCH_CHARS: usize = 200;
 
@@ -83,6 +110,9 @@ mod tests {
         assert!(sku(" 1").is_err());
         assert!(name("Загорка").is_ok());
         assert!(name("  ").is_err());
+        assert!(description("Light.\nCrisp.\tCold.").is_ok());
+        assert!(description("a\u{0}b").is_err());
+        assert!(description(&"a".repeat(2001)).is_err());
         assert!(image("https://example.com/a.png").is_ok());
         assert!(image("http://example.com").is_ok());
         for bad in [

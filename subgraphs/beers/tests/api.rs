@@ -495,7 +495,159 @@ async fn demo_seed_runs_once(test_db: TestDb) {
     assert_eq!(t.total().await as usize, added);
 }
 
+const DETAIL_FIELDS: &str = "sku description abv available";
+
+/// Description, abv and availability: set at creation, changed and cleared one by one, checked, and
+/// the catalog filtered by availability (pages and count alike).
+async fn details_and_availability(test_db: TestDb) {
+    let t = &TestApp::start(&test_db).await;
+    let create = |input: Value| async move {
+        t.gql(
+            &format!("mutation($input: CreateBeerInput!) {{ createBeer(input: $input) {{ {DETAIL_FIELDS} }} }}"),
+            json!({ "input": input }),
+            Some("admin"),
+        )
+        .await
+    };
+    let created = create(
+        json!({ "sku": "900001", "name": "Test Dubbel", "price": "3.10",
+        "description": "Dark.\nMalty.", "abv": "7.5", "available": false }),
+    )
+    .await;
+    assert_eq!(
+        data(&created)["createBeer"],
+        json!({ "sku": "900001", "description": "Dark.\nMalty.", "abv": "7.50", "available": false })
+    );
+    let plain = create(json!({ "sku": "900002", "name": "Test Lager", "price": "1.00" })).await;
+    assert_eq!(
+        data(&plain)["createBeer"],
+        json!({ "sku": "900002", "description": null, "abv": null, "available": true })
+    );
+
+    let update = |input: Value| async move {
+        t.gql(
+            &format!("mutation($input: UpdateBeerInput!) {{ updateBeer(sku: \"900001\", input: $input) {{ {DETAIL_FIELDS} name }} }}"),
+            json!({ "input": input }),
+            Some("admin"),
+        )
+        .await
+    };
+    let changed = update(json!({ "abv": "100", "available": true })).await;
+    assert_eq!(
+        data(&changed)["updateBeer"],
+        json!({ "sku": "900001", "description": "Dark.\nMalty.", "abv": "100.00", "available": true, "name": "Test Dubbel" })
+    );
+    let cleared = update(json!({ "description": null, "abv": null })).await;
+    assert_eq!(data(&cleared)["updateBeer"]["description"], Value::Null);
+    assert_eq!(data(&cleared)["updateBeer"]["abv"], Value::Null);
+    assert_eq!(data(&cleared)["updateBeer"]["available"], json!(true));
+    let emptied = update(json!({ "description": "Back." })).await;
+    assert_eq!(data(&emptied)["updateBeer"]["description"], json!("Back."));
+    let emptied = update(json!({ "description": "" })).await;
+    assert_eq!(data(&emptied)["updateBeer"]["description"], Value::Null);
+
+    for (input, field) in [
+        (json!({ "abv": "100.01" }), "abv"),
+        (json!({ "abv": "-1" }), "abv"),
+        (json!({ "abv": "5.555" }), "abv"),
+        (json!({ "abv": "strong" }), "abv"),
+        (json!({ "description": "x".repeat(2001) }), "description"),
+        (json!({ "description": "bell\u{7}" }), "description"),
+        (json!({ "available": null }), "available"),
+    ] {
+        let refused = update(input.clone()).await;
+        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{input}: {refused}");
+        assert_eq!(
+            refused["errors"][0]["extensions"]["field"],
+            json!(field),
+            "{input}"
+        );
+    }
+    let refused =
+        create(json!({ "sku": "900003", "name": "Too Strong", "price": "1.00", "abv": "101" }))
+            .await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT");
+    assert_eq!(t.beer("900003").await, Value::Null, "nothing was created");
+    let after_refusals = update(json!({})).await;
+    assert_eq!(
+        data(&after_refusals)["updateBeer"]["abv"],
+        Value::Null,
+        "refusals changed nothing"
+    );
+
+    // The demo catalog has one beer out of stock; with 900001 made unavailable again there are two.
+    update(json!({ "available": false })).await;
+    let all = t.total().await;
+    let filtered = |available: bool, first: i64, after: Option<String>| async move {
+        t.gql(
+            "query($a: Boolean, $f: Int, $after: String) { beers(available: $a, first: $f, after: $after) { totalCount edges { node { sku available } } pageInfo { hasNextPage endCursor } } }",
+            json!({ "a": available, "f": first, "after": after }),
+            None,
+        )
+        .await
+    };
+    let unavailable = filtered(false, 10, None).await;
+    let page = &data(&unavailable)["beers"];
+    assert_eq!(page["totalCount"], json!(2));
+    let skus: Vec<&str> = page["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["sku"].as_str().expect("sku"))
+        .collect();
+    assert_eq!(skus.len(), 2);
+    assert!(skus.contains(&"900001"), "{skus:?}");
+    let mut seen = 0;
+    let mut after = None;
+    loop {
+        let response = filtered(true, 7, after).await;
+        let page = &data(&response)["beers"];
+        assert_eq!(page["totalCount"], json!(all - 2));
+        for edge in page["edges"].as_array().expect("edges") {
+            assert_eq!(edge["node"]["available"], json!(true), "{edge}");
+            seen += 1;
+        }
+        if page["pageInfo"]["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, all - 2, "paging the available beers sees each once");
+}
+
+/// A catalog made by the first schema (before descriptions, abv and availability) upgrades in
+/// place: its beers keep every value and become available, with no description or abv.
+async fn an_earlier_catalog_upgrades_in_place(test_db: TestDb) {
+    let db = test_db.connect().await;
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    taproom_common::testing::migrate_until(&db, &folder, 1).await;
+    db.execute(
+        sqlx::query(
+            "INSERT INTO beers (sku, name, name_key, sku_key, price_cents, image, time_created)
+             VALUES ('123456', 'Бургаско', 'бургаско', '123456', 119, 'https://example.com/b.png', '2026-01-02T03:04:05.000000Z')",
+        ),
+    )
+    .await
+    .expect("an old row inserts");
+    db.migrate(&db::migrations()).await.expect("upgrades");
+    let t = TestApp::empty(&test_db).await;
+    let response = t
+        .gql(
+            "{ beer(sku: \"123456\") { sku name price image timeCreated description abv available } }",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        data(&response)["beer"],
+        json!({ "sku": "123456", "name": "Бургаско", "price": "1.19", "image": "https://example.com/b.png",
+                "timeCreated": "2026-01-02T03:04:05Z", "description": null, "abv": null, "available": true })
+    );
+}
+
 test_on_both_databases!(
+    details_and_availability,
+    an_earlier_catalog_upgrades_in_place,
     catalog_scenario,
     price_rules,
     input_rules,

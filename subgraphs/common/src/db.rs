@@ -117,6 +117,13 @@ impl Db {
         Ok(())
     }
 
+    /// Runs a migrator read at run time (tests use it to build a database of an earlier schema).
+    #[cfg(feature = "testing")]
+    pub(crate) async fn run_migrator(&self, migrator: &Migrator) -> Result<(), DbError> {
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
     /// Fails unless every migration in `migrations` has been applied, so `serve` never runs on a
     /// schema it does not know.
     pub async fn check_migrated(&self, migrations: &Migrations) -> Result<(), DbError> {

@@ -82,6 +82,42 @@ impl TestDb {
     }
 }
 
+/// Migrates `db` only up to `version` (inclusive), from a service's `migrations` folder (the one
+/// holding `sqlite/` and `postgres/`): a database as the earlier schema made it, for upgrade tests.
+pub async fn migrate_until(db: &Db, migrations: &std::path::Path, version: i64) {
+    let backend = match db.backend() {
+        crate::db::Backend::Sqlite => "sqlite",
+        crate::db::Backend::Postgres => "postgres",
+    };
+    let earlier = tempfile::tempdir().expect("a temporary folder can be created");
+    let mut copied = 0;
+    for entry in std::fs::read_dir(migrations.join(backend)).expect("the migrations folder exists")
+    {
+        let path = entry.expect("a folder entry").path();
+        let name = path
+            .file_name()
+            .expect("a file")
+            .to_string_lossy()
+            .into_owned();
+        let file_version: i64 = name
+            .split('_')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("migration files start with their version");
+        if file_version <= version {
+            std::fs::copy(&path, earlier.path().join(&name)).expect("copies a migration");
+            copied += 1;
+        }
+    }
+    assert!(copied > 0, "no migration up to version {version}");
+    let migrator = sqlx::migrate::Migrator::new(earlier.path())
+        .await
+        .expect("the earlier migrations read");
+    db.run_migrator(&migrator)
+        .await
+        .expect("the earlier migrations run");
+}
+
 /// Sends the services' logs to the test output (shown for failing tests), filtered by `RUST_LOG`
 /// (default: errors and warnings).
 pub fn init_logs() {

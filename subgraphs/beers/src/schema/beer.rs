@@ -43,6 +43,21 @@ impl Beer {
         Timestamp::from_db(&self.0.time_created)
     }
 
+    /// What the shop says about it, up to 2000 characters; null if nothing.
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    /// Alcohol by volume in percent, exact, 0.00 to 100.00; null if not known.
+    async fn abv(&self) -> Option<Decimal> {
+        self.0.abv_hundredths.map(Decimal::from_cents)
+    }
+
+    /// Whether it can be ordered now; an unavailable beer stays in the catalog but cannot be added to an order.
+    async fn available(&self) -> bool {
+        self.0.available != 0
+    }
+
     async fn time_modified(&self) -> Result<Option<Timestamp>> {
         self.0
             .time_modified
@@ -72,6 +87,8 @@ pub struct BeerConnection {
     pub has_previous_page: bool,
     /// The search the page was made with, for `totalCount`.
     pub search: Option<String>,
+    /// The availability the page was asked for, for `totalCount`.
+    pub available: Option<bool>,
 }
 
 #[Object]
@@ -95,10 +112,14 @@ impl BeerConnection {
         }
     }
 
-    /// How many beers match the search across all pages (counted only when asked for).
+    /// How many beers match the search and availability across all pages (counted only when asked for).
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
         let state = ctx.data_unchecked::<AppState>();
-        let count = db::count(&state.db, self.search.as_deref()).await?;
+        let filter = db::Filter {
+            search: self.search.as_deref(),
+            available: self.available,
+        };
+        let count = db::count(&state.db, filter).await?;
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
 }
@@ -110,8 +131,9 @@ pub struct BeerEdge {
     node: Beer,
 }
 
-/// Where a page stands in the whole list.
+/// Where a page stands in the whole list (the users and orders subgraphs page the same way).
 #[derive(SimpleObject)]
+#[graphql(shareable)]
 pub struct PageInfo {
     has_next_page: bool,
     /// True when the page was asked for with `after`: there are beers before it.

@@ -23,6 +23,13 @@ pub struct CreateBeerInput {
     name: String,
     price: Decimal,
     image: Option<String>,
+    /// Up to 2000 characters.
+    description: Option<String>,
+    /// Alcohol by volume in percent, 0.00 to 100.00.
+    abv: Option<Decimal>,
+    /// Whether it can be ordered now (true when omitted).
+    #[graphql(default = true)]
+    available: bool,
 }
 
 /// Fields to change; omitted fields stay as they are, a null image removes it.
@@ -31,6 +38,24 @@ pub struct UpdateBeerInput {
     name: MaybeUndefined<String>,
     price: MaybeUndefined<Decimal>,
     image: MaybeUndefined<String>,
+    /// A null or empty description removes it.
+    description: MaybeUndefined<String>,
+    /// A null abv removes it.
+    abv: MaybeUndefined<Decimal>,
+    available: MaybeUndefined<bool>,
+}
+
+/// A description to store: `None` for an empty one, after checking the rules.
+fn description(value: &str) -> Result<Option<&str>, Error> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    validate::description(value)?;
+    Ok(Some(value))
+}
+
+fn abv(value: &Decimal) -> Result<i64, Error> {
+    Ok(value.to_cents("abv", validate::MAX_ABV_HUNDREDTHS)?)
 }
 
 #[Object]
@@ -48,6 +73,8 @@ impl Mutation {
         if let Some(image) = image {
             validate::image(image)?;
         }
+        let description = input.description.as_deref().map(description).transpose()?;
+        let abv_hundredths = input.abv.as_ref().map(abv).transpose()?;
         let state = ctx.data_unchecked::<AppState>();
         let row = db::insert_beer(
             &state.db,
@@ -56,6 +83,9 @@ impl Mutation {
                 name: &input.name,
                 price_cents,
                 image,
+                description: description.flatten(),
+                abv_hundredths,
+                available: input.available,
             },
         )
         .await?;
@@ -103,6 +133,23 @@ impl Mutation {
                 validate::image(image)?;
                 change.image = Some(Some(image));
             }
+        }
+        match &input.description {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => change.description = Some(None),
+            MaybeUndefined::Value(value) => change.description = Some(description(value)?),
+        }
+        match &input.abv {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => change.abv_hundredths = Some(None),
+            MaybeUndefined::Value(value) => change.abv_hundredths = Some(Some(abv(value)?)),
+        }
+        match input.available {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => {
+                return Err(Error::invalid("available", "available cannot be removed").into())
+            }
+            MaybeUndefined::Value(available) => change.available = Some(available),
         }
         let state = ctx.data_unchecked::<AppState>();
         let row = db::update_beer(&state.db, &sku, &change)

@@ -30,13 +30,14 @@ pub(crate) async fn beer_by_sku(ctx: &Context<'_>, sku: String) -> Result<Option
 
 #[Object]
 impl Query {
-    /// The catalog, sorted by name then sku, Relay-style pages. search matches name or sku, case-insensitive. (beers)
+    /// The catalog, sorted by name then sku, Relay-style pages. search matches name or sku, case-insensitive; available, when given, keeps only the beers that can (true) or cannot (false) be ordered now. (beers)
     async fn beers(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         search: Option<String>,
+        available: Option<bool>,
     ) -> Result<BeerConnection> {
         let first = first.unwrap_or(20);
         if !(0..=MAX_PAGE).contains(&first) {
@@ -50,9 +51,13 @@ impl Query {
         }
         let search = search.filter(|s| !s.is_empty());
         let state = ctx.data_unchecked::<AppState>();
+        let filter = db::Filter {
+            search: search.as_deref(),
+            available,
+        };
         let mut rows = db::page(
             &state.db,
-            search.as_deref(),
+            filter,
             after
                 .as_ref()
                 .map(|(name, sku)| (name.as_str(), sku.as_str())),
@@ -66,6 +71,7 @@ impl Query {
             has_next_page,
             has_previous_page: after.is_some(),
             search,
+            available,
         })
     }
 
