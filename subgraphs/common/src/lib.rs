@@ -13,6 +13,7 @@
 //! - [`limits`]: the router's limits on documents (depth, aliases, fields, repeated directives).
 //! - [`memo`]: a subtree that the same request reaches many times for the same entity, resolved once.
 //! - [`money`]: the contract's `Decimal` scalar over exact integer cents.
+//! - [`paging`]: Relay-style pages: cursors, the page bound and the shared `PageInfo`.
 //! - [`service`]: the shared lifecycle of a subgraph binary (migrate, listen, serve).
 //! - [`telemetry`]: tracing setup.
 //! - [`trust`]: the shared secret callers of a subgraph present, and the client address the router
@@ -25,6 +26,7 @@ pub mod http;
 pub mod limits;
 pub mod memo;
 pub mod money;
+pub mod paging;
 pub mod service;
 pub mod telemetry;
 #[cfg(feature = "testing")]

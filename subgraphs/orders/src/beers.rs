@@ -1,5 +1,5 @@
 //! The orders subgraph's client of the beers subgraph: which beer has a sku now and what does it
-//! cost, and are the beers an order holds still in the catalog?
+//! cost, and can the beers an order holds still be ordered?
 
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ pub struct CatalogBeer {
     pub id: i64,
     pub name: String,
     pub price_cents: i64,
+    /// Whether it can be ordered now.
+    pub available: bool,
 }
 
 /// What an order line names its beer by: its id, or (lines from before ids were kept) its sku.
@@ -54,6 +56,7 @@ struct Beer {
     id: String,
     name: String,
     price: String,
+    available: bool,
 }
 
 #[derive(Deserialize)]
@@ -112,7 +115,7 @@ impl BeersClient {
     pub async fn beer(&self, sku: &str) -> Result<Option<CatalogBeer>, Error> {
         let data: Option<BeerData> = self
             .post(
-                "query TaproomOrdersBeer($sku: String!) { beer(sku: $sku) { id name price } }",
+                "query TaproomOrdersBeer($sku: String!) { beer(sku: $sku) { id name price available } }",
                 json!({ "sku": sku }),
             )
             .await?;
@@ -130,11 +133,13 @@ impl BeersClient {
             id,
             name: beer.name,
             price_cents,
+            available: beer.available,
         }))
     }
 
-    /// For each reference, whether the catalog still has that beer; one request for all of them.
-    pub async fn still_listed(&self, refs: &[BeerRef]) -> Result<Vec<bool>, Error> {
+    /// For each reference, whether the catalog still has that beer and it can be ordered now; one
+    /// request for all of them.
+    pub async fn still_orderable(&self, refs: &[BeerRef]) -> Result<Vec<bool>, Error> {
         if refs.is_empty() {
             return Ok(Vec::new());
         }
@@ -147,7 +152,7 @@ impl BeersClient {
             .collect();
         let data: Option<EntitiesData> = self
             .post(
-                "query TaproomOrdersBeersListed($r: [_Any!]!) { _entities(representations: $r) { ... on Beer { id } } }",
+                "query TaproomOrdersBeersOrderable($r: [_Any!]!) { _entities(representations: $r) { ... on Beer { available } } }",
                 json!({ "r": representations }),
             )
             .await?;
@@ -161,7 +166,10 @@ impl BeersClient {
         }
         Ok(entities
             .iter()
-            .map(|e| e.as_ref().is_some_and(|v| !v.is_null()))
+            .map(|e| {
+                e.as_ref()
+                    .is_some_and(|v| v["available"] == serde_json::Value::Bool(true))
+            })
             .collect())
     }
 }

@@ -30,7 +30,15 @@ pub struct OrderRow {
     pub time_created: String,
     pub time_modified: Option<String>,
     pub time_closed: Option<String>,
+    /// `OPEN`, `CHECKED_OUT` or `CANCELLED` (a CHECK constraint).
+    pub status: String,
+    pub time_cancelled: Option<String>,
 }
+
+/// An order's status as stored.
+pub const OPEN: &str = "OPEN";
+pub const CHECKED_OUT: &str = "CHECKED_OUT";
+pub const CANCELLED: &str = "CANCELLED";
 
 /// A line of an order as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -55,7 +63,12 @@ pub struct LineBeer<'a> {
     pub unit_price_cents: i64,
 }
 
-const ORDER_COLUMNS: &str = "id, user_id, time_created, time_modified, time_closed";
+const ORDER_COLUMNS: &str =
+    "id, user_id, time_created, time_modified, time_closed, status, time_cancelled";
+
+/// The orders lists show: an open order with no lines is no order to show (its row stays, and adding
+/// a line shows it again).
+const SHOWN: &str = "(status <> 'OPEN' OR EXISTS (SELECT 1 FROM order_items WHERE order_items.order_id = orders.id))";
 const ITEM_COLUMNS: &str = "order_id, sku, quantity, unit_price_cents, beer_id, name";
 
 /// The orders with these ids.
@@ -71,13 +84,13 @@ pub async fn orders_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<OrderRow>> {
     Ok(db.fetch_all(query).await?)
 }
 
-/// The orders of these users, newest first.
+/// The orders of these users that lists show, newest first.
 pub async fn orders_by_users(db: &Db, user_ids: &[i64]) -> Result<Vec<OrderRow>> {
     if user_ids.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id IN ({}) ORDER BY time_created DESC, id DESC",
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id IN ({}) AND {SHOWN} ORDER BY time_created DESC, id DESC",
         placeholders(1, user_ids.len())
     );
     let query = user_ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id));
@@ -99,11 +112,94 @@ pub async fn items_by_orders(db: &Db, order_ids: &[i64]) -> Result<Vec<ItemRow>>
     Ok(db.fetch_all(query).await?)
 }
 
-/// The user's open order, if any.
+/// The user's open order, if any, even an empty one.
 pub async fn open_order(db: &Db, user_id: i64) -> Result<Option<OrderRow>> {
-    let sql =
-        format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND time_closed IS NULL");
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND status = 'OPEN'");
     Ok(db.fetch_optional(sqlx::query(&sql).bind(user_id)).await?)
+}
+
+/// The user's open order if it has lines (the one `currentOrder` shows).
+pub async fn shown_open_order(db: &Db, user_id: i64) -> Result<Option<OrderRow>> {
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND status = 'OPEN' AND {SHOWN}"
+    );
+    Ok(db.fetch_optional(sqlx::query(&sql).bind(user_id)).await?)
+}
+
+/// Which orders a page or a count holds; every one leaves out the empty open orders.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderFilter<'a> {
+    pub user_id: Option<i64>,
+    /// `OPEN`, `CHECKED_OUT` or `CANCELLED`.
+    pub status: Option<&'a str>,
+}
+
+/// A parameter of a statement built from parts.
+enum Param<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// The filter's conditions and their parameters, numbered from `$1`.
+fn filter_conditions<'a>(filter: OrderFilter<'a>) -> (Vec<String>, Vec<Param<'a>>) {
+    let mut conditions = vec![SHOWN.to_owned()];
+    let mut params = Vec::new();
+    if let Some(user_id) = filter.user_id {
+        params.push(Param::Int(user_id));
+        conditions.push(format!("user_id = ${}", params.len()));
+    }
+    if let Some(status) = filter.status {
+        params.push(Param::Text(status));
+        conditions.push(format!("status = ${}", params.len()));
+    }
+    (conditions, params)
+}
+
+fn bind_all<'q>(sql: &'q str, params: &'q [Param<'q>]) -> taproom_common::db::Statement<'q> {
+    params
+        .iter()
+        .fold(sqlx::query(sql), |query, param| match param {
+            Param::Int(value) => query.bind(*value),
+            Param::Text(value) => query.bind(*value),
+        })
+}
+
+/// Up to `limit` orders matching `filter`, newest first, after the position `after`
+/// (`(time_created, id)` of the last order of the previous page).
+pub async fn page(
+    db: &Db,
+    filter: OrderFilter<'_>,
+    after: Option<(&str, i64)>,
+    limit: i64,
+) -> Result<Vec<OrderRow>> {
+    let (mut conditions, mut params) = filter_conditions(filter);
+    if let Some((time_created, id)) = after {
+        params.push(Param::Text(time_created));
+        let t = params.len();
+        params.push(Param::Int(id));
+        let i = params.len();
+        conditions.push(format!(
+            "(time_created < ${t} OR (time_created = ${t} AND id < ${i}))"
+        ));
+    }
+    params.push(Param::Int(limit));
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE {} ORDER BY time_created DESC, id DESC LIMIT ${}",
+        conditions.join(" AND "),
+        params.len()
+    );
+    Ok(db.fetch_all(bind_all(&sql, &params)).await?)
+}
+
+/// How many orders match `filter`.
+pub async fn count(db: &Db, filter: OrderFilter<'_>) -> Result<i64> {
+    let (conditions, params) = filter_conditions(filter);
+    let sql = format!(
+        "SELECT COUNT(*) FROM orders WHERE {}",
+        conditions.join(" AND ")
+    );
+    let (count,): (i64,) = db.fetch_one(bind_all(&sql, &params)).await?;
+    Ok(count)
 }
 
 /// Locks and returns the user's open order inside `tx`.
@@ -112,9 +208,8 @@ async fn lock_open_order(tx: &mut Tx, backend: Backend, user_id: i64) -> Result<
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
     };
-    let sql = format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND time_closed IS NULL{lock}"
-    );
+    let sql =
+        format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND status = 'OPEN'{lock}");
     Ok(tx.fetch_optional(sqlx::query(&sql).bind(user_id)).await?)
 }
 
@@ -128,14 +223,28 @@ async fn touch(tx: &mut Tx, order_id: i64, now: &str) -> Result<()> {
     Ok(())
 }
 
-/// Adds `quantity` of `beer` to the user's open order, opening one if needed; the line takes the
-/// beer's id, name and price. The line's quantity must stay within 1..=[`MAX_LINE_QUANTITY`];
+/// How a line's quantity changes.
+#[derive(Debug, Clone, Copy)]
+pub enum LineChange {
+    /// Add this many to the line (opening it at this many).
+    Add(i64),
+    /// Make the line hold exactly this many (1 or more).
+    Set(i64),
+}
+
+/// Changes the line of `beer` in the user's open order, opening an order if needed; the line takes
+/// the beer's id, name and price. The line's quantity must stay within 1..=[`MAX_LINE_QUANTITY`];
 /// otherwise nothing changes.
 ///
 /// Clocks are read only once the transaction holds its lock, here and in every write: a time read
 /// before waiting for a lock could date a change before the change it waited for (an order closed
 /// before it was created).
-pub async fn add_to_order(db: &Db, user_id: i64, beer: LineBeer<'_>, quantity: i64) -> Result<i64> {
+pub async fn change_line(
+    db: &Db,
+    user_id: i64,
+    beer: LineBeer<'_>,
+    change: LineChange,
+) -> Result<i64> {
     let mut tx = db.begin().await?;
     // The partial unique index lets exactly one concurrent request create the open order; the others
     // do nothing here and find it below. A checkout that closes the found order before we lock it
@@ -146,7 +255,7 @@ pub async fn add_to_order(db: &Db, user_id: i64, beer: LineBeer<'_>, quantity: i
         tx.execute(
             sqlx::query(
                 "INSERT INTO orders (user_id, time_created) VALUES ($1, $2)
-                 ON CONFLICT (user_id) WHERE time_closed IS NULL DO NOTHING",
+                 ON CONFLICT (user_id) WHERE status = 'OPEN' DO NOTHING",
             )
             .bind(user_id)
             .bind(&created),
@@ -159,27 +268,32 @@ pub async fn add_to_order(db: &Db, user_id: i64, beer: LineBeer<'_>, quantity: i
     }
     let order = open.ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))?;
     let now = time::to_db(time::now());
+    let (quantity, new_quantity) = match change {
+        LineChange::Add(quantity) => (quantity, "order_items.quantity + excluded.quantity"),
+        LineChange::Set(quantity) => (quantity, "excluded.quantity"),
+    };
+    let sql = format!(
+        "INSERT INTO order_items
+             (order_id, sku, quantity, unit_price_cents, time_added, beer_id, name)
+         VALUES ($1, $2, $3, $4, $5, $7, $8)
+         ON CONFLICT (order_id, sku) DO UPDATE
+         SET quantity = {new_quantity},
+             unit_price_cents = excluded.unit_price_cents,
+             beer_id = excluded.beer_id,
+             name = excluded.name
+         WHERE {new_quantity} <= $6"
+    );
     let added = tx
         .execute(
-            sqlx::query(
-                "INSERT INTO order_items
-                     (order_id, sku, quantity, unit_price_cents, time_added, beer_id, name)
-                 VALUES ($1, $2, $3, $4, $5, $7, $8)
-                 ON CONFLICT (order_id, sku) DO UPDATE
-                 SET quantity = order_items.quantity + excluded.quantity,
-                     unit_price_cents = excluded.unit_price_cents,
-                     beer_id = excluded.beer_id,
-                     name = excluded.name
-                 WHERE order_items.quantity + excluded.quantity <= $6",
-            )
-            .bind(order.id)
-            .bind(beer.sku)
-            .bind(quantity)
-            .bind(beer.unit_price_cents)
-            .bind(&now)
-            .bind(MAX_LINE_QUANTITY)
-            .bind(beer.beer_id)
-            .bind(beer.name),
+            sqlx::query(&sql)
+                .bind(order.id)
+                .bind(beer.sku)
+                .bind(quantity)
+                .bind(beer.unit_price_cents)
+                .bind(&now)
+                .bind(MAX_LINE_QUANTITY)
+                .bind(beer.beer_id)
+                .bind(beer.name),
         )
         .await?;
     if added.rows_affected() == 0 {
@@ -194,8 +308,9 @@ pub async fn add_to_order(db: &Db, user_id: i64, beer: LineBeer<'_>, quantity: i
     Ok(order.id)
 }
 
-/// Removes the whole line of `sku` from the user's open order.
-pub async fn remove_from_order(db: &Db, user_id: i64, sku: &str) -> Result<i64> {
+/// Removes the whole line of `sku` from the user's open order; the order's id and whether it had
+/// that line (if not, nothing changed). `NOT_FOUND` if there is no open order.
+pub async fn remove_line(db: &Db, user_id: i64, sku: &str) -> Result<(i64, bool)> {
     let mut tx = db.begin().await?;
     let order = lock_open_order(&mut tx, db.backend(), user_id)
         .await?
@@ -209,12 +324,46 @@ pub async fn remove_from_order(db: &Db, user_id: i64, sku: &str) -> Result<i64> 
         )
         .await?;
     if removed.rows_affected() == 0 {
-        return Err(Error::not_found(
-            Some("sku"),
-            format!("the open order has no line with sku {sku:?}"),
-        ));
+        return Ok((order.id, false));
     }
     touch(&mut tx, order.id, &now).await?;
+    tx.commit().await?;
+    Ok((order.id, true))
+}
+
+/// Cancels the user's open order `order_id`. `NOT_FOUND` if the user has no such order;
+/// `BAD_USER_INPUT` if it is no longer open (checkout and cancel are final).
+pub async fn cancel(db: &Db, user_id: i64, order_id: i64) -> Result<i64> {
+    let mut tx = db.begin().await?;
+    let lock = match db.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND user_id = $2{lock}");
+    let order: OrderRow = tx
+        .fetch_optional(sqlx::query(&sql).bind(order_id).bind(user_id))
+        .await?
+        .ok_or_else(|| Error::not_found(Some("id"), format!("no order {order_id} of yours")))?;
+    if order.status != OPEN {
+        let was = if order.status == CANCELLED {
+            "cancelled"
+        } else {
+            "checked out"
+        };
+        return Err(Error::invalid(
+            "id",
+            format!("order {order_id} is {was}; checkout and cancel are final"),
+        ));
+    }
+    let now = time::to_db(time::now());
+    tx.execute(
+        sqlx::query(
+            "UPDATE orders SET status = 'CANCELLED', time_cancelled = $1, time_modified = $1 WHERE id = $2",
+        )
+        .bind(&now)
+        .bind(order.id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(order.id)
 }
@@ -267,7 +416,9 @@ pub async fn checkout(
     }
     let now = time::to_db(time::now());
     tx.execute(
-        sqlx::query("UPDATE orders SET time_closed = $1, time_modified = $1 WHERE id = $2")
+        sqlx::query(
+            "UPDATE orders SET status = 'CHECKED_OUT', time_closed = $1, time_modified = $1 WHERE id = $2",
+        )
             .bind(&now)
             .bind(order.id),
     )

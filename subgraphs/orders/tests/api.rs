@@ -14,7 +14,7 @@ use taproom_common::{
 use taproom_orders::{beers::BeersClient, db, AppState};
 use tokio::net::TcpListener;
 
-const ORDER_FIELDS: &str = "id isOpen total itemCount timeCreated timeModified timeClosed owner { id } items { sku name quantity unitPrice lineTotal beer { id } }";
+const ORDER_FIELDS: &str = "id isOpen status timeCancelled total itemCount timeCreated timeModified timeClosed owner { id } items { sku name quantity unitPrice lineTotal beer { id } }";
 
 struct TestApp {
     app: Router,
@@ -279,9 +279,9 @@ async fn closed_orders_refuse_changes(test_db: TestDb) {
     let empty = t.checkout("customer").await;
     assert_eq!(error_code(&empty), "BAD_USER_INPUT");
     assert_eq!(
-        t.current("customer").await["isOpen"],
-        json!(true),
-        "still open"
+        t.current("customer").await,
+        Value::Null,
+        "an open order with no lines is not shown"
     );
 
     t.add("123456", 2, "customer").await;
@@ -468,7 +468,9 @@ async fn timestamps_follow_the_order_of_changes(test_db: TestDb) {
                         db::checkout(&db, 7, order_id, &lines).await.ok();
                     }
                 } else {
-                    db::add_to_order(&db, 7, beer, 1).await.ok();
+                    db::change_line(&db, 7, beer, db::LineChange::Add(1))
+                        .await
+                        .ok();
                 }
             })
         })
@@ -652,7 +654,478 @@ async fn repeated_subtrees_answer_as_if_resolved_everywhere(test_db: TestDb) {
     }
 }
 
+/// `setOrderItemQuantity`: sets a line at the beer's current price, 0 removes it, the same limits as
+/// `addToOrder`; an open order left empty is no longer listed until a line is added again.
+async fn setting_a_line_quantity(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let set = |sku: &'static str, quantity: i64| {
+        let t = &t;
+        async move {
+            t.gql(
+                &format!("mutation($sku: String!, $q: Int!) {{ setOrderItemQuantity(sku: $sku, quantity: $q) {{ {ORDER_FIELDS} status }} }}"),
+                json!({ "sku": sku, "q": quantity }),
+                Some("customer"),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        error_code(&set("123456", 0).await),
+        "NOT_FOUND",
+        "no open order to remove from"
+    );
+    let opened = set("123456", 3).await;
+    let order = &data(&opened)["setOrderItemQuantity"];
+    assert_eq!(quantities(order), [("123456".into(), 3)]);
+    assert_eq!(order["status"], json!("OPEN"));
+    assert_eq!(order["total"], json!("3.57"));
+    t.add("123457", 1, "customer").await;
+    let lowered = set("123456", 1).await;
+    assert_eq!(
+        quantities(&data(&lowered)["setOrderItemQuantity"]),
+        [("123456".into(), 1), ("123457".into(), 1)],
+        "set, not added"
+    );
+    let raised = set("123456", 1000).await;
+    assert_eq!(
+        data(&raised)["setOrderItemQuantity"]["items"][0]["quantity"],
+        json!(1000)
+    );
+    for bad in [-1, 1001] {
+        let refused = set("123456", bad).await;
+        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{bad}");
+        assert_eq!(
+            refused["errors"][0]["extensions"]["field"],
+            json!("quantity")
+        );
+    }
+    assert_eq!(error_code(&set("000000", 1).await), "NOT_FOUND");
+    assert_eq!(
+        quantities(&t.current("customer").await),
+        [("123456".into(), 1000), ("123457".into(), 1)],
+        "refusals changed nothing"
+    );
+
+    // The price is captured when the line is set.
+    t.catalog(r#"mutation { updateBeer(sku: "123457", input: { price: "2.50" }) { sku } }"#)
+        .await;
+    let repriced = set("123457", 2).await;
+    assert_eq!(
+        data(&repriced)["setOrderItemQuantity"]["items"][1]["unitPrice"],
+        json!("2.50")
+    );
+
+    let unchanged = set("123458", 0).await;
+    assert_eq!(
+        quantities(&data(&unchanged)["setOrderItemQuantity"]).len(),
+        2,
+        "0 for a line that is not there changes nothing"
+    );
+    set("123456", 0).await;
+    let emptied = set("123457", 0).await;
+    let empty = &data(&emptied)["setOrderItemQuantity"];
+    assert_eq!(empty["items"], json!([]));
+    assert_eq!(empty["total"], json!("0.00"));
+    assert_eq!(
+        t.current("customer").await,
+        Value::Null,
+        "an empty order is no current order"
+    );
+    assert!(t.my_orders("customer").await.is_empty(), "nor listed");
+    let again = t.add("123458", 1, "customer").await;
+    assert_eq!(
+        data(&again)["addToOrder"]["id"],
+        empty["id"],
+        "adding shows it again"
+    );
+    assert_eq!(t.my_orders("customer").await.len(), 1);
+    t.remove("123458", "customer").await;
+    assert!(
+        t.my_orders("customer").await.is_empty(),
+        "removeFromOrder empties it too"
+    );
+}
+
+/// A beer that cannot be ordered now is refused by addToOrder and setOrderItemQuantity, and holds
+/// up checkout until it is removed or available again.
+async fn unavailable_beers_cannot_be_ordered(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    t.add("123457", 2, "customer").await;
+    let available = |on: bool| {
+        let t = &t;
+        async move {
+            let response = t
+                .catalog(&format!(
+                    r#"mutation {{ updateBeer(sku: "123457", input: {{ available: {on} }}) {{ available }} }}"#
+                ))
+                .await;
+            assert_eq!(
+                response["data"]["updateBeer"]["available"],
+                json!(on),
+                "{response}"
+            );
+        }
+    };
+    available(false).await;
+    let refused = t.add("123457", 1, "customer").await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT");
+    assert_eq!(refused["errors"][0]["extensions"]["field"], json!("sku"));
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not available"),
+        "{refused}"
+    );
+    let refused = t
+        .gql(
+            r#"mutation { setOrderItemQuantity(sku: "123457", quantity: 1) { id } }"#,
+            json!({}),
+            Some("customer"),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT");
+    let checkout = t.checkout("customer").await;
+    assert_eq!(error_code(&checkout), "BAD_USER_INPUT");
+    assert!(
+        checkout["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("123457"),
+        "{checkout}"
+    );
+    assert_eq!(
+        quantities(&t.current("customer").await),
+        [("123457".into(), 2)]
+    );
+    available(true).await;
+    let closed = t.checkout("customer").await;
+    assert_eq!(data(&closed)["checkout"]["status"], json!("CHECKED_OUT"));
+}
+
+/// `cancelOrder` and `status`: OPEN, then CHECKED_OUT or CANCELLED, each final and stamped.
+async fn the_order_lifecycle(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let cancel = |id: Value, token: Option<&'static str>| {
+        let t = &t;
+        async move {
+            t.gql(
+                "mutation($id: ID!) { cancelOrder(id: $id) { id status isOpen timeClosed timeCancelled timeModified items { sku } } }",
+                json!({ "id": id }),
+                token,
+            )
+            .await
+        }
+    };
+    let opened = t.add("123456", 1, "customer").await;
+    let first = data(&opened)["addToOrder"]["id"].clone();
+    assert_eq!(
+        error_code(&cancel(first.clone(), None).await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        error_code(&cancel(first.clone(), Some("other")).await),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        error_code(&cancel(json!("999999"), Some("customer")).await),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        error_code(&cancel(json!("x"), Some("customer")).await),
+        "NOT_FOUND"
+    );
+    let cancelled = cancel(first.clone(), Some("customer")).await;
+    let order = &data(&cancelled)["cancelOrder"];
+    assert_eq!(order["status"], json!("CANCELLED"));
+    assert_eq!(order["isOpen"], json!(false));
+    assert_eq!(order["timeClosed"], Value::Null);
+    assert_eq!(order["timeCancelled"], order["timeModified"]);
+    assert!(order["timeCancelled"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        order["items"],
+        json!([{ "sku": "123456" }]),
+        "the lines stay"
+    );
+    assert_eq!(t.current("customer").await, Value::Null);
+    let again = cancel(first.clone(), Some("customer")).await;
+    assert_eq!(error_code(&again), "BAD_USER_INPUT");
+    assert_eq!(again["errors"][0]["extensions"]["field"], json!("id"));
+    assert!(again["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cancelled"));
+
+    // A cancelled order takes no lines: the next add opens a new order.
+    let next = t.add("123457", 1, "customer").await;
+    let second = data(&next)["addToOrder"]["id"].clone();
+    assert_ne!(second, first);
+    let closed = t.checkout("customer").await;
+    assert_eq!(data(&closed)["checkout"]["timeCancelled"], Value::Null);
+    let refused = cancel(second.clone(), Some("customer")).await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT");
+    assert!(refused["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("checked out"));
+
+    let statuses = t
+        .gql("{ myOrders { id status } }", json!({}), Some("customer"))
+        .await;
+    assert_eq!(
+        data(&statuses)["myOrders"],
+        json!([{ "id": second, "status": "CHECKED_OUT" }, { "id": first, "status": "CANCELLED" }])
+    );
+}
+
+const CONNECTION: &str = "totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id status total items { sku } } }";
+
+/// Every id of a connection's pages, following `endCursor`, checking totals and page sizes.
+async fn page_through(
+    t: &TestApp,
+    query: &str,
+    mut variables: Value,
+    token: &str,
+    pointer: &str,
+) -> Vec<Value> {
+    let mut ids = Vec::new();
+    loop {
+        let response = t.gql(query, variables.clone(), Some(token)).await;
+        let page = data(&response).pointer(pointer).unwrap_or(&Value::Null);
+        assert!(page.is_object(), "{response}");
+        let edges = page["edges"].as_array().expect("edges");
+        assert!(edges.len() <= 2);
+        assert_eq!(
+            page["pageInfo"]["hasPreviousPage"],
+            json!(!variables["after"].is_null())
+        );
+        for edge in edges {
+            assert!(edge["node"]["items"]
+                .as_array()
+                .is_some_and(|i| !i.is_empty()));
+            ids.push(edge["node"]["id"].clone());
+        }
+        assert_eq!(
+            page["pageInfo"]["endCursor"],
+            edges.last().map_or(Value::Null, |e| e["cursor"].clone())
+        );
+        if page["pageInfo"]["hasNextPage"] != json!(true) {
+            return ids;
+        }
+        variables["after"] = page["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// `User.ordersConnection` pages the caller's orders newest first, filtered by status, with no gaps
+/// or repeats; the lines of a page cost one statement; anyone else gets FORBIDDEN.
+async fn order_history_pages(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let mut checked_out = Vec::new();
+    for _ in 0..5 {
+        let added = t.add("123456", 1, "customer").await;
+        checked_out.push(data(&added)["addToOrder"]["id"].clone());
+        t.checkout("customer").await;
+    }
+    let added = t.add("123457", 1, "customer").await;
+    let cancelled = data(&added)["addToOrder"]["id"].clone();
+    t.gql(
+        "mutation($id: ID!) { cancelOrder(id: $id) { id } }",
+        json!({ "id": cancelled }),
+        Some("customer"),
+    )
+    .await;
+    let added = t.add("123458", 1, "customer").await;
+    let open = data(&added)["addToOrder"]["id"].clone();
+    // Someone else's orders never show.
+    t.add("123456", 1, "other").await;
+
+    let query = format!(
+        "query($r: [_Any!]!, $f: Int, $after: String, $s: OrderStatus) {{ _entities(representations: $r) {{ ... on User {{ ordersConnection(first: $f, after: $after, status: $s) {{ {CONNECTION} }} }} }} }}"
+    );
+    let me = json!([{ "__typename": "User", "id": "2" }]);
+    let all = page_through(
+        &t,
+        &query,
+        json!({ "r": me, "f": 2, "after": null }),
+        "customer",
+        "/_entities/0/ordersConnection",
+    )
+    .await;
+    let mut newest_first = vec![open.clone(), cancelled.clone()];
+    newest_first.extend(checked_out.iter().rev().cloned());
+    assert_eq!(all, newest_first);
+    let only = page_through(
+        &t,
+        &query,
+        json!({ "r": me, "f": 2, "after": null, "s": "CHECKED_OUT" }),
+        "customer",
+        "/_entities/0/ordersConnection",
+    )
+    .await;
+    assert_eq!(only, checked_out.iter().rev().cloned().collect::<Vec<_>>());
+
+    let counted = t
+        .gql(
+            &query,
+            json!({ "r": me, "f": 0, "s": "CANCELLED" }),
+            Some("customer"),
+        )
+        .await;
+    let page = &data(&counted)["_entities"][0]["ordersConnection"];
+    assert_eq!(page["totalCount"], json!(1));
+    assert_eq!(page["edges"], json!([]));
+
+    let before = t.db.statements();
+    t.gql(&query, json!({ "r": me, "f": 7 }), Some("customer"))
+        .await;
+    assert_eq!(
+        t.db.statements() - before,
+        3,
+        "the page, its lines in one batch, the count"
+    );
+
+    for (variables, field) in [
+        (json!({ "r": me, "f": 101 }), "first"),
+        (json!({ "r": me, "f": -1 }), "first"),
+        (json!({ "r": me, "after": "bm90IG91cnM" }), "after"),
+    ] {
+        let refused = t.gql(&query, variables.clone(), Some("customer")).await;
+        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{variables}");
+        assert_eq!(refused["errors"][0]["extensions"]["field"], json!(field));
+    }
+    let foreign = t.gql(&query, json!({ "r": me }), Some("other")).await;
+    assert_eq!(error_code(&foreign), "FORBIDDEN");
+    assert_eq!(
+        error_code(&t.gql(&query, json!({ "r": me }), Some("admin")).await),
+        "FORBIDDEN"
+    );
+}
+
+/// `Query.orders`: every customer's orders for admins, filtered by status and user; FORBIDDEN for
+/// customers.
+async fn admins_page_every_order(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    for token in ["customer", "other", "customer"] {
+        t.add("123456", 2, token).await;
+        t.checkout(token).await;
+    }
+    t.add("123457", 1, "other").await;
+    // An emptied open order is left out here too.
+    t.add("123458", 1, "customer").await;
+    t.remove("123458", "customer").await;
+
+    let query = format!(
+        "query($f: Int, $after: String, $s: OrderStatus, $u: ID) {{ orders(first: $f, after: $after, status: $s, userId: $u) {{ {CONNECTION} }} }}"
+    );
+    let all = page_through(
+        &t,
+        &query,
+        json!({ "f": 2, "after": null }),
+        "admin",
+        "/orders",
+    )
+    .await;
+    assert_eq!(all.len(), 4);
+    let customer = page_through(
+        &t,
+        &query,
+        json!({ "f": 2, "after": null, "u": "2" }),
+        "admin",
+        "/orders",
+    )
+    .await;
+    assert_eq!(customer.len(), 2);
+    let open = t.gql(&query, json!({ "s": "OPEN" }), Some("admin")).await;
+    let page = &data(&open)["orders"];
+    assert_eq!(page["totalCount"], json!(1));
+    assert_eq!(
+        page["edges"][0]["node"]["items"],
+        json!([{ "sku": "123457" }])
+    );
+    let nobody = t.gql(&query, json!({ "u": "nobody" }), Some("admin")).await;
+    assert_eq!(data(&nobody)["orders"]["totalCount"], json!(0));
+
+    let owners = t
+        .gql(
+            "{ orders(first: 10) { edges { node { owner { id } } } } }",
+            json!({}),
+            Some("admin"),
+        )
+        .await;
+    let mut ids: Vec<&str> = data(&owners)["orders"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["owner"]["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["2", "2", "3", "3"]);
+
+    assert_eq!(
+        error_code(&t.gql(&query, json!({}), Some("customer")).await),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        error_code(&t.gql(&query, json!({}), None).await),
+        "UNAUTHENTICATED"
+    );
+}
+
+/// An orders database made by the previous schema (before statuses) upgrades in place: closed
+/// orders become CHECKED_OUT, the open one stays open and can still be changed, nothing is lost.
+async fn an_earlier_orders_database_upgrades_in_place(test_db: TestDb) {
+    let beers_db = test_db.sibling().await;
+    let beers = start_beers(&beers_db).await;
+    let db = test_db.connect().await;
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    taproom_common::testing::migrate_until(&db, &folder, 2).await;
+    for statement in [
+        "INSERT INTO orders (user_id, time_created, time_modified, time_closed) VALUES (2, '2026-01-01T10:00:00.000000Z', '2026-01-01T11:00:00.000000Z', '2026-01-01T11:00:00.000000Z')",
+        "INSERT INTO orders (user_id, time_created) VALUES (2, '2026-01-02T10:00:00.000000Z')",
+        "INSERT INTO order_items (order_id, sku, quantity, unit_price_cents, time_added, beer_id, name) VALUES (1, '123456', 3, 119, '2026-01-01T10:00:00.000000Z', 1, 'Бургаско')",
+        "INSERT INTO order_items (order_id, sku, quantity, unit_price_cents, time_added) VALUES (2, '123457', 1, 200, '2026-01-02T10:00:00.000000Z')",
+    ] {
+        db.execute(sqlx::query(statement)).await.expect("an old row inserts");
+    }
+    let t = TestApp::with_beers(&test_db, beers, beers_db).await;
+    let orders = t
+        .gql("{ myOrders { id status isOpen total timeClosed timeCancelled items { sku quantity name } } }", json!({}), Some("customer"))
+        .await;
+    assert_eq!(
+        data(&orders)["myOrders"],
+        json!([
+            { "id": "2", "status": "OPEN", "isOpen": true, "total": "2.00", "timeClosed": null, "timeCancelled": null,
+              "items": [{ "sku": "123457", "quantity": 1, "name": "123457" }] },
+            { "id": "1", "status": "CHECKED_OUT", "isOpen": false, "total": "3.57", "timeClosed": "2026-01-01T11:00:00Z", "timeCancelled": null,
+              "items": [{ "sku": "123456", "quantity": 3, "name": "Бургаско" }] },
+        ])
+    );
+    let added = t.add("123457", 1, "customer").await;
+    assert_eq!(
+        data(&added)["addToOrder"]["id"],
+        json!("2"),
+        "the old open order is still the open one"
+    );
+    let cancelled = t
+        .gql(
+            "mutation { cancelOrder(id: \"2\") { status } }",
+            json!({}),
+            Some("customer"),
+        )
+        .await;
+    assert_eq!(
+        data(&cancelled)["cancelOrder"]["status"],
+        json!("CANCELLED")
+    );
+}
+
 test_on_both_databases!(
+    setting_a_line_quantity,
+    unavailable_beers_cannot_be_ordered,
+    the_order_lifecycle,
+    order_history_pages,
+    admins_page_every_order,
+    an_earlier_orders_database_upgrades_in_place,
     orders_scenario,
     repeated_subtrees_answer_as_if_resolved_everywhere,
     totals_are_exact,

@@ -1,12 +1,14 @@
 //! The `Beer` entity and the catalog's Relay-style connection types.
 
 use async_graphql::{Context, Object, Result, SimpleObject, ID};
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use taproom_common::{money::Decimal, time::Timestamp};
+use taproom_common::{
+    money::Decimal,
+    paging::{self, PageInfo},
+    time::Timestamp,
+};
 
 use crate::{
     db::{self, BeerRow},
-    error::Error,
     AppState,
 };
 
@@ -69,15 +71,7 @@ impl Beer {
 
 /// A cursor: the opaque form of a beer's position `(name, sku)` in catalog order.
 pub fn encode_cursor(row: &BeerRow) -> String {
-    let position = serde_json::json!([row.name, row.sku]).to_string();
-    URL_SAFE_NO_PAD.encode(position)
-}
-
-/// The position a cursor names; `BAD_USER_INPUT` on `after` if it is not one of ours.
-pub fn decode_cursor(cursor: &str) -> Result<(String, String), Error> {
-    let bad = || Error::invalid("after", "after is not a cursor returned by this API");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    serde_json::from_slice::<(String, String)>(&bytes).map_err(|_| bad())
+    paging::encode_cursor(&(&row.name, &row.sku))
 }
 
 /// One page of the catalog.
@@ -129,15 +123,4 @@ impl BeerConnection {
 pub struct BeerEdge {
     cursor: String,
     node: Beer,
-}
-
-/// Where a page stands in the whole list (the users and orders subgraphs page the same way).
-#[derive(SimpleObject)]
-#[graphql(shareable)]
-pub struct PageInfo {
-    has_next_page: bool,
-    /// True when the page was asked for with `after`: there are beers before it.
-    has_previous_page: bool,
-    start_cursor: Option<String>,
-    end_cursor: Option<String>,
 }

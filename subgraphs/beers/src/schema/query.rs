@@ -1,18 +1,14 @@
 //! Read operations of the catalog, and the `Beer` entity resolvers the router calls.
 
 use async_graphql::{dataloader::DataLoader, Context, Object, Result, ID};
-use taproom_common::error::internal_error;
+use taproom_common::{error::internal_error, paging};
 
 use crate::{
     db,
-    error::Error,
     loader::{BeerByIdLoader, BeerBySkuLoader},
-    schema::{beer::decode_cursor, Beer, BeerConnection},
+    schema::{Beer, BeerConnection},
     validate, AppState,
 };
-
-/// The largest page.
-pub const MAX_PAGE: i32 = 100;
 
 /// The beers subgraph's root query type.
 pub struct Query;
@@ -39,13 +35,9 @@ impl Query {
         search: Option<String>,
         available: Option<bool>,
     ) -> Result<BeerConnection> {
-        let first = first.unwrap_or(20);
-        if !(0..=MAX_PAGE).contains(&first) {
-            return Err(
-                Error::invalid("first", format!("first must be between 0 and {MAX_PAGE}")).into(),
-            );
-        }
-        let after = after.as_deref().map(decode_cursor).transpose()?;
+        let first = paging::first(first.unwrap_or(20))?;
+        let after: Option<(String, String)> =
+            after.as_deref().map(paging::decode_cursor).transpose()?;
         if let Some(search) = &search {
             validate::search(search)?;
         }
@@ -55,17 +47,16 @@ impl Query {
             search: search.as_deref(),
             available,
         };
-        let mut rows = db::page(
+        let rows = db::page(
             &state.db,
             filter,
             after
                 .as_ref()
                 .map(|(name, sku)| (name.as_str(), sku.as_str())),
-            i64::from(first) + 1,
+            first as i64 + 1,
         )
         .await?;
-        let has_next_page = rows.len() > first as usize;
-        rows.truncate(first as usize);
+        let (rows, has_next_page) = paging::cut(rows, first);
         Ok(BeerConnection {
             rows,
             has_next_page,

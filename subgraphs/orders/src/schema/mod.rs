@@ -14,7 +14,7 @@ use taproom_common::{
 };
 
 pub use mutation::Mutation;
-pub use order::{Beer, Order, OrderItem, User};
+pub use order::{Beer, Order, OrderConnection, OrderItem, OrderStatus, User};
 pub use query::Query;
 
 use crate::{

@@ -1,11 +1,11 @@
 //! Changes to the caller's open order.
 
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, Object, Result, ID};
 use taproom_common::auth;
 
 use crate::{
     beers::BeerRef,
-    db::{self, Checkout, LineBeer, MAX_LINE_QUANTITY},
+    db::{self, Checkout, LineBeer, LineChange, MAX_LINE_QUANTITY},
     error::Error,
     schema::Order,
     AppState,
@@ -16,6 +16,34 @@ const CHECKOUT_ATTEMPTS: usize = 3;
 
 /// The orders subgraph's root mutation type.
 pub struct Mutation;
+
+/// Changes the caller's line of `sku` to hold the beer the catalog has under it now, at its price;
+/// `NOT_FOUND` if there is none, `BAD_USER_INPUT` if it cannot be ordered now.
+async fn change_line(
+    state: &AppState,
+    user_id: i64,
+    sku: &str,
+    change: LineChange,
+) -> Result<i64, Error> {
+    let beer = state
+        .beers
+        .beer(sku)
+        .await?
+        .ok_or_else(|| Error::not_found(Some("sku"), format!("no beer has sku {sku:?}")))?;
+    if !beer.available {
+        return Err(Error::invalid(
+            "sku",
+            format!("{} ({sku}) is not available now", beer.name),
+        ));
+    }
+    let line = LineBeer {
+        sku,
+        beer_id: beer.id,
+        name: &beer.name,
+        unit_price_cents: beer.price_cents,
+    };
+    db::change_line(&state.db, user_id, line, change).await
+}
 
 /// Reads back an order just written (one statement; mutations are not batched).
 async fn reload(state: &AppState, order_id: i64) -> Result<Order> {
@@ -39,31 +67,74 @@ impl Mutation {
             .into());
         }
         let state = ctx.data_unchecked::<AppState>();
-        let beer = state
-            .beers
-            .beer(&sku)
-            .await?
-            .ok_or_else(|| Error::not_found(Some("sku"), format!("no beer has sku {sku:?}")))?;
-        let line = LineBeer {
-            sku: &sku,
-            beer_id: beer.id,
-            name: &beer.name,
-            unit_price_cents: beer.price_cents,
-        };
-        let order_id =
-            db::add_to_order(&state.db, caller.user_id, line, i64::from(quantity)).await?;
+        let order_id = change_line(
+            state,
+            caller.user_id,
+            &sku,
+            LineChange::Add(quantity.into()),
+        )
+        .await?;
         reload(state, order_id).await
     }
 
-    /// Remove the whole line of that sku from the caller's open order. (orders)
+    /// Make the caller's open order hold exactly quantity of a beer: 1 to 1000 sets the line (creating the order if needed, at the beer's current price, like addToOrder); 0 removes the line, and changes nothing if there is none. NOT_FOUND if there is no open order to remove from. An open order left with no lines is not listed (myOrders, currentOrder, ordersConnection) until a line is added again. (orders)
+    async fn set_order_item_quantity(
+        &self,
+        ctx: &Context<'_>,
+        sku: String,
+        quantity: i32,
+    ) -> Result<Order> {
+        let caller = auth::require_caller(ctx).await?;
+        if !(0..=MAX_LINE_QUANTITY).contains(&i64::from(quantity)) {
+            return Err(Error::invalid(
+                "quantity",
+                format!("quantity must be between 0 and {MAX_LINE_QUANTITY}"),
+            )
+            .into());
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        let order_id = if quantity == 0 {
+            db::remove_line(&state.db, caller.user_id, &sku).await?.0
+        } else {
+            change_line(
+                state,
+                caller.user_id,
+                &sku,
+                LineChange::Set(quantity.into()),
+            )
+            .await?
+        };
+        reload(state, order_id).await
+    }
+
+    /// Remove the whole line of that sku from the caller's open order. An open order left with no lines is not listed until a line is added again. (orders)
     async fn remove_from_order(&self, ctx: &Context<'_>, sku: String) -> Result<Order> {
         let caller = auth::require_caller(ctx).await?;
         let state = ctx.data_unchecked::<AppState>();
-        let order_id = db::remove_from_order(&state.db, caller.user_id, &sku).await?;
+        let (order_id, removed) = db::remove_line(&state.db, caller.user_id, &sku).await?;
+        if !removed {
+            return Err(Error::not_found(
+                Some("sku"),
+                format!("the open order has no line with sku {sku:?}"),
+            )
+            .into());
+        }
         reload(state, order_id).await
     }
 
-    /// Close the caller's open order. BAD_USER_INPUT if it is empty or holds beers that have left the catalog (the message names their skus); NOT_FOUND if there is no open order. (orders)
+    /// Cancel one of the caller's orders while it is open; checkout and cancel are final. NOT_FOUND if it does not exist or belongs to someone else; BAD_USER_INPUT if it is checked out or cancelled already. (orders)
+    async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+        let caller = auth::require_caller(ctx).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let order_id = id.parse::<i64>().map_err(|_| {
+            Error::not_found(Some("id"), format!("no order {} of yours", id.as_str()))
+        })?;
+        let order_id = db::cancel(&state.db, caller.user_id, order_id).await?;
+        tracing::info!(order_id, user_id = caller.user_id, "order cancelled");
+        reload(state, order_id).await
+    }
+
+    /// Close the caller's open order. BAD_USER_INPUT if it is empty or holds beers that have left the catalog or are not available now (the message names their skus); NOT_FOUND if there is no open order. (orders)
     async fn checkout(&self, ctx: &Context<'_>) -> Result<Order> {
         let caller = auth::require_caller(ctx).await?;
         let state = ctx.data_unchecked::<AppState>();
@@ -84,18 +155,18 @@ impl Mutation {
                     None => BeerRef::Sku(line.sku.clone()),
                 })
                 .collect();
-            let listed = state.beers.still_listed(&refs).await?;
+            let orderable = state.beers.still_orderable(&refs).await?;
             let gone: Vec<&str> = lines
                 .iter()
-                .zip(&listed)
-                .filter(|(_, listed)| !**listed)
+                .zip(&orderable)
+                .filter(|(_, orderable)| !**orderable)
                 .map(|(line, _)| line.sku.as_str())
                 .collect();
             if !gone.is_empty() {
                 return Err(Error::invalid(
                     "order",
                     format!(
-                        "these beers have left the catalog; remove them before checking out: {}",
+                        "these beers have left the catalog or are not available now; remove them before checking out: {}",
                         gone.join(", ")
                     ),
                 )

@@ -1,20 +1,22 @@
-//! `Order`, `OrderItem`, and the references to other subgraphs' entities (`User`, `Beer`).
+//! `Order`, its status and pages, `OrderItem`, and the references to other subgraphs' entities (`User`, `Beer`).
 
 use std::collections::HashMap;
 
-use async_graphql::{dataloader::DataLoader, Context, Object, Result, SimpleObject, ID};
+use async_graphql::{dataloader::DataLoader, Context, Enum, Object, Result, SimpleObject, ID};
 use taproom_common::{
     auth,
     memo::{resolve_once, Resolved},
     money::Decimal,
+    paging::{self, PageInfo},
     time::Timestamp,
 };
 use tokio::sync::OnceCell;
 
 use crate::{
-    db::{ItemRow, OrderRow},
+    db::{self, ItemRow, OrderRow},
     error::Error,
     loader::{load_failed, ItemsLoader, OrdersByUserLoader},
+    AppState,
 };
 
 /// A customer's order. (orders owns it; key: id)
@@ -29,7 +31,19 @@ impl Order {
     /// orders) selects anything made of lines. Otherwise each order would ask the loader itself,
     /// once per field: a user's 20 orders under each of 20 orders made 860 loader calls.
     pub async fn list(ctx: &Context<'_>, rows: Vec<OrderRow>) -> Result<Vec<Order>> {
-        let selection = ctx.look_ahead();
+        Self::list_under(ctx, rows, &[]).await
+    }
+
+    /// [`Order::list`] for orders selected at `path` below the field being resolved (a connection's
+    /// `edges { node }`).
+    pub async fn list_under(
+        ctx: &Context<'_>,
+        rows: Vec<OrderRow>,
+        path: &[&str],
+    ) -> Result<Vec<Order>> {
+        let selection = path
+            .iter()
+            .fold(ctx.look_ahead(), |selection, field| selection.field(field));
         let needs_lines = ["items", "total", "itemCount"]
             .into_iter()
             .any(|field| selection.field(field).exists());
@@ -84,7 +98,12 @@ impl Order {
     }
 
     async fn is_open(&self) -> bool {
-        self.0.time_closed.is_none()
+        self.0.status == db::OPEN
+    }
+
+    /// Where the order is in its lifecycle: OPEN, then CHECKED_OUT or CANCELLED, both final.
+    async fn status(&self) -> OrderStatus {
+        OrderStatus::from_db(&self.0.status)
     }
 
     async fn items(&self, ctx: &Context<'_>) -> Result<Vec<OrderItem>> {
@@ -138,6 +157,143 @@ impl Order {
             .as_deref()
             .map(Timestamp::from_db)
             .transpose()
+    }
+
+    /// When its owner cancelled it; null unless cancelled.
+    async fn time_cancelled(&self) -> Result<Option<Timestamp>> {
+        self.0
+            .time_cancelled
+            .as_deref()
+            .map(Timestamp::from_db)
+            .transpose()
+    }
+}
+
+/// Where an order is in its lifecycle.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderStatus {
+    /// Lines can be added, changed and removed.
+    Open,
+    /// Closed by checkout; final.
+    CheckedOut,
+    /// Cancelled by its owner while open; final.
+    Cancelled,
+}
+
+impl OrderStatus {
+    fn from_db(status: &str) -> Self {
+        match status {
+            db::CHECKED_OUT => OrderStatus::CheckedOut,
+            db::CANCELLED => OrderStatus::Cancelled,
+            // A CHECK constraint allows only these three.
+            _ => OrderStatus::Open,
+        }
+    }
+
+    pub fn to_db(self) -> &'static str {
+        match self {
+            OrderStatus::Open => db::OPEN,
+            OrderStatus::CheckedOut => db::CHECKED_OUT,
+            OrderStatus::Cancelled => db::CANCELLED,
+        }
+    }
+}
+
+/// A cursor: the opaque form of an order's position `(timeCreated, id)`, newest first.
+fn encode_cursor(row: &OrderRow) -> String {
+    paging::encode_cursor(&(&row.time_created, row.id))
+}
+
+/// One page of orders, newest first, with the lines of all of them loaded in one batch.
+pub struct OrderConnection {
+    orders: Vec<Order>,
+    has_next_page: bool,
+    has_previous_page: bool,
+    /// The page's filter, owned, for `totalCount`.
+    user_id: Option<i64>,
+    status: Option<OrderStatus>,
+}
+
+impl OrderConnection {
+    /// Reads the page of `first` orders matching the filter after the cursor `after`.
+    pub async fn read(
+        ctx: &Context<'_>,
+        first: i32,
+        after: Option<String>,
+        user_id: Option<i64>,
+        status: Option<OrderStatus>,
+    ) -> Result<Self> {
+        let first = paging::first(first)?;
+        let after: Option<(String, i64)> =
+            after.as_deref().map(paging::decode_cursor).transpose()?;
+        let state = ctx.data_unchecked::<AppState>();
+        let filter = db::OrderFilter {
+            user_id,
+            status: status.map(OrderStatus::to_db),
+        };
+        let rows = db::page(
+            &state.db,
+            filter,
+            after.as_ref().map(|(time, id)| (time.as_str(), *id)),
+            first as i64 + 1,
+        )
+        .await?;
+        let (rows, has_next_page) = paging::cut(rows, first);
+        // The lines are needed below `edges { node { ... } }`.
+        let orders = Order::list_under(ctx, rows, &["edges", "node"]).await?;
+        Ok(OrderConnection {
+            orders,
+            has_next_page,
+            has_previous_page: after.is_some(),
+            user_id,
+            status,
+        })
+    }
+}
+
+#[Object]
+impl OrderConnection {
+    async fn edges(&self) -> Vec<OrderEdge<'_>> {
+        self.orders
+            .iter()
+            .map(|order| OrderEdge { order })
+            .collect()
+    }
+
+    async fn page_info(&self) -> PageInfo {
+        PageInfo {
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+            start_cursor: self.orders.first().map(|o| encode_cursor(&o.0)),
+            end_cursor: self.orders.last().map(|o| encode_cursor(&o.0)),
+        }
+    }
+
+    /// How many orders match across all pages (counted only when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let state = ctx.data_unchecked::<AppState>();
+        let filter = db::OrderFilter {
+            user_id: self.user_id,
+            status: self.status.map(OrderStatus::to_db),
+        };
+        let count = db::count(&state.db, filter).await?;
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+}
+
+/// An order and its cursor.
+pub struct OrderEdge<'a> {
+    order: &'a Order,
+}
+
+#[Object]
+impl OrderEdge<'_> {
+    async fn cursor(&self) -> String {
+        encode_cursor(&self.order.0)
+    }
+
+    async fn node(&self) -> &Order {
+        self.order
     }
 }
 
@@ -213,6 +369,30 @@ impl User {
             let rows = loader.load_one(user_id).await.map_err(load_failed)?;
             Order::list(ctx, rows.unwrap_or_default()).await
         })
+        .await
+    }
+
+    /// The user's orders, newest first, Relay-style pages; status, when given, keeps only orders in that status. Only the user themself; FORBIDDEN for anyone else (admins page everyone's with Query.orders). (orders)
+    async fn orders_connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+        status: Option<OrderStatus>,
+    ) -> Result<OrderConnection> {
+        let caller = auth::require_caller(ctx).await?;
+        if self.id.parse::<i64>().ok() != Some(caller.user_id) {
+            return Err(
+                Error::Forbidden("only the user themself may see their orders".into()).into(),
+            );
+        }
+        OrderConnection::read(
+            ctx,
+            first.unwrap_or(20),
+            after,
+            Some(caller.user_id),
+            status,
+        )
         .await
     }
 }
