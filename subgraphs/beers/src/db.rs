@@ -1,7 +1,7 @@
 //! Every SQL statement of the beers subgraph. Batch lookups take a slice of keys and cost one statement.
 
 use taproom_common::{
-    db::{is_unique_violation, placeholders, Backend, Db, Migrations, Statement},
+    db::{contains_pattern, is_unique_violation, placeholders, Backend, Db, Migrations, Statement},
     time,
 };
 
@@ -138,17 +138,9 @@ pub async fn beers_by_skus(db: &Db, skus: &[String]) -> Result<Vec<BeerRow>> {
     Ok(db.fetch_all(query).await?)
 }
 
-/// `LIKE` pattern matching `search` anywhere, with `%`, `_` and `\` taken literally.
-fn contains_pattern(search: &str) -> String {
-    let mut pattern = String::from("%");
-    for c in search.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
+/// The pattern matching names and skus that contain `search` in any case.
+fn search_pattern(search: &str) -> String {
+    contains_pattern(&search.to_lowercase())
 }
 
 /// The search condition on parameter `$n`.
@@ -170,7 +162,7 @@ fn conditions(filter: Filter<'_>) -> (Vec<String>, Vec<String>, Option<bool>) {
     let mut conditions = Vec::new();
     let mut texts = Vec::new();
     if let Some(search) = filter.search {
-        texts.push(contains_pattern(search));
+        texts.push(search_pattern(search));
         conditions.push(search_condition(texts.len()));
     }
     (conditions, texts, filter.available)
@@ -309,7 +301,7 @@ mod tests {
 
     #[test]
     fn search_patterns_take_wildcards_literally_and_fold_case() {
-        assert_eq!(contains_pattern("ЗАГ"), "%заг%");
-        assert_eq!(contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+        assert_eq!(search_pattern("ЗАГ"), "%заг%");
+        assert_eq!(search_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
     }
 }

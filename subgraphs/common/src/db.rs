@@ -65,6 +65,20 @@ pub struct Migrations {
     pub postgres: Migrator,
 }
 
+/// A `LIKE` pattern matching `text` anywhere, with `%`, `_` and `\` taken literally (use with
+/// `ESCAPE '\'`). Fold the case of both sides first for a case-insensitive match.
+pub fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// A pooled connection to the service's database plus its statement counter. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {

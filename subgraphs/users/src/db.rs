@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use taproom_common::{
     auth::Caller,
-    db::{is_unique_violation, placeholders, Db, Migrations, Statement},
+    db::{contains_pattern, is_unique_violation, placeholders, Backend, Db, Migrations, Statement},
     time,
 };
 
@@ -323,10 +323,73 @@ pub async fn promote_to_admin(db: &Db, username: &str) -> Result<bool> {
     Ok(done.rows_affected() > 0)
 }
 
+/// The pattern matching usernames that contain `search` in any case.
+fn username_pattern(search: &str) -> String {
+    contains_pattern(&crate::validate::username_key(search))
+}
+
+/// Usernames sort in byte order; PostgreSQL needs to be told, whatever its locale.
+fn collate(db: &Db) -> &'static str {
+    match db.backend() {
+        Backend::Postgres => " COLLATE \"C\"",
+        Backend::Sqlite => "",
+    }
+}
+
+/// Up to `limit` accounts whose username contains `search` (any case), in username order, after the
+/// account whose username key is `after`.
+pub async fn page_users(
+    db: &Db,
+    search: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<UserRow>> {
+    let c = collate(db);
+    let mut conditions = Vec::new();
+    let mut texts = Vec::new();
+    if let Some(search) = search {
+        texts.push(username_pattern(search));
+        conditions.push(format!("username_key LIKE ${} ESCAPE '\\'", texts.len()));
+    }
+    if let Some(after) = after {
+        texts.push(after.to_owned());
+        conditions.push(format!("username_key{c} > ${}", texts.len()));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users {filter} ORDER BY username_key{c} LIMIT ${}",
+        texts.len() + 1
+    );
+    let query = texts
+        .iter()
+        .fold(sqlx::query(&sql), |query, text| query.bind(text.as_str()))
+        .bind(limit);
+    Ok(db.fetch_all(query).await?)
+}
+
+/// How many accounts' usernames contain `search` (all accounts without one).
+pub async fn count_matching(db: &Db, search: Option<&str>) -> Result<i64> {
+    let (count,): (i64,) = match search {
+        Some(search) => {
+            db.fetch_one(
+                sqlx::query("SELECT COUNT(*) FROM users WHERE username_key LIKE $1 ESCAPE '\\'")
+                    .bind(username_pattern(search)),
+            )
+            .await?
+        }
+        None => {
+            db.fetch_one(sqlx::query("SELECT COUNT(*) FROM users"))
+                .await?
+        }
+    };
+    Ok(count)
+}
+
 /// How many accounts exist.
 pub async fn count_users(db: &Db) -> Result<i64> {
-    let (count,): (i64,) = db
-        .fetch_one(sqlx::query("SELECT COUNT(*) FROM users"))
-        .await?;
-    Ok(count)
+    count_matching(db, None).await
 }

@@ -23,6 +23,17 @@ pub fn username(value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A search of usernames: at most 32 characters (no username is longer), no control characters.
+pub fn search(value: &str) -> Result<()> {
+    if value.chars().count() > 32 || value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "search",
+            "search must be at most 32 characters (the longest username), without control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// A valid address (RFC 5321/5322 as the `email_address` crate checks it) whose domain has a dot.
 pub fn email(value: &str) -> Result<()> {
     let valid = value.len() <= 254

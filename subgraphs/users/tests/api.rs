@@ -88,6 +88,97 @@ impl TestApp {
     }
 }
 
+/// `Query.users`: every account in username order for admins, searched by username, paged with no
+/// gaps or repeats; names shown, emails not; FORBIDDEN for customers; rules on the arguments.
+async fn admins_page_every_account(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    for name in ["zoe", "Bob_1", "alice", "bob.2", "carol", "bobby"] {
+        t.register(name).await;
+    }
+    let (customer, _) = t.register("dave").await;
+    t.register("root").await;
+    assert!(db::promote_to_admin(&t.db, "root").await.expect("promotes"));
+    let login = t.login("root", PASSWORD).await;
+    let admin = data(&login)["login"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    t.gql(
+        "mutation { updateProfile(input: { firstName: \"Alice\" }) { id } }",
+        json!({}),
+        Some(
+            &data(&t.login("alice", PASSWORD).await)["login"]["token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+    )
+    .await;
+
+    let query = "query($f: Int, $after: String, $s: String) { users(first: $f, after: $after, search: $s) { totalCount pageInfo { hasNextPage hasPreviousPage endCursor } edges { cursor node { username firstName email } } } }";
+    let mut names = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let response = t
+            .gql(query, json!({ "f": 3, "after": after }), Some(&admin))
+            .await;
+        let page = &data(&response)["users"];
+        assert_eq!(page["totalCount"], json!(8));
+        assert_eq!(page["pageInfo"]["hasPreviousPage"], json!(!after.is_null()));
+        for edge in page["edges"].as_array().expect("edges") {
+            names.push(edge["node"]["username"].as_str().unwrap().to_owned());
+            if edge["node"]["username"] == json!("alice") {
+                assert_eq!(
+                    edge["node"]["firstName"],
+                    json!("Alice"),
+                    "admins see names"
+                );
+            }
+            if edge["node"]["username"] != json!("root") {
+                assert_eq!(edge["node"]["email"], Value::Null, "only their own email");
+            }
+        }
+        if page["pageInfo"]["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(
+        names,
+        ["alice", "bob.2", "Bob_1", "bobby", "carol", "dave", "root", "zoe"]
+    );
+
+    let searched = t.gql(query, json!({ "s": "BOB" }), Some(&admin)).await;
+    let page = &data(&searched)["users"];
+    assert_eq!(page["totalCount"], json!(3));
+    assert_eq!(page["edges"].as_array().unwrap().len(), 3);
+    let literal = t.gql(query, json!({ "s": "b_" }), Some(&admin)).await;
+    assert_eq!(
+        data(&literal)["users"]["totalCount"],
+        json!(1),
+        "_ is literal: only Bob_1"
+    );
+
+    for (variables, field) in [
+        (json!({ "f": 101 }), "first"),
+        (json!({ "after": "nope" }), "after"),
+        (json!({ "s": "x".repeat(33) }), "search"),
+        (json!({ "s": "a\u{0}" }), "search"),
+    ] {
+        let refused = t.gql(query, variables.clone(), Some(&admin)).await;
+        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{variables}");
+        assert_eq!(refused["errors"][0]["extensions"]["field"], json!(field));
+    }
+    assert_eq!(
+        error_code(&t.gql(query, json!({}), Some(&customer)).await),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        error_code(&t.gql(query, json!({}), None).await),
+        "UNAUTHENTICATED"
+    );
+}
+
 /// The original app's login scenario.
 async fn login_scenario(test_db: TestDb) {
     let t = TestApp::start(&test_db).await;
@@ -689,6 +780,7 @@ async fn migrations_are_idempotent(test_db: TestDb) {
 }
 
 test_on_both_databases!(
+    admins_page_every_account,
     login_scenario,
     login_failures_are_indistinguishable,
     registration_rules,

@@ -16,7 +16,7 @@ use taproom_common::{
 pub use mutation::Mutation;
 pub use once::{CredentialChecksOnce, CREDENTIAL_FIELDS};
 pub use query::Query;
-pub use user::User;
+pub use user::{User, UserConnection};
 
 use crate::{loader::UserLoader, AppState, LocalAuthenticator};
 

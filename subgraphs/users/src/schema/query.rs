@@ -1,9 +1,14 @@
 //! Read operations of the users subgraph, and the `User` entity resolver the router calls.
 
 use async_graphql::{dataloader::DataLoader, Context, Object, Result, ID};
-use taproom_common::{auth, error::internal_error};
+use taproom_common::{auth, error::internal_error, paging};
 
-use crate::{db, loader::UserLoader, schema::User, AppState};
+use crate::{
+    db,
+    loader::UserLoader,
+    schema::{User, UserConnection},
+    validate, AppState,
+};
 
 /// The users subgraph's root query type.
 pub struct Query;
@@ -40,6 +45,38 @@ impl Query {
     async fn username_exists(&self, ctx: &Context<'_>, username: String) -> Result<bool> {
         let state = ctx.data_unchecked::<AppState>();
         Ok(db::username_exists(&state.db, &username).await?)
+    }
+
+    /// Every account, sorted by username, Relay-style pages, for admins (FORBIDDEN otherwise); search matches usernames, case-insensitive. Private fields follow User's rules: admins see names, not emails. (users)
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> Result<UserConnection> {
+        auth::require_admin(ctx).await?;
+        let first = paging::first(first.unwrap_or(20))?;
+        let after: Option<String> = after.as_deref().map(paging::decode_cursor).transpose()?;
+        if let Some(search) = &search {
+            validate::search(search)?;
+        }
+        let search = search.filter(|s| !s.is_empty());
+        let state = ctx.data_unchecked::<AppState>();
+        let rows = db::page_users(
+            &state.db,
+            search.as_deref(),
+            after.as_deref(),
+            first as i64 + 1,
+        )
+        .await?;
+        let (rows, has_next_page) = paging::cut(rows, first);
+        Ok(UserConnection {
+            users: rows.into_iter().map(User::seen_by_caller).collect(),
+            has_next_page,
+            has_previous_page: after.is_some(),
+            search,
+        })
     }
 
     /// Resolves `User` references for the router, batched.

@@ -1,9 +1,16 @@
-//! The `User` entity. Private fields are shown to the user themself only (names also to admins).
+//! The `User` entity and pages of accounts. Private fields are shown to the user themself only (names also to admins).
 
 use async_graphql::{Context, Object, Result, ID};
-use taproom_common::{auth, time::Timestamp};
+use taproom_common::{
+    auth,
+    paging::{self, PageInfo},
+    time::Timestamp,
+};
 
-use crate::db::UserRow;
+use crate::{
+    db::{self, UserRow},
+    AppState,
+};
 
 /// A customer. (users owns it; key: id)
 pub struct User {
@@ -100,5 +107,58 @@ impl User {
             .as_deref()
             .map(Timestamp::from_db)
             .transpose()
+    }
+}
+
+/// A cursor: the opaque form of an account's position (its username key) in username order.
+fn encode_cursor(user: &User) -> String {
+    paging::encode_cursor(&crate::validate::username_key(&user.row.username))
+}
+
+/// One page of accounts, in username order.
+pub struct UserConnection {
+    pub users: Vec<User>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    /// The search the page was made with, for `totalCount`.
+    pub search: Option<String>,
+}
+
+#[Object]
+impl UserConnection {
+    async fn edges(&self) -> Vec<UserEdge<'_>> {
+        self.users.iter().map(|user| UserEdge { user }).collect()
+    }
+
+    async fn page_info(&self) -> PageInfo {
+        PageInfo {
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+            start_cursor: self.users.first().map(encode_cursor),
+            end_cursor: self.users.last().map(encode_cursor),
+        }
+    }
+
+    /// How many accounts match the search across all pages (counted only when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let state = ctx.data_unchecked::<AppState>();
+        let count = db::count_matching(&state.db, self.search.as_deref()).await?;
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+}
+
+/// An account and its cursor.
+pub struct UserEdge<'a> {
+    user: &'a User,
+}
+
+#[Object]
+impl UserEdge<'_> {
+    async fn cursor(&self) -> String {
+        encode_cursor(self.user)
+    }
+
+    async fn node(&self) -> &User {
+        self.user
     }
 }
