@@ -405,12 +405,20 @@ async fn prepare_databases(urls: &[String; 3]) -> anyhow::Result<()> {
         .migrate(&taproom_users::db::migrations())
         .await
         .context("users: cannot migrate the database")?;
-    if taproom_users::demo::seed(&users)
+    // The demo customer's orders come with the demo accounts, on the same first start only: a
+    // later start must not give orders to an account that has been used.
+    let demo_customer = if taproom_users::demo::seed(&users)
         .await
         .map_err(|e| anyhow::anyhow!("users: cannot create the demo accounts: {}", e.message()))?
     {
         say!("taproom: created the demo accounts");
-    }
+        taproom_users::db::credentials_by_username(&users, "customer")
+            .await
+            .map_err(|e| anyhow::anyhow!("users: cannot read the demo customer: {}", e.message()))?
+            .map(|(id, _)| id)
+    } else {
+        None
+    };
     users.close().await;
 
     let beers = Db::connect(&urls[1])
@@ -426,6 +434,18 @@ async fn prepare_databases(urls: &[String; 3]) -> anyhow::Result<()> {
     if added > 0 {
         say!("taproom: added {added} demo beers");
     }
+    let demo_beers = match demo_customer {
+        Some(_) => taproom_beers::db::beers_by_skus(
+            &beers,
+            &taproom_orders::demo::skus()
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("beers: cannot read the demo beers: {e:?}"))?,
+        None => Vec::new(),
+    };
     beers.close().await;
 
     let orders = Db::connect(&urls[2])
@@ -435,6 +455,23 @@ async fn prepare_databases(urls: &[String; 3]) -> anyhow::Result<()> {
         .migrate(&taproom_orders::db::migrations())
         .await
         .context("orders: cannot migrate the database")?;
+    if let Some(customer) = demo_customer {
+        let lines: Vec<taproom_orders::db::LineBeer> = demo_beers
+            .iter()
+            .map(|beer| taproom_orders::db::LineBeer {
+                sku: &beer.sku,
+                beer_id: beer.id,
+                name: &beer.name,
+                unit_price_cents: beer.price_cents,
+            })
+            .collect();
+        let added = taproom_orders::demo::seed(&orders, customer, &lines)
+            .await
+            .map_err(|e| anyhow::anyhow!("orders: cannot add the demo orders: {e:?}"))?;
+        if added > 0 {
+            say!("taproom: added {added} demo orders for the demo customer");
+        }
+    }
     orders.close().await;
     Ok(())
 }

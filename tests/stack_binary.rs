@@ -208,7 +208,30 @@ fn runs_the_federation_stops_cleanly_and_keeps_data_between_runs() {
             "port {port}"
         );
     }
+    assert!(banner.contains("added 4 demo orders"), "{banner}");
     let token = login(ports.router);
+    // The demo customer's history: an open cart (2 × Загорка, 1 × Hoegaarden), two orders checked
+    // out and one cancelled, newest first.
+    let orders = gql(
+        ports.router,
+        "{ myOrders { status owner { username } items { beer { name } } } }",
+        Some(&token),
+    );
+    let statuses: Vec<&Value> = orders["data"]["myOrders"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{orders}"))
+        .iter()
+        .map(|order| &order["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        ["OPEN", "CHECKED_OUT", "CANCELLED", "CHECKED_OUT"]
+    );
+    assert_eq!(
+        orders["data"]["myOrders"][0],
+        json!({ "status": "OPEN", "owner": { "username": "customer" },
+                "items": [{ "beer": { "name": "Загорка" } }, { "beer": { "name": "Hoegaarden" } }] })
+    );
     let added = gql(
         ports.router,
         r#"mutation { addToOrder(sku: "123457", quantity: 2) { total } }"#,
@@ -216,17 +239,8 @@ fn runs_the_federation_stops_cleanly_and_keeps_data_between_runs() {
     );
     assert_eq!(
         added["data"]["addToOrder"]["total"],
-        json!("4.00"),
-        "{added}"
-    );
-    let orders = gql(
-        ports.router,
-        "{ myOrders { owner { username } items { beer { name } } } }",
-        Some(&token),
-    );
-    assert_eq!(
-        orders["data"],
-        json!({ "myOrders": [{ "owner": { "username": "customer" }, "items": [{ "beer": { "name": "Загорка" } }] }] })
+        json!("10.79"),
+        "4 × 2.00 + 2.79: {added}"
     );
     signal(&first, "INT");
     assert!(wait_exit(&mut first).success(), "Ctrl-C is a clean stop");
@@ -240,11 +254,20 @@ fn runs_the_federation_stops_cleanly_and_keeps_data_between_runs() {
         "demo data is made once: {banner}"
     );
     let token = login(ports.router);
-    let kept = gql(ports.router, "{ myOrders { itemCount } }", Some(&token));
+    let kept = gql(
+        ports.router,
+        "{ currentOrder { itemCount } myOrders { id } }",
+        Some(&token),
+    );
     assert_eq!(
-        kept["data"],
-        json!({ "myOrders": [{ "itemCount": 2 }] }),
-        "the first run's order"
+        kept["data"]["currentOrder"],
+        json!({ "itemCount": 5 }),
+        "the first run's cart: {kept}"
+    );
+    assert_eq!(
+        kept["data"]["myOrders"].as_array().map(Vec::len),
+        Some(4),
+        "no second set of demo orders"
     );
     signal(&second, "TERM");
     assert!(wait_exit(&mut second).success(), "SIGTERM is a clean stop");
@@ -446,8 +469,18 @@ fn runs_on_postgresql_with_postgres_url() {
     );
     assert_eq!(
         added["data"]["addToOrder"],
-        json!({ "total": "3.57", "owner": { "username": "customer" } }),
-        "{added}"
+        json!({ "total": "10.36", "owner": { "username": "customer" } }),
+        "the demo cart (2 × 2.00 + 2.79) and 3 × 1.19: {added}"
+    );
+    let history = gql(
+        ports.router,
+        "{ me { ordersConnection(status: CHECKED_OUT) { totalCount } } }",
+        Some(&token),
+    );
+    assert_eq!(
+        history["data"]["me"]["ordersConnection"]["totalCount"],
+        json!(2),
+        "{history}"
     );
     signal(&stack, "TERM");
     assert!(wait_exit(&mut stack).success());

@@ -204,7 +204,7 @@ async fn admin_views_across_subgraphs(test_db: TestDb) {
     assert_eq!(owners, ["ivan", "maria", "petar"]);
     assert!(orders["edges"]
         .as_array()
-        .unwrap()
+        .expect("present")
         .iter()
         .all(|e| e["node"]["items"]
             == json!([{ "beer": { "name": "Бургаско" } }, { "beer": { "name": "Загорка" } }])));

@@ -37,6 +37,8 @@ test('the playground runs a federated query and shows its plan', { timeout: 120_
     const editor = page.locator('.graphiql-query-editor .CodeMirror');
     // The local stack has demo accounts, and the welcome text names them.
     assert.match(await editor.innerText(), /Sign in as the demo customer/);
+    // It shows a cart edit.
+    assert.match(await editor.innerText(), /setOrderItemQuantity\(sku: "123456", quantity: 5\)/);
     await editor.click();
     await page.keyboard.press('Control+A');
     await page.keyboard.press('Backspace');

@@ -68,11 +68,15 @@ ${signIn}
 # then put {"Authorization": "Bearer <token>"} in the Headers pane below,
 # browse with the query here, and order with:
 #   mutation { addToOrder(sku: "123456", quantity: 2) { total items { beer { name } quantity } } }
+# change a line of the cart (0 removes it):
+#   mutation { setOrderItemQuantity(sku: "123456", quantity: 5) { status total items { sku quantity } } }
+# and see your orders, newest first, a page at a time:
+#   { me { ordersConnection(first: 5) { edges { node { status total timeClosed } } } } }
 # The "Query plan" panel (left toolbar) shows how each operation crosses the subgraphs.
 
 query Catalog {
   beers(first: 5) {
-    edges { node { sku name price } }
+    edges { node { sku name price abv available } }
     totalCount
   }
 }

@@ -377,6 +377,69 @@ pub async fn open_order_lines(db: &Db, user_id: i64) -> Result<Option<(i64, Vec<
     Ok(Some((order.id, lines)))
 }
 
+/// A whole order to insert as it is (the demo data's orders).
+pub struct NewOrder<'a> {
+    pub user_id: i64,
+    /// `OPEN`, `CHECKED_OUT` or `CANCELLED`.
+    pub status: &'static str,
+    pub time_created: String,
+    /// When it was checked out or cancelled (`None` while open).
+    pub time_ended: Option<String>,
+    pub lines: Vec<(LineBeer<'a>, i64)>,
+}
+
+/// Inserts `orders` if there are no orders at all, all or none (one transaction); how many it added.
+pub async fn insert_into_empty(db: &Db, orders: &[NewOrder<'_>]) -> Result<usize> {
+    let mut tx = db.begin().await?;
+    let (count,): (i64,) = tx
+        .fetch_one(sqlx::query("SELECT COUNT(*) FROM orders"))
+        .await?;
+    if count > 0 {
+        return Ok(0);
+    }
+    for order in orders {
+        let closed = (order.status == CHECKED_OUT)
+            .then_some(order.time_ended.as_deref())
+            .flatten();
+        let cancelled = (order.status == CANCELLED)
+            .then_some(order.time_ended.as_deref())
+            .flatten();
+        let (id,): (i64,) = tx
+            .fetch_one(
+                sqlx::query(
+                    "INSERT INTO orders (user_id, status, time_created, time_modified, time_closed, time_cancelled)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(order.user_id)
+                .bind(order.status)
+                .bind(&order.time_created)
+                .bind(order.time_ended.as_deref())
+                .bind(closed)
+                .bind(cancelled),
+            )
+            .await?;
+        for (beer, quantity) in &order.lines {
+            tx.execute(
+                sqlx::query(
+                    "INSERT INTO order_items
+                         (order_id, sku, quantity, unit_price_cents, time_added, beer_id, name)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(id)
+                .bind(beer.sku)
+                .bind(*quantity)
+                .bind(beer.unit_price_cents)
+                .bind(&order.time_created)
+                .bind(beer.beer_id)
+                .bind(beer.name),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(orders.len())
+}
+
 /// How checkout ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Checkout {

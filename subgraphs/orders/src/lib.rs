@@ -10,10 +10,12 @@
 //!   [`loader`]: DataLoaders so every entity and list resolver costs one statement per batch.
 //! - [`beers`]: the client that asks the beers subgraph whether a sku exists and what it costs.
 //! - [`schema`]: `Query`, `Mutation`, `Order`, `OrderItem`, and the `User` and `Beer` references.
+//! - [`demo`]: the demo customer's orders that the local stack adds on its first start.
 
 pub mod beers;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod loader;
 pub mod schema;

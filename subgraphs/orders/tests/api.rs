@@ -782,7 +782,7 @@ async fn unavailable_beers_cannot_be_ordered(test_db: TestDb) {
     assert!(
         refused["errors"][0]["message"]
             .as_str()
-            .unwrap()
+            .expect("present")
             .contains("not available"),
         "{refused}"
     );
@@ -799,7 +799,7 @@ async fn unavailable_beers_cannot_be_ordered(test_db: TestDb) {
     assert!(
         checkout["errors"][0]["message"]
             .as_str()
-            .unwrap()
+            .expect("present")
             .contains("123457"),
         "{checkout}"
     );
@@ -850,7 +850,10 @@ async fn the_order_lifecycle(test_db: TestDb) {
     assert_eq!(order["isOpen"], json!(false));
     assert_eq!(order["timeClosed"], Value::Null);
     assert_eq!(order["timeCancelled"], order["timeModified"]);
-    assert!(order["timeCancelled"].as_str().unwrap().ends_with('Z'));
+    assert!(order["timeCancelled"]
+        .as_str()
+        .expect("present")
+        .ends_with('Z'));
     assert_eq!(
         order["items"],
         json!([{ "sku": "123456" }]),
@@ -862,7 +865,7 @@ async fn the_order_lifecycle(test_db: TestDb) {
     assert_eq!(again["errors"][0]["extensions"]["field"], json!("id"));
     assert!(again["errors"][0]["message"]
         .as_str()
-        .unwrap()
+        .expect("present")
         .contains("cancelled"));
 
     // A cancelled order takes no lines: the next add opens a new order.
@@ -875,7 +878,7 @@ async fn the_order_lifecycle(test_db: TestDb) {
     assert_eq!(error_code(&refused), "BAD_USER_INPUT");
     assert!(refused["errors"][0]["message"]
         .as_str()
-        .unwrap()
+        .expect("present")
         .contains("checked out"));
 
     let statuses = t
@@ -1063,9 +1066,9 @@ async fn admins_page_every_order(test_db: TestDb) {
         .await;
     let mut ids: Vec<&str> = data(&owners)["orders"]["edges"]
         .as_array()
-        .unwrap()
+        .expect("present")
         .iter()
-        .map(|e| e["node"]["owner"]["id"].as_str().unwrap())
+        .map(|e| e["node"]["owner"]["id"].as_str().expect("present"))
         .collect();
     ids.sort_unstable();
     assert_eq!(ids, ["2", "2", "3", "3"]);

@@ -103,15 +103,12 @@ async fn admins_page_every_account(test_db: TestDb) {
         .as_str()
         .expect("token")
         .to_owned();
+    let alice = t.login("alice", PASSWORD).await;
+    let alice = data(&alice)["login"]["token"].as_str().expect("token");
     t.gql(
         "mutation { updateProfile(input: { firstName: \"Alice\" }) { id } }",
         json!({}),
-        Some(
-            &data(&t.login("alice", PASSWORD).await)["login"]["token"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        ),
+        Some(alice),
     )
     .await;
 
@@ -126,7 +123,12 @@ async fn admins_page_every_account(test_db: TestDb) {
         assert_eq!(page["totalCount"], json!(8));
         assert_eq!(page["pageInfo"]["hasPreviousPage"], json!(!after.is_null()));
         for edge in page["edges"].as_array().expect("edges") {
-            names.push(edge["node"]["username"].as_str().unwrap().to_owned());
+            names.push(
+                edge["node"]["username"]
+                    .as_str()
+                    .expect("present")
+                    .to_owned(),
+            );
             if edge["node"]["username"] == json!("alice") {
                 assert_eq!(
                     edge["node"]["firstName"],
@@ -151,7 +153,7 @@ async fn admins_page_every_account(test_db: TestDb) {
     let searched = t.gql(query, json!({ "s": "BOB" }), Some(&admin)).await;
     let page = &data(&searched)["users"];
     assert_eq!(page["totalCount"], json!(3));
-    assert_eq!(page["edges"].as_array().unwrap().len(), 3);
+    assert_eq!(page["edges"].as_array().expect("present").len(), 3);
     let literal = t.gql(query, json!({ "s": "b_" }), Some(&admin)).await;
     assert_eq!(
         data(&literal)["users"]["totalCount"],

@@ -66,11 +66,8 @@ impl Query {
         user_id: Option<ID>,
     ) -> Result<OrderConnection> {
         auth::require_admin(ctx).await?;
-        let user_id = match user_id {
-            None => None,
-            // An id that is no number names no user: an empty page.
-            Some(id) => Some(id.parse::<i64>().unwrap_or(-1)),
-        };
+        // An id that is no number names no user: an empty page.
+        let user_id = user_id.map(|id| id.parse::<i64>().unwrap_or(-1));
         OrderConnection::read(ctx, first.unwrap_or(20), after, user_id, status).await
     }
 
