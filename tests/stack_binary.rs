@@ -462,25 +462,41 @@ fn runs_on_postgresql_with_postgres_url() {
         "no SQLite file: the data is in PostgreSQL"
     );
     let token = login(ports.router);
+    // The databases may be left from an earlier run on the same server: compare with the cart as
+    // it is (the demo cart, 2 × 2.00 + 2.79, on a fresh server).
+    let cents = |total: &Value| -> i64 {
+        let text = total.as_str().unwrap_or_else(|| panic!("a total: {total}"));
+        text.replace('.', "")
+            .parse()
+            .expect("a decimal with two digits")
+    };
+    let cart = gql(ports.router, "{ currentOrder { total } }", Some(&token));
+    let before = cents(&cart["data"]["currentOrder"]["total"]);
     let added = gql(
         ports.router,
         r#"mutation { addToOrder(sku: "123456", quantity: 3) { total owner { username } } }"#,
         Some(&token),
     );
     assert_eq!(
-        added["data"]["addToOrder"],
-        json!({ "total": "10.36", "owner": { "username": "customer" } }),
-        "the demo cart (2 × 2.00 + 2.79) and 3 × 1.19: {added}"
+        added["data"]["addToOrder"]["owner"],
+        json!({ "username": "customer" }),
+        "{added}"
+    );
+    assert_eq!(
+        cents(&added["data"]["addToOrder"]["total"]),
+        before + 357,
+        "{added}"
     );
     let history = gql(
         ports.router,
         "{ me { ordersConnection(status: CHECKED_OUT) { totalCount } } }",
         Some(&token),
     );
-    assert_eq!(
-        history["data"]["me"]["ordersConnection"]["totalCount"],
-        json!(2),
-        "{history}"
+    assert!(
+        history["data"]["me"]["ordersConnection"]["totalCount"]
+            .as_i64()
+            .is_some_and(|n| n >= 2),
+        "the demo orders checked out: {history}"
     );
     signal(&stack, "TERM");
     assert!(wait_exit(&mut stack).success());

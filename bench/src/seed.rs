@@ -207,12 +207,13 @@ async fn seed(dir: &Path, volume: Volume, secret_key: &str) -> Result<Model> {
         let open = i + volume.users >= volume.orders;
         let closed = (!open).then(|| to_db(created + Duration::minutes(3)));
         let order_id: i64 = sqlx::query_scalar(
-            "INSERT INTO orders (user_id, time_created, time_modified, time_closed) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO orders (user_id, time_created, time_modified, time_closed, status) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(user_id)
         .bind(to_db(created))
         .bind(to_db(created + Duration::minutes(2)))
-        .bind(closed)
+        .bind(&closed)
+        .bind(if open { "OPEN" } else { "CHECKED_OUT" })
         .fetch_one(&mut *tx)
         .await
         .context("inserting an order")?;

@@ -25,10 +25,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = taproom_beers::validate::name(text);
     let _ = taproom_beers::validate::search(text);
     let _ = taproom_beers::validate::image(text);
+    let _ = taproom_beers::validate::description(text);
     if taproom_users::validate::username(text).is_ok() {
         assert!((3..=32).contains(&text.chars().count()), "{text:?}");
     }
     let _ = taproom_users::validate::email(text);
+    let _ = taproom_users::validate::search(text);
     let _ = taproom_users::validate::password("password", text);
     let _ = taproom_users::validate::name("firstName", text);
     let _ = taproom_users::validate::username_key(text);

@@ -150,6 +150,32 @@ async fn admins_page_every_account(test_db: TestDb) {
         ["alice", "bob.2", "Bob_1", "bobby", "carol", "dave", "root", "zoe"]
     );
 
+    // A page is one statement however many accounts it holds (names need no more), the count one more.
+    let cost = |first: i64, count: bool| {
+        let t = &t;
+        let admin = &admin;
+        async move {
+            let total = if count { "totalCount" } else { "" };
+            let before = t.db.statements();
+            let response = t
+                .gql(
+                    &format!("query($f: Int) {{ users(first: $f) {{ {total} edges {{ node {{ username firstName lastName }} }} }} }}"),
+                    json!({ "f": first }),
+                    Some(admin),
+                )
+                .await;
+            data(&response);
+            t.db.statements() - before
+        }
+    };
+    let one = cost(1, false).await;
+    assert_eq!(
+        cost(8, false).await,
+        one,
+        "the same for eight accounts as for one"
+    );
+    assert_eq!(cost(8, true).await, one + 1, "the count is one statement");
+
     let searched = t.gql(query, json!({ "s": "BOB" }), Some(&admin)).await;
     let page = &data(&searched)["users"];
     assert_eq!(page["totalCount"], json!(3));
