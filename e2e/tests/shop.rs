@@ -3,22 +3,11 @@
 //! the subgraphs that own their fields.
 
 use serde_json::{json, Value};
-use taproom_common::{test_on_both_databases, testing::TestDb};
+use taproom_common::{
+    test_on_both_databases,
+    testing::{data, error_code as code, TestDb},
+};
 use taproom_e2e::Federation;
-
-fn data(response: &Value) -> &Value {
-    assert!(
-        response.get("errors").is_none(),
-        "unexpected errors: {response:#}"
-    );
-    &response["data"]
-}
-
-fn code(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error code: {response:#}"))
-}
 
 const ORDER: &str = "id status isOpen timeClosed timeCancelled total itemCount owner { username } items { sku quantity unitPrice beer { name abv available } }";
 

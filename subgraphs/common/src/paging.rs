@@ -53,6 +53,23 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
+impl PageInfo {
+    /// The page info of `items`, each with the cursor `cursor` gives it.
+    pub fn of<T>(
+        items: &[T],
+        has_next_page: bool,
+        has_previous_page: bool,
+        cursor: impl Fn(&T) -> String,
+    ) -> Self {
+        PageInfo {
+            has_next_page,
+            has_previous_page,
+            start_cursor: items.first().map(&cursor),
+            end_cursor: items.last().map(&cursor),
+        }
+    }
+}
+
 /// One page of rows read with one row more than asked for: the rows to show, and whether there are
 /// more after them.
 pub fn cut<T>(mut rows: Vec<T>, first: usize) -> (Vec<T>, bool) {

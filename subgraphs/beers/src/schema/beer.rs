@@ -98,12 +98,12 @@ impl BeerConnection {
     }
 
     async fn page_info(&self) -> PageInfo {
-        PageInfo {
-            has_next_page: self.has_next_page,
-            has_previous_page: self.has_previous_page,
-            start_cursor: self.rows.first().map(encode_cursor),
-            end_cursor: self.rows.last().map(encode_cursor),
-        }
+        PageInfo::of(
+            &self.rows,
+            self.has_next_page,
+            self.has_previous_page,
+            encode_cursor,
+        )
     }
 
     /// How many beers match the search and availability across all pages (counted only when asked for).

@@ -261,12 +261,12 @@ impl OrderConnection {
     }
 
     async fn page_info(&self) -> PageInfo {
-        PageInfo {
-            has_next_page: self.has_next_page,
-            has_previous_page: self.has_previous_page,
-            start_cursor: self.orders.first().map(|o| encode_cursor(&o.0)),
-            end_cursor: self.orders.last().map(|o| encode_cursor(&o.0)),
-        }
+        PageInfo::of(
+            &self.orders,
+            self.has_next_page,
+            self.has_previous_page,
+            |o| encode_cursor(&o.0),
+        )
     }
 
     /// How many orders match across all pages (counted only when asked for).

@@ -131,12 +131,12 @@ impl UserConnection {
     }
 
     async fn page_info(&self) -> PageInfo {
-        PageInfo {
-            has_next_page: self.has_next_page,
-            has_previous_page: self.has_previous_page,
-            start_cursor: self.users.first().map(encode_cursor),
-            end_cursor: self.users.last().map(encode_cursor),
-        }
+        PageInfo::of(
+            &self.users,
+            self.has_next_page,
+            self.has_previous_page,
+            encode_cursor,
+        )
     }
 
     /// How many accounts match the search across all pages (counted only when asked for).
