@@ -294,7 +294,104 @@ async fn catalog_details_and_availability(test_db: TestDb) {
     assert_eq!(bad["errors"][0]["extensions"]["field"], json!("abv"));
 }
 
+/// Texts no sku, username or cursor can be (a NUL, which PostgreSQL refuses in text, or an overlong
+/// sku) get the answer for "no such thing", never an internal error, on both databases.
+async fn impossible_names_are_no_such_thing(test_db: TestDb) {
+    let f = Federation::start_on(test_db).await;
+    let (token, _) = f.register("nully").await;
+    let token = Some(token.as_str());
+    data(
+        &f.gql(
+            r#"mutation { addToOrder(sku: "123456", quantity: 1) { id } }"#,
+            json!({}),
+            token,
+        )
+        .await,
+    );
+    let long = "9".repeat(65);
+    for sku in ["a\u{0}b", long.as_str()] {
+        let beer = f
+            .gql(
+                "query($s: String!) { beer(sku: $s) { id } }",
+                json!({ "s": sku }),
+                None,
+            )
+            .await;
+        assert_eq!(data(&beer)["beer"], Value::Null, "{sku:?}");
+        for (mutation, expected) in [
+            (
+                "mutation($s: String!) { addToOrder(sku: $s, quantity: 1) { id } }",
+                "NOT_FOUND",
+            ),
+            (
+                "mutation($s: String!) { setOrderItemQuantity(sku: $s, quantity: 2) { id } }",
+                "NOT_FOUND",
+            ),
+            (
+                "mutation($s: String!) { removeFromOrder(sku: $s) { id } }",
+                "NOT_FOUND",
+            ),
+        ] {
+            let refused = f.gql(mutation, json!({ "s": sku }), token).await;
+            assert_eq!(code(&refused), expected, "{mutation} {sku:?}: {refused}");
+        }
+        let nothing = f
+            .gql("mutation($s: String!) { setOrderItemQuantity(sku: $s, quantity: 0) { itemCount } }", json!({ "s": sku }), token)
+            .await;
+        assert_eq!(
+            data(&nothing)["setOrderItemQuantity"]["itemCount"],
+            json!(1),
+            "nothing removed"
+        );
+    }
+    let exists = f
+        .gql(
+            "query($u: String!) { usernameExists(username: $u) }",
+            json!({ "u": "a\u{0}b" }),
+            None,
+        )
+        .await;
+    assert_eq!(data(&exists)["usernameExists"], json!(false));
+    let login = f
+        .gql(
+            "mutation($u: String!) { login(username: $u, password: \"Secret123\") { token } }",
+            json!({ "u": "a\u{0}b" }),
+            None,
+        )
+        .await;
+    assert_eq!(code(&login), "UNAUTHENTICATED", "{login}");
+    let admin_search = f
+        .gql(
+            "query($s: String) { users(search: $s) { totalCount } }",
+            json!({ "s": "a\u{0}" }),
+            token,
+        )
+        .await;
+    assert_eq!(
+        code(&admin_search),
+        "FORBIDDEN",
+        "refused before the search is read"
+    );
+    // A cursor that decodes to a NUL is not one of ours.
+    for (query, cursor) in [
+        // ["a\u0000",1], the shape of an order's position
+        (
+            "query($c: String) { me { ordersConnection(after: $c) { totalCount } } }",
+            "WyJhXHUwMDAwIiwxXQ",
+        ),
+        // ["a\u0000","b"], the shape of a beer's
+        (
+            "query($c: String) { beers(after: $c) { totalCount } }",
+            "WyJhXHUwMDAwIiwiYiJd",
+        ),
+    ] {
+        let refused = f.gql(query, json!({ "c": cursor }), token).await;
+        assert_eq!(code(&refused), "BAD_USER_INPUT", "{query}: {refused}");
+    }
+}
+
 test_on_both_databases!(
+    impossible_names_are_no_such_thing,
     cart_edits_and_the_order_lifecycle,
     admin_views_across_subgraphs,
     catalog_details_and_availability,

@@ -39,7 +39,22 @@ pub fn decode_cursor<P: DeserializeOwned>(cursor: &str) -> async_graphql::Result
         )
     };
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    serde_json::from_slice(&bytes).map_err(|_| bad())
+    let position: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    // No cursor of ours holds a control character; a NUL would reach SQL, and PostgreSQL refuses
+    // NUL in text with an error the client must not see.
+    if has_control_characters(&position) {
+        return Err(bad());
+    }
+    serde_json::from_value(position).map_err(|_| bad())
+}
+
+fn has_control_characters(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.chars().any(char::is_control),
+        serde_json::Value::Array(items) => items.iter().any(has_control_characters),
+        serde_json::Value::Object(fields) => fields.values().any(has_control_characters),
+        _ => false,
+    }
 }
 
 /// Where a page stands in the whole list. Every subgraph pages, so the type is shareable.
@@ -91,6 +106,7 @@ mod tests {
         );
         assert!(decode_cursor::<(String, i64)>("not a cursor!").is_err());
         assert!(decode_cursor::<(String, i64)>(&encode_cursor(&[1, 2, 3])).is_err());
+        assert!(decode_cursor::<(String, i64)>(&encode_cursor(&("a\u{0}", 1))).is_err());
         assert!(first(101).is_err() && first(-1).is_err() && first(0).is_ok());
     }
 }

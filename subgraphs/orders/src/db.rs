@@ -66,9 +66,10 @@ pub struct LineBeer<'a> {
 const ORDER_COLUMNS: &str =
     "id, user_id, time_created, time_modified, time_closed, status, time_cancelled";
 
-/// The orders lists show: an open order with no lines is no order to show (its row stays, and adding
-/// a line shows it again).
-const SHOWN: &str = "(status <> 'OPEN' OR EXISTS (SELECT 1 FROM order_items WHERE order_items.order_id = orders.id))";
+/// The orders lists show: an order with no lines is no order to show (an open one emptied by its
+/// owner, or cancelled so; its row stays, and adding a line to an open one shows it again).
+/// Checkout refuses an empty order, so every checked-out order is shown.
+const SHOWN: &str = "EXISTS (SELECT 1 FROM order_items WHERE order_items.order_id = orders.id)";
 const ITEM_COLUMNS: &str = "order_id, sku, quantity, unit_price_cents, beer_id, name";
 
 /// The orders with these ids.

@@ -123,6 +123,10 @@ pub async fn users_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<UserRow>> {
 
 /// Whether a username is taken, in any case.
 pub async fn username_exists(db: &Db, username: &str) -> Result<bool> {
+    if crate::validate::username(username).is_err() {
+        // No account has it, and it may hold a NUL, which PostgreSQL refuses in text.
+        return Ok(false);
+    }
     let row: Option<(i64,)> = db
         .fetch_optional(
             sqlx::query("SELECT id FROM users WHERE username_key = $1")
@@ -134,6 +138,10 @@ pub async fn username_exists(db: &Db, username: &str) -> Result<bool> {
 
 /// The id and password hash of the account with this username, in any case.
 pub async fn credentials_by_username(db: &Db, username: &str) -> Result<Option<(i64, String)>> {
+    if crate::validate::username(username).is_err() {
+        // No account has it, and it may hold a NUL, which PostgreSQL refuses in text.
+        return Ok(None);
+    }
     Ok(db
         .fetch_optional(
             sqlx::query("SELECT id, password_hash FROM users WHERE username_key = $1")

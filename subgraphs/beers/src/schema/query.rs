@@ -20,6 +20,11 @@ fn load_failed(error: std::sync::Arc<sqlx::Error>) -> async_graphql::Error {
 
 /// A beer by sku, through the batching loader.
 pub(crate) async fn beer_by_sku(ctx: &Context<'_>, sku: String) -> Result<Option<Beer>> {
+    // A text no sku can be names no beer, and is not sent to the database (PostgreSQL refuses a
+    // NUL in text with an error the client must not see).
+    if validate::sku(&sku).is_err() {
+        return Ok(None);
+    }
     let loader = ctx.data_unchecked::<DataLoader<BeerBySkuLoader>>();
     Ok(loader.load_one(sku).await.map_err(load_failed)?.map(Beer))
 }

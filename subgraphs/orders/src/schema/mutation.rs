@@ -17,6 +17,20 @@ const CHECKOUT_ATTEMPTS: usize = 3;
 /// The orders subgraph's root mutation type.
 pub struct Mutation;
 
+/// Whether `sku` could be a catalog sku at all (1 to 64 characters, no control characters, the
+/// beers subgraph's rule). Others name no beer and no line, and are never sent to a database (a NUL
+/// in PostgreSQL text is an error).
+fn plausible_sku(sku: &str) -> bool {
+    (1..=64).contains(&sku.chars().count()) && !sku.chars().any(char::is_control)
+}
+
+fn no_line(sku: &str) -> Error {
+    Error::not_found(
+        Some("sku"),
+        format!("the open order has no line with sku {sku:?}"),
+    )
+}
+
 /// Changes the caller's line of `sku` to hold the beer the catalog has under it now, at its price;
 /// `NOT_FOUND` if there is none, `BAD_USER_INPUT` if it cannot be ordered now.
 async fn change_line(
@@ -25,11 +39,11 @@ async fn change_line(
     sku: &str,
     change: LineChange,
 ) -> Result<i64, Error> {
-    let beer = state
-        .beers
-        .beer(sku)
-        .await?
-        .ok_or_else(|| Error::not_found(Some("sku"), format!("no beer has sku {sku:?}")))?;
+    let no_beer = || Error::not_found(Some("sku"), format!("no beer has sku {sku:?}"));
+    if !plausible_sku(sku) {
+        return Err(no_beer());
+    }
+    let beer = state.beers.beer(sku).await?.ok_or_else(no_beer)?;
     if !beer.available {
         return Err(Error::invalid(
             "sku",
@@ -94,7 +108,15 @@ impl Mutation {
         }
         let state = ctx.data_unchecked::<AppState>();
         let order_id = if quantity == 0 {
-            db::remove_line(&state.db, caller.user_id, &sku).await?.0
+            if plausible_sku(&sku) {
+                db::remove_line(&state.db, caller.user_id, &sku).await?.0
+            } else {
+                // No line has it: nothing to remove, but there must be an open order.
+                db::open_order(&state.db, caller.user_id)
+                    .await?
+                    .ok_or_else(|| Error::not_found(None, "there is no open order"))?
+                    .id
+            }
         } else {
             change_line(
                 state,
@@ -111,13 +133,12 @@ impl Mutation {
     async fn remove_from_order(&self, ctx: &Context<'_>, sku: String) -> Result<Order> {
         let caller = auth::require_caller(ctx).await?;
         let state = ctx.data_unchecked::<AppState>();
+        if !plausible_sku(&sku) {
+            return Err(no_line(&sku).into());
+        }
         let (order_id, removed) = db::remove_line(&state.db, caller.user_id, &sku).await?;
         if !removed {
-            return Err(Error::not_found(
-                Some("sku"),
-                format!("the open order has no line with sku {sku:?}"),
-            )
-            .into());
+            return Err(no_line(&sku).into());
         }
         reload(state, order_id).await
     }
