@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use taproom_common::telemetry::LogFormat;
 
 /// Taproom: a beer shop's backend as a GraphQL federation.
 ///
@@ -57,6 +58,9 @@ pub enum Service {
 /// Settings of the local stack.
 #[derive(Debug, Clone, Args)]
 pub struct StackArgs {
+    /// How every service's log lines are written to stderr: `text`, or `json` for a log collector.
+    #[arg(long, env = "TAPROOM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Where the SQLite databases and the generated secret key live.
     #[arg(long, env = "TAPROOM_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,

@@ -19,17 +19,23 @@ fn main() -> ExitCode {
     // Every service this binary runs (router and subgraphs) benefits alike; see the function.
     taproom_router::avoid_huge_pages();
     let cli = Cli::parse();
-    taproom_common::telemetry::init();
+    // A service's log format is on its own command line; the stack's, on the stack's (and the
+    // stack hands it to its children).
+    let service = cli.service.map(ServiceCli::parse);
+    taproom_common::telemetry::init(match &service {
+        Some(service) => service.log_format(),
+        None => cli.stack.log_format,
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime starts on any supported platform");
     let result = runtime.block_on(async {
-        match cli.service {
+        match service {
             None => stack::run(cli.stack).await,
             Some(service) => {
                 stack::exit_with_parent();
-                run_service(service).await
+                service.run().await
             }
         }
     });
@@ -42,36 +48,48 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs one service with the command line its own binary takes.
-async fn run_service(service: Service) -> anyhow::Result<()> {
-    match service {
-        Service::Users { args } => {
-            taproom_users::run(taproom_users::config::Cli::parse_from(with_name(
-                "taproom users",
-                args,
-            )))
-            .await
+/// One service's command line, parsed as its own binary parses it.
+enum ServiceCli {
+    Users(taproom_users::config::Cli),
+    Beers(taproom_beers::config::Cli),
+    Orders(taproom_orders::config::Cli),
+    Router(taproom_router::config::Cli),
+}
+
+impl ServiceCli {
+    fn parse(service: Service) -> Self {
+        match service {
+            Service::Users { args } => ServiceCli::Users(taproom_users::config::Cli::parse_from(
+                with_name("taproom users", args),
+            )),
+            Service::Beers { args } => ServiceCli::Beers(taproom_beers::config::Cli::parse_from(
+                with_name("taproom beers", args),
+            )),
+            Service::Orders { args } => ServiceCli::Orders(
+                taproom_orders::config::Cli::parse_from(with_name("taproom orders", args)),
+            ),
+            Service::Router { args } => ServiceCli::Router(
+                taproom_router::config::Cli::parse_from(with_name("taproom router", args)),
+            ),
         }
-        Service::Beers { args } => {
-            taproom_beers::run(taproom_beers::config::Cli::parse_from(with_name(
-                "taproom beers",
-                args,
-            )))
-            .await
+    }
+
+    fn log_format(&self) -> taproom_common::telemetry::LogFormat {
+        match self {
+            ServiceCli::Users(cli) => cli.log.log_format,
+            ServiceCli::Beers(cli) => cli.log.log_format,
+            ServiceCli::Orders(cli) => cli.log.log_format,
+            ServiceCli::Router(cli) => cli.log.log_format,
         }
-        Service::Orders { args } => {
-            taproom_orders::run(taproom_orders::config::Cli::parse_from(with_name(
-                "taproom orders",
-                args,
-            )))
-            .await
-        }
-        Service::Router { args } => {
-            taproom_router::run(taproom_router::config::Cli::parse_from(with_name(
-                "taproom router",
-                args,
-            )))
-            .await
+    }
+
+    /// Runs the service.
+    async fn run(self) -> anyhow::Result<()> {
+        match self {
+            ServiceCli::Users(cli) => taproom_users::run(cli).await,
+            ServiceCli::Beers(cli) => taproom_beers::run(cli).await,
+            ServiceCli::Orders(cli) => taproom_orders::run(cli).await,
+            ServiceCli::Router(cli) => taproom_router::run(cli).await,
         }
     }
 }

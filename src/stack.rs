@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{bail, Context as _};
 use nix::{sys::signal, unistd::Pid};
-use taproom_common::db::Db;
+use taproom_common::{db::Db, telemetry::LogFormat};
 use tokio::{process::Command, sync::mpsc};
 
 use crate::config::StackArgs;
@@ -73,6 +73,7 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     // start-up too. Stopping mid-preparation rolls back what was unfinished (seeding is one
     // transaction per database), so the next start begins again from a consistent state.
     let mut shutdown = std::pin::pin!(shutdown_signal()?);
+    let log_format = args.log_format;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir: cannot create {}", args.data_dir.display()))?;
     let secret = secret_key(&args.data_dir)?;
@@ -190,6 +191,14 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
             for (key, value) in env {
                 command.env(key, value);
             }
+            // Every service logs as the stack was told to.
+            command.env(
+                "TAPROOM_LOG_FORMAT",
+                match log_format {
+                    LogFormat::Text => "text",
+                    LogFormat::Json => "json",
+                },
+            );
             // Settings meant for the stack must not leak into a service's own env-based config.
             for key in [
                 "DATABASE_URL",

@@ -69,6 +69,7 @@ async fn a_subgraph_answering_garbage_gives_partial_data_and_forwarded_headers_o
                 "traceparent",
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
             ),
+            ("x-request-id", "checkout-page-42"),
             ("cookie", "session=secret"),
             ("x-custom", "nope"),
         ],
@@ -89,10 +90,17 @@ async fn a_subgraph_answering_garbage_gives_partial_data_and_forwarded_headers_o
     let seen = seen.lock().expect("lock");
     let headers = &seen[0];
     assert_eq!(headers["authorization"], format!("Bearer {token}").as_str());
-    assert!(headers.contains_key("traceparent"));
+    // The trace continues: the client's trace id, the router's own span id.
+    let traceparent = headers["traceparent"].to_str().expect("ascii");
+    assert!(
+        traceparent.starts_with("00-0af7651916cd43dd8448eb211c80319c-")
+            && !traceparent.contains("b7ad6b7169203331"),
+        "{traceparent}"
+    );
+    assert_eq!(headers["x-request-id"], "checkout-page-42");
     assert!(
         !headers.contains_key("cookie"),
-        "only Authorization and traceparent are forwarded"
+        "only Authorization, the trace context and the request id are forwarded"
     );
     assert!(!headers.contains_key("x-custom"));
 }

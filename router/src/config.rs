@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub log: taproom_telemetry::logs::LogArgs,
 }
 
 /// What to do.

@@ -19,8 +19,17 @@ use crate::{
     value::{Bodies, Val},
 };
 
-/// Headers copied from the client's request to every subgraph request; nothing else is forwarded.
-pub const FORWARDED_HEADERS: [&str; 2] = ["authorization", "traceparent"];
+/// Headers copied from the client's request to every subgraph request, and part of what makes two
+/// requests the same one (two callers with different tokens never share a request).
+pub const FORWARDED_HEADERS: [&str; 1] = ["authorization"];
+
+/// The request's trace context and id ([`taproom_telemetry::context`]), set by the router on every
+/// client request and sent with every subgraph request; not part of what makes two requests the
+/// same one (a shared request carries its first caller's).
+pub const TRACE_HEADERS: [&str; 2] = [
+    taproom_telemetry::context::TRACEPARENT,
+    taproom_telemetry::context::REQUEST_ID,
+];
 
 /// The header with the shared secret subgraphs may require of their callers (`--subgraph-secret`).
 pub const SECRET_HEADER: &str = "x-taproom-subgraph-secret";
@@ -143,6 +152,7 @@ impl SubgraphClient {
         shareable: bool,
     ) -> RawAnswer {
         let forwarded = FORWARDED_HEADERS.map(|header| headers.get(header).cloned());
+        let trace = TRACE_HEADERS.map(|header| headers.get(header).cloned());
         match (&self.in_flight, shareable) {
             (Some(in_flight), true) => {
                 let key = RequestKey {
@@ -164,7 +174,7 @@ impl SubgraphClient {
                         }
                         Entry::Vacant(entry) => {
                             let key = entry.key().clone();
-                            let shared = self.shared_send(name, key, in_flight.clone());
+                            let shared = self.shared_send(name, key, trace, in_flight.clone());
                             entry.insert(shared.clone());
                             shared
                         }
@@ -179,6 +189,7 @@ impl SubgraphClient {
                         counts: self.counts.clone(),
                         secret: self.secret.clone(),
                         unshared: UNSHARED_HEADERS.map(|header| headers.get(header).cloned()),
+                        trace,
                     },
                     name.to_owned(),
                     url.to_owned(),
@@ -196,6 +207,7 @@ impl SubgraphClient {
         &self,
         name: &str,
         key: RequestKey,
+        trace: [Option<HeaderValue>; TRACE_HEADERS.len()],
         in_flight: Arc<Mutex<InFlight>>,
     ) -> SharedAnswer {
         let task = tokio::spawn(send(
@@ -204,6 +216,7 @@ impl SubgraphClient {
                 counts: self.counts.clone(),
                 secret: self.secret.clone(),
                 unshared: [None, None],
+                trace,
             },
             name.to_owned(),
             key.url.clone(),
@@ -232,6 +245,8 @@ struct Sender {
     secret: Option<HeaderValue>,
     /// Only for requests that are never shared (mutations): [`UNSHARED_HEADERS`].
     unshared: [Option<HeaderValue>; UNSHARED_HEADERS.len()],
+    /// [`TRACE_HEADERS`]: the caller's (a shared request's first caller's).
+    trace: [Option<HeaderValue>; TRACE_HEADERS.len()],
 }
 
 /// One POST to a subgraph, counted.
@@ -241,6 +256,7 @@ async fn send(
         counts,
         secret,
         unshared,
+        trace,
     }: Sender,
     name: String,
     url: String,
@@ -267,7 +283,11 @@ async fn send(
     if let Some(secret) = secret {
         request = request.header(SECRET_HEADER, secret);
     }
-    for (header, value) in UNSHARED_HEADERS.iter().zip(unshared) {
+    for (header, value) in UNSHARED_HEADERS
+        .iter()
+        .zip(unshared)
+        .chain(TRACE_HEADERS.iter().zip(trace))
+    {
         if let Some(value) = value {
             request = request.header(*header, value);
         }

@@ -19,6 +19,7 @@ use taproom_http::{
     error_reply, graphql_status, read_request, reply, GraphqlHttpRequest, HttpError, Incoming,
     MediaType,
 };
+use taproom_telemetry::context::{self, request_span};
 use tower_http::{
     compression::{
         predicate::{NotForContentType, Predicate, SizeAbove},
@@ -104,7 +105,8 @@ pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
         );
     let routes = routes
         .layer(Extension(options.clone()))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn(context::middleware))
         .layer(compress)
         .with_state(router);
     if options.cors_origins.is_empty() {

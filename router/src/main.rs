@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use taproom_router::config::Cli;
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of the system allocator: each request allocates thousands of small JSON values,
 /// and glibc's malloc was the largest single cost in profiles under load (README, "Benchmark").
@@ -15,12 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     taproom_router::avoid_huge_pages();
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,taproom_router=info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    taproom_telemetry::logs::init(cli.log.log_format);
     match taproom_router::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

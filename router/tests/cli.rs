@@ -141,3 +141,81 @@ async fn metrics_can_move_to_their_own_address() {
     assert_eq!(get(main, "/").await.expect("answers").status(), 404);
     child.kill().await.ok();
 }
+
+/// Starts the router with `args` and `RUST_LOG` asking for the per-request lines, sends one query
+/// with a request id and a trace context, and returns the echoed request id and the log text.
+async fn one_logged_request(args: &[&str]) -> (String, String) {
+    let port = free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_taproom-router"))
+        .args(["serve", "--supergraph", SUPERGRAPH])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .env("RUST_LOG", "info,tower_http=debug")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{url}/health")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the router did not start");
+    let response = http
+        .post(format!("{url}/graphql"))
+        .header("x-request-id", "log-test-1")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .json(&serde_json::json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .expect("answers");
+    let echoed = response.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    response.text().await.expect("a body");
+    child.start_kill().expect("stops");
+    let output = child.wait_with_output().await.expect("exits");
+    (echoed, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// `--log-format json` writes one JSON object per line, and a request's lines carry its request id
+/// and trace id; text logs to a pipe have no colour codes.
+#[tokio::test]
+async fn logs_are_json_or_plain_text_and_carry_the_requests_ids() {
+    let (echoed, logs) = one_logged_request(&["--log-format", "json"]).await;
+    assert_eq!(echoed, "log-test-1");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let of_the_request: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["spans"][0]["path"] == "/graphql")
+        .collect();
+    assert!(!of_the_request.is_empty(), "{logs}");
+    for line in of_the_request {
+        let span = &line["spans"][0];
+        assert_eq!(span["request_id"], "log-test-1", "{line}");
+        assert_eq!(
+            span["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+            "{line}"
+        );
+    }
+
+    let (_, text) = one_logged_request(&[]).await;
+    assert!(!text.contains('\u{1b}'), "no ANSI codes in a pipe: {text}");
+    assert!(
+        text.contains("request_id=log-test-1")
+            && text.contains("trace_id=4bf92f3577b34da6a3ce929d0e0e4736"),
+        "{text}"
+    );
+}

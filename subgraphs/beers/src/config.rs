@@ -11,6 +11,8 @@ use taproom_common::{auth::RemoteAuthArgs, trust::SecretArgs};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub log: taproom_common::telemetry::LogArgs,
 }
 
 /// What to do.

@@ -31,6 +31,7 @@ use taproom_http::{
     check_query, error::Code, error_reply, graphql_status, malformed_body, reply, request_from_get,
     request_source, required_query, HttpError, MediaType, RequestSource,
 };
+use taproom_telemetry::context;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -76,7 +77,8 @@ pub fn graphql_app<E: Executor + Clone>(executor: E, db: Db, limits: Limits) -> 
         });
     trust::guard(graphql, limits.secret)
         .merge(health)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
+        .layer(axum::middleware::from_fn(context::middleware))
 }
 
 async fn health(State(db): State<Db>) -> Response {

@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    taproom_common::telemetry::init();
+    taproom_common::telemetry::init(cli.log.log_format);
     match taproom_users::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
