@@ -6,6 +6,11 @@
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The stack test scrapes the services with a real Prometheus (Debian's package).
+if ! command -v prometheus >/dev/null; then
+  echo "test.sh: installing Debian's prometheus for the metrics test" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
 source scripts/postgres.sh
 trap pg_stop EXIT
 pg_start

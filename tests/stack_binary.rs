@@ -502,3 +502,194 @@ fn runs_on_postgresql_with_postgres_url() {
     assert!(wait_exit(&mut stack).success());
     assert_nothing_left(stack.id());
 }
+
+/// What Prometheus's HTTP API answers for `query`: the first result's value.
+fn prometheus_value(port: u16, query: &str) -> Option<f64> {
+    let output = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{port}/api/v1/query")])
+        .args(["--data-urlencode", &format!("query={query}")])
+        .output()
+        .expect("curl runs");
+    let answer: Value = serde_json::from_slice(&output.stdout).ok()?;
+    answer["data"]["result"][0]["value"][1]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// The `q` quantile of the histogram `name` (the series whose labels include `selector`) in a
+/// `/metrics` text, computed as Prometheus's `histogram_quantile` does: linear within the bucket
+/// that holds the rank.
+fn quantile_from_text(text: &str, name: &str, selector: &str, q: f64) -> f64 {
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}_bucket{{")) && line.contains(selector))
+        .map(|line| {
+            let le = line.split("le=\"").nth(1).expect("an le label");
+            let le = le.split('"').next().expect("quoted");
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().expect("a number")
+            };
+            let count = line
+                .rsplit(' ')
+                .next()
+                .expect("a value")
+                .parse()
+                .expect("a count");
+            (bound, count)
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().expect("buckets").1;
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for (upper, count) in buckets {
+        if count >= rank {
+            if upper.is_infinite() {
+                return lower;
+            }
+            return lower + (upper - lower) * (rank - below) / (count - below);
+        }
+        (lower, below) = (upper, count);
+    }
+    unreachable!("the +Inf bucket holds every observation")
+}
+
+/// Debian's Prometheus scrapes the router and the three subgraphs of a running stack while the test
+/// sends traffic; what its HTTP API answers for the error rate and for a subgraph's latency
+/// quantile matches what was sent and what the router measured.
+#[test]
+fn prometheus_scrapes_every_service_and_sees_the_traffic_sent() {
+    let prometheus = Command::new("sh")
+        .args(["-c", "command -v prometheus"])
+        .output()
+        .expect("sh runs");
+    assert!(
+        prometheus.status.success(),
+        "prometheus is not installed: run the README's test command (scripts/test.sh installs Debian's)"
+    );
+    let data = tempfile::tempdir().expect("a temporary folder");
+    let ports = ports();
+    let mut stack = start(data.path(), &ports);
+    let _stack = KillOnDrop(stack.id());
+    wait_running(&mut stack);
+
+    let prometheus_port = free_port();
+    let config = data.path().join("prometheus.yml");
+    let mut jobs = String::new();
+    for (job, port) in [
+        ("router", ports.router),
+        ("users", ports.users),
+        ("beers", ports.beers),
+        ("orders", ports.orders),
+    ] {
+        jobs.push_str(&format!(
+            "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+        ));
+    }
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{jobs}"),
+    )
+    .expect("writes the config");
+    let mut server = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            data.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus starts");
+    let _server = KillOnDrop(server.id());
+
+    for _ in 0..40 {
+        let answer = gql(
+            ports.router,
+            "query CatalogSize { beers { totalCount } }",
+            None,
+        );
+        assert!(
+            answer["data"]["beers"]["totalCount"].is_number(),
+            "{answer}"
+        );
+    }
+    for _ in 0..10 {
+        let answer = gql(ports.router, "query Broken { noSuchField }", None);
+        assert!(answer["errors"].is_array(), "{answer}");
+    }
+    let own = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{}/metrics", ports.router)])
+        .output()
+        .expect("curl runs");
+    let own = String::from_utf8_lossy(&own.stdout).into_owned();
+    let expected = quantile_from_text(
+        &own,
+        "http_client_request_duration_seconds",
+        "subgraph=\"beers\"",
+        0.9,
+    );
+
+    // Wait until Prometheus has scraped the router after the traffic.
+    let operations = r#"sum(http_server_request_duration_seconds_count{job="router"})"#;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prometheus_value(prometheus_port, operations) != Some(50.0) {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never saw the 50 operations: {:?}",
+            prometheus_value(prometheus_port, operations)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for job in ["router", "users", "beers", "orders"] {
+        let up = format!(r#"up{{job="{job}"}}"#);
+        while prometheus_value(prometheus_port, &up) != Some(1.0) {
+            assert!(Instant::now() < deadline, "{job} is never scraped");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    let error_rate = prometheus_value(
+        prometheus_port,
+        r#"sum(http_server_request_duration_seconds_count{job="router",outcome!="ok"}) / sum(http_server_request_duration_seconds_count{job="router"})"#,
+    );
+    assert_eq!(error_rate, Some(0.2), "10 refused of 50");
+    let refused = prometheus_value(
+        prometheus_port,
+        r#"sum(http_server_request_duration_seconds_count{job="router",graphql_operation_name="anonymous",outcome="request_error"})"#,
+    );
+    assert_eq!(refused, Some(10.0), "a refused operation has no name yet");
+    let quantile = prometheus_value(
+        prometheus_port,
+        r#"histogram_quantile(0.9, sum by (le) (http_client_request_duration_seconds_bucket{job="router",subgraph="beers"}))"#,
+    )
+    .expect("a quantile");
+    assert!(
+        (quantile - expected).abs() <= expected * 1e-9,
+        "Prometheus's p90 {quantile} s, the router's own buckets {expected} s"
+    );
+    let selects = prometheus_value(
+        prometheus_port,
+        r#"sum(db_client_operation_duration_seconds_count{job="beers",db_operation_name="select"})"#,
+    )
+    .expect("beers' statements");
+    assert!(
+        selects >= 40.0,
+        "every catalog page read the database: {selects}"
+    );
+    assert!(
+        prometheus_value(
+            prometheus_port,
+            r#"db_client_connection_count{job="beers",state="idle"}"#
+        )
+        .is_some(),
+        "the pool is reported"
+    );
+    signal(&stack, "TERM");
+    assert!(wait_exit(&mut stack).success());
+    server.kill().ok();
+    server.wait().ok();
+}

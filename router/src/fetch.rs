@@ -4,7 +4,7 @@
 use std::{
     collections::{hash_map::Entry, HashMap},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -16,6 +16,7 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     error::GraphqlError,
+    metrics::{Failure, RouterMetrics, SubgraphErrorLabels, SubgraphLabels},
     value::{Bodies, Val},
 };
 
@@ -71,6 +72,8 @@ pub struct SubgraphClient {
     saved: Mutex<HashMap<String, u64>>,
     /// The shared subgraph secret, sent with every request.
     secret: Option<HeaderValue>,
+    /// The router's metrics; this client records the subgraph requests'.
+    pub metrics: Arc<RouterMetrics>,
 }
 
 /// What makes two subgraph requests the same one.
@@ -108,6 +111,7 @@ impl SubgraphClient {
             in_flight: Some(Arc::default()),
             saved: Mutex::new(HashMap::new()),
             secret: None,
+            metrics: Arc::default(),
         }
     }
 
@@ -164,6 +168,12 @@ impl SubgraphClient {
                     let mut map = in_flight.lock().expect("in-flight lock is never poisoned");
                     match map.entry(key) {
                         Entry::Occupied(entry) => {
+                            self.metrics
+                                .deduplicated
+                                .get_or_create(&SubgraphLabels {
+                                    subgraph: name.to_owned(),
+                                })
+                                .inc();
                             *self
                                 .saved
                                 .lock()
@@ -187,6 +197,7 @@ impl SubgraphClient {
                     Sender {
                         http: self.http.clone(),
                         counts: self.counts.clone(),
+                        metrics: self.metrics.clone(),
                         secret: self.secret.clone(),
                         unshared: UNSHARED_HEADERS.map(|header| headers.get(header).cloned()),
                         trace,
@@ -214,6 +225,7 @@ impl SubgraphClient {
             Sender {
                 http: self.http.clone(),
                 counts: self.counts.clone(),
+                metrics: self.metrics.clone(),
                 secret: self.secret.clone(),
                 unshared: [None, None],
                 trace,
@@ -242,6 +254,7 @@ impl SubgraphClient {
 struct Sender {
     http: reqwest::Client,
     counts: Arc<Mutex<HashMap<String, u64>>>,
+    metrics: Arc<RouterMetrics>,
     secret: Option<HeaderValue>,
     /// Only for requests that are never shared (mutations): [`UNSHARED_HEADERS`].
     unshared: [Option<HeaderValue>; UNSHARED_HEADERS.len()],
@@ -254,6 +267,7 @@ async fn send(
     Sender {
         http,
         counts,
+        metrics,
         secret,
         unshared,
         trace,
@@ -263,11 +277,25 @@ async fn send(
     headers: [Option<HeaderValue>; FORWARDED_HEADERS.len()],
     body: Bytes,
 ) -> RawAnswer {
+    let started = Instant::now();
+    let labels = SubgraphLabels {
+        subgraph: name.clone(),
+    };
+    metrics.subgraph_requests.get_or_create(&labels).inc();
     *counts
         .lock()
         .expect("counter lock is never poisoned")
         .entry(name)
         .or_default() += 1;
+    let failed = |reason: Failure| {
+        metrics
+            .subgraph_errors
+            .get_or_create(&SubgraphErrorLabels {
+                subgraph: labels.subgraph.clone(),
+                reason,
+            })
+            .inc();
+    };
     let mut request = http
         .post(url)
         .header("content-type", "application/json")
@@ -293,6 +321,7 @@ async fn send(
         }
     }
     let response = request.body(body).send().await.map_err(|e| {
+        failed(Failure::transport);
         if e.is_timeout() {
             "timed out".to_owned()
         } else if e.is_connect() {
@@ -302,10 +331,17 @@ async fn send(
         }
     })?;
     let status = response.status();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| format!("cannot read the response: {e}"))?;
+    let bytes = response.bytes().await.map_err(|e| {
+        failed(Failure::transport);
+        format!("cannot read the response: {e}")
+    })?;
+    if !status.is_success() {
+        failed(Failure::http_status);
+    }
+    metrics
+        .subgraph_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
     Ok((status, bytes))
 }
 

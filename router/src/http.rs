@@ -5,13 +5,17 @@
 //! module alone turns the pipeline's answer or [`RequestError`](crate::error::RequestError) into an
 //! HTTP response, with the status GraphQL-over-HTTP gives it for the client's media type.
 
-use std::{io::Read as _, net::SocketAddr, sync::Arc};
+use std::{
+    io::Read as _,
+    net::SocketAddr,
+    sync::{atomic::AtomicI64, Arc},
+};
 
 use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, ConnectInfo, DefaultBodyLimit, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri},
-    response::{IntoResponse, Response},
+    response::Response,
     routing::get,
     Extension, Router as Routes,
 };
@@ -19,7 +23,10 @@ use taproom_http::{
     error_reply, graphql_status, read_request, reply, GraphqlHttpRequest, HttpError, Incoming,
     MediaType,
 };
-use taproom_telemetry::context::{self, request_span};
+use taproom_telemetry::{
+    context::{self, request_span},
+    metrics::Gauge,
+};
 use tower_http::{
     compression::{
         predicate::{NotForContentType, Predicate, SizeAbove},
@@ -180,31 +187,7 @@ fn decoded_body(
 }
 
 async fn metrics(State(router): State<Arc<Router>>) -> Response {
-    let mut text = String::from(
-        "# HELP taproom_router_subgraph_requests_total Requests sent to each subgraph.\n# TYPE taproom_router_subgraph_requests_total counter\n",
-    );
-    let mut counts: Vec<(String, u64)> = router.client.counts().into_iter().collect();
-    counts.sort();
-    for (name, count) in counts {
-        text.push_str(&format!(
-            "taproom_router_subgraph_requests_total{{subgraph=\"{name}\"}} {count}\n"
-        ));
-    }
-    text.push_str(
-        "# HELP taproom_router_subgraph_requests_deduplicated_total Subgraph requests not sent because an identical one was in flight.\n# TYPE taproom_router_subgraph_requests_deduplicated_total counter\n",
-    );
-    let mut saved: Vec<(String, u64)> = router.client.saved().into_iter().collect();
-    saved.sort();
-    for (name, count) in saved {
-        text.push_str(&format!(
-            "taproom_router_subgraph_requests_deduplicated_total{{subgraph=\"{name}\"}} {count}\n"
-        ));
-    }
-    text.push_str(&format!(
-        "# HELP taproom_router_operations_prepared_total Operations parsed, validated and planned (plan cache misses).\n# TYPE taproom_router_operations_prepared_total counter\ntaproom_router_operations_prepared_total {}\n",
-        router.prepared_count()
-    ));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    taproom_telemetry::metrics::response(router.client.metrics.registry())
 }
 
 async fn graphql(
@@ -225,6 +208,7 @@ async fn graphql(
             headers.insert(CLIENT_ADDRESS_HEADER, value);
         }
     }
+    let _active = ActiveRequest::start(&router.client.metrics.active_requests);
     let media = MediaType::negotiate(&headers);
     let body = match decoded_body(&headers, body, options.max_body_bytes) {
         Ok(body) => body,
@@ -272,6 +256,22 @@ async fn graphql(
             crate::json::write_array(&mut body, &bodies);
             reply(media, StatusCode::OK, body)
         }
+    }
+}
+
+/// Counts a client request in `http_server_active_requests` while it lives.
+struct ActiveRequest<'g>(&'g Gauge<i64, AtomicI64>);
+
+impl<'g> ActiveRequest<'g> {
+    fn start(gauge: &'g Gauge<i64, AtomicI64>) -> Self {
+        gauge.inc();
+        ActiveRequest(gauge)
+    }
+}
+
+impl Drop for ActiveRequest<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -41,6 +41,7 @@ pub mod fetch;
 pub mod http;
 mod introspection;
 mod json;
+pub mod metrics;
 mod path;
 pub mod persisted;
 mod pipeline;

@@ -19,7 +19,7 @@
 
 use std::{
     sync::{atomic::Ordering, Arc, RwLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::http::{HeaderMap, StatusCode};
@@ -30,6 +30,7 @@ use crate::{
     error::{Code, RequestError},
     execute::{Execution, MergeGate},
     fetch::SubgraphClient,
+    metrics::{CacheLabels, Found, Outcome},
     persisted::Persisted,
     plan::{Kind, OperationLimits, PlanCache, Prepared},
     response,
@@ -92,6 +93,7 @@ impl Router {
         client: SubgraphClient,
         limits: OperationLimits,
     ) -> Self {
+        client.metrics.supergraph_in_service(&supergraph.sha256());
         Router {
             served: RwLock::new(Served::new(supergraph)),
             client,
@@ -138,6 +140,9 @@ impl Router {
     /// Serves `supergraph` from now on, with an empty plan cache; requests already running finish
     /// with the old one.
     pub fn swap(&self, supergraph: Arc<Supergraph>) {
+        self.client
+            .metrics
+            .supergraph_in_service(&supergraph.sha256());
         *self
             .served
             .write()
@@ -166,12 +171,23 @@ impl Router {
         let query =
             self.persisted
                 .resolve(request.query, request.document_id, request.extensions)?;
-        let prepared = served.plans.get_or_prepare(
-            supergraph,
-            &query,
-            request.operation_name,
-            &self.limits,
-        )?;
+        let looked_up =
+            served
+                .plans
+                .get_or_prepare(supergraph, &query, request.operation_name, &self.limits);
+        let result = match &looked_up {
+            Ok((_, true)) => Found::hit,
+            _ => Found::miss,
+        };
+        let metrics = &self.client.metrics;
+        metrics
+            .plan_cache
+            .get_or_create(&CacheLabels { result })
+            .inc();
+        if result == Found::miss {
+            metrics.prepared.inc();
+        }
+        let (prepared, _) = looked_up?;
         if prepared.introspects_schema && !self.introspection {
             return Err(RequestError::new(
                 StatusCode::BAD_REQUEST,
@@ -201,9 +217,18 @@ impl Router {
         request: GraphqlRequest<'_>,
         headers: &HeaderMap,
     ) -> Result<Vec<u8>, RequestError> {
+        let started = Instant::now();
+        let metrics = &self.client.metrics;
         let served = self.served();
         let supergraph = &served.supergraph;
-        let (prepared, variables) = self.admit(&served, request)?;
+        let (prepared, variables) = match self.admit(&served, request) {
+            Ok(admitted) => admitted,
+            Err(error) => {
+                let seconds = started.elapsed().as_secs_f64();
+                metrics.operation(request.operation_name, Outcome::request_error, seconds);
+                return Err(error);
+            }
+        };
         let bodies = Bodies::default();
         let mut shaped = match &prepared.planned {
             Some((operation, plan)) => {
@@ -223,6 +248,16 @@ impl Router {
                     .execute(part, &variables, &prepared.root),
             );
         }
+        let outcome = if shaped.errors.is_empty() {
+            Outcome::ok
+        } else {
+            Outcome::graphql_errors
+        };
+        metrics.operation(
+            prepared.name.as_deref(),
+            outcome,
+            started.elapsed().as_secs_f64(),
+        );
         let plan = request.want_plan.then(|| match &prepared.planned {
             Some((_, plan)) => format!("{plan}"),
             None => "No subgraph fetches: the router answered this operation itself.".to_owned(),

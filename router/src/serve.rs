@@ -16,6 +16,7 @@ use crate::{
     config::ServeArgs,
     fetch::SubgraphClient,
     http,
+    metrics::{Reload, ReloadLabels},
     persisted::{Persisted, PersistedSettings},
     pipeline::Router,
     plan::OperationLimits,
@@ -215,12 +216,22 @@ async fn poll_subgraphs(
         if sdl == router.supergraph().sdl {
             continue;
         }
+        let reload = |result| {
+            router
+                .client
+                .metrics
+                .reloads
+                .get_or_create(&ReloadLabels { result })
+                .inc();
+        };
         match Supergraph::load(&sdl, &overrides, plan_cache_size) {
             Ok(supergraph) => {
                 router.swap(supergraph);
+                reload(Reload::success);
                 tracing::info!("subgraph schemas changed; new supergraph in service");
             }
             Err(error) => {
+                reload(Reload::failure);
                 tracing::error!(%error, "the new supergraph does not load; keeping the current one")
             }
         }

@@ -48,6 +48,11 @@ pub struct Supergraph {
 }
 
 impl Supergraph {
+    /// The SHA-256 of its SDL, hex: which supergraph is in service (a metrics label).
+    pub fn sha256(&self) -> String {
+        crate::persisted::sha256_hex(&self.sdl)
+    }
+
     /// Loads `sdl`; `url_overrides` replace `@join__graph(url:)` for the named subgraphs.
     pub fn load(
         sdl: &str,

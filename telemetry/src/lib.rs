@@ -8,3 +8,4 @@
 
 pub mod context;
 pub mod logs;
+pub mod metrics;

@@ -120,6 +120,8 @@ pub enum Kind {
 #[derive(Debug)]
 pub struct Prepared {
     pub kind: Kind,
+    /// The operation's name, if it has one (a metrics label).
+    pub name: Option<String>,
     /// The root type its selection starts from (`Query`, `Mutation`, or their renamed types).
     pub root: String,
     pub variables: Vec<Variable>,
@@ -151,20 +153,25 @@ impl PlanCache {
     }
 
     /// The prepared form of `query` for `supergraph` (the supergraph this cache belongs to), from
-    /// the cache or made now.
+    /// the cache (`true`) or made now.
     pub fn get_or_prepare(
         &self,
         supergraph: &Supergraph,
         query: &str,
         operation_name: Option<&str>,
         limits: &OperationLimits,
-    ) -> Result<Arc<Prepared>, PrepareError> {
+    ) -> Result<(Arc<Prepared>, bool), PrepareError> {
         let key = (query.to_owned(), operation_name.map(str::to_owned));
+        // The closure runs for one caller per missing key; the others wait for its result, so
+        // they count as hits.
+        let missed = std::cell::Cell::new(false);
         self.cache
             .try_get_with(key, || {
+                missed.set(true);
                 self.prepared.fetch_add(1, Ordering::Relaxed);
                 prepare(supergraph, query, operation_name, limits).map(Arc::new)
             })
+            .map(|prepared| (prepared, !missed.get()))
             .map_err(|e: Arc<PrepareError>| (*e).clone())
     }
 }
@@ -294,6 +301,7 @@ pub fn prepare(
 
     Ok(Prepared {
         kind,
+        name: self::operation_name(operation).map(str::to_owned),
         root,
         variables: variable_definitions
             .iter()

@@ -320,11 +320,25 @@ impl Authenticator for RemoteAuthenticator {
                 self.cache.insert(key, answer).await;
                 return Ok(answer);
             }
-            // Failures are not cached: only the issuer's answer is.
-            self.cache
-                .try_get_with(key, self.introspect(token))
+            // Failures are not cached: only the issuer's answer is. The lookup that asks the
+            // issuer is the miss; callers that wait for it, and later ones, are hits.
+            let asked = std::sync::atomic::AtomicBool::new(false);
+            let answer = self
+                .cache
+                .try_get_with(key, async {
+                    asked.store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.introspect(token).await
+                })
                 .await
-                .map_err(|e| Unavailable(e.0.clone()))
+                .map_err(|e| Unavailable(e.0.clone()));
+            crate::metrics::metrics().auth_cache(
+                if asked.load(std::sync::atomic::Ordering::Relaxed) {
+                    crate::metrics::CacheResult::miss
+                } else {
+                    crate::metrics::CacheResult::hit
+                },
+            );
+            answer
         })
     }
 }

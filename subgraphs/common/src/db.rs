@@ -177,6 +177,11 @@ impl Db {
     }
 
     /// The backend this handle talks to.
+    /// The pool's connections: (open, idle).
+    pub fn pool_usage(&self) -> (u32, u32) {
+        (self.pool.size(), self.pool.num_idle() as u32)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -293,7 +298,10 @@ mod run {
         E: Executor<'c, Database = Any>,
     {
         count.fetch_add(1, Ordering::Relaxed);
-        query.execute(executor).await
+        let timer = Timer::start(&query);
+        let done = query.execute(executor).await;
+        timer.stop();
+        done
     }
 
     pub async fn fetch_all<'c, E, T: Row>(
@@ -305,8 +313,10 @@ mod run {
         E: Executor<'c, Database = Any>,
     {
         count.fetch_add(1, Ordering::Relaxed);
-        let rows = query.fetch_all(executor).await?;
-        rows.iter().map(T::from_row).collect()
+        let timer = Timer::start(&query);
+        let rows = query.fetch_all(executor).await;
+        timer.stop();
+        rows?.iter().map(T::from_row).collect()
     }
 
     pub async fn fetch_optional<'c, E, T: Row>(
@@ -318,8 +328,10 @@ mod run {
         E: Executor<'c, Database = Any>,
     {
         count.fetch_add(1, Ordering::Relaxed);
-        let row = query.fetch_optional(executor).await?;
-        row.as_ref().map(T::from_row).transpose()
+        let timer = Timer::start(&query);
+        let row = query.fetch_optional(executor).await;
+        timer.stop();
+        row?.as_ref().map(T::from_row).transpose()
     }
 
     pub async fn fetch_one<'c, E, T: Row>(
@@ -331,7 +343,29 @@ mod run {
         E: Executor<'c, Database = Any>,
     {
         count.fetch_add(1, Ordering::Relaxed);
-        T::from_row(&query.fetch_one(executor).await?)
+        let timer = Timer::start(&query);
+        let row = query.fetch_one(executor).await;
+        timer.stop();
+        T::from_row(&row?)
+    }
+
+    /// Times one statement for `db_client_operation_duration_seconds`, by its kind.
+    struct Timer {
+        kind: crate::metrics::StatementKind,
+        started: std::time::Instant,
+    }
+
+    impl Timer {
+        fn start(query: &Statement<'_>) -> Self {
+            Timer {
+                kind: crate::metrics::StatementKind::of(sqlx::Execute::sql(query)),
+                started: std::time::Instant::now(),
+            }
+        }
+
+        fn stop(self) {
+            crate::metrics::metrics().statement(self.kind, self.started.elapsed());
+        }
     }
 }
 

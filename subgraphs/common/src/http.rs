@@ -67,7 +67,10 @@ impl Default for Limits {
 
 /// `/graphql` for `executor` plus `/health` for `db`.
 pub fn graphql_app<E: Executor + Clone>(executor: E, db: Db, limits: Limits) -> Router {
-    let health = Router::new().route("/health", get(health)).with_state(db);
+    let health = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(db);
     let graphql = Router::new()
         .route("/graphql", get(graphql::<E>).post(graphql::<E>))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -77,8 +80,43 @@ pub fn graphql_app<E: Executor + Clone>(executor: E, db: Db, limits: Limits) -> 
         });
     trust::guard(graphql, limits.secret)
         .merge(health)
+        .layer(axum::middleware::from_fn(timed))
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
         .layer(axum::middleware::from_fn(context::middleware))
+}
+
+/// `http_server_request_duration_seconds` of every request, by route.
+async fn timed(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = match request.uri().path() {
+        path @ ("/graphql" | "/health" | "/metrics" | "/auth/introspect") => path.to_owned(),
+        _ => "other".to_owned(),
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::metrics()
+        .requests
+        .get_or_create(&crate::metrics::RouteLabels { http_route: route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: this process's metrics, with the pool's connections read now.
+async fn metrics(State(db): State<Db>) -> Response {
+    let metrics = crate::metrics::metrics();
+    let (size, idle) = db.pool_usage();
+    for (state, count) in [
+        (crate::metrics::ConnectionState::idle, idle),
+        (
+            crate::metrics::ConnectionState::used,
+            size.saturating_sub(idle),
+        ),
+    ] {
+        metrics
+            .connections
+            .get_or_create(&crate::metrics::PoolLabels { state })
+            .set(i64::from(count));
+    }
+    taproom_telemetry::metrics::response(metrics.registry())
 }
 
 async fn health(State(db): State<Db>) -> Response {

@@ -11,6 +11,7 @@
 //! - [`http`]: the HTTP shell around an async-graphql schema: GraphQL-over-HTTP for GET and POST,
 //!   body and depth limits, `/health`, graceful shutdown.
 //! - [`limits`]: the router's limits on documents (depth, aliases, fields, repeated directives).
+//! - [`metrics`]: the subgraph's `/metrics`: requests, SQL statements by kind, the pool, the token cache.
 //! - [`memo`]: a subtree that the same request reaches many times for the same entity, resolved once.
 //! - [`money`]: the contract's `Decimal` scalar over exact integer cents.
 //! - [`paging`]: Relay-style pages: cursors, the page bound and the shared `PageInfo`.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod memo;
+pub mod metrics;
 pub mod money;
 pub mod paging;
 pub mod service;

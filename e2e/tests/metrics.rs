@@ -1,0 +1,97 @@
+//! The router's `/metrics` after known traffic through the federation: every family is there and
+//! counts what happened (operations by name and outcome, plan cache hits and misses, subgraph
+//! requests and failures, the supergraph in service, no request left active).
+
+use serde_json::json;
+use taproom_e2e::Federation;
+
+/// The value of the series `series` (name and labels exactly as written) in a `/metrics` text.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn router_metrics_count_the_traffic() {
+    let mut f = Federation::start().await;
+    for _ in 0..3 {
+        f.gql(
+            "query Page { beers(first: 2) { totalCount } }",
+            json!({}),
+            None,
+        )
+        .await;
+    }
+    f.gql("query Broken { noSuchField }", json!({}), None).await;
+    f.stop_beers().await;
+    let partial = f
+        .gql(
+            r#"query One { beer(sku: "123456") { name } }"#,
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        partial["errors"][0]["extensions"]["code"],
+        "SUBGRAPH_REQUEST_FAILED"
+    );
+
+    let metrics = f.state.client.metrics.clone();
+    let text = taproom_telemetry::metrics::render(metrics.registry());
+    let count =
+        |series: &str| value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert_eq!(
+        count(
+            r#"http_server_request_duration_seconds_count{graphql_operation_name="Page",outcome="ok"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        count(
+            r#"http_server_request_duration_seconds_count{graphql_operation_name="One",outcome="graphql_errors"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(
+            r#"http_server_request_duration_seconds_count{graphql_operation_name="anonymous",outcome="request_error"}"#
+        ),
+        1.0,
+        "a refused operation is counted before it has a name"
+    );
+    assert_eq!(
+        count(r#"taproom_router_plan_cache_requests_total{result="hit"}"#),
+        2.0
+    );
+    assert_eq!(
+        count(r#"taproom_router_plan_cache_requests_total{result="miss"}"#),
+        3.0
+    );
+    assert_eq!(count("taproom_router_operations_prepared_total"), 3.0);
+    assert_eq!(
+        count(r#"taproom_router_subgraph_requests_total{subgraph="beers"}"#),
+        4.0
+    );
+    assert_eq!(
+        count(r#"taproom_router_subgraph_errors_total{subgraph="beers",reason="transport"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"http_client_request_duration_seconds_count{subgraph="beers"}"#),
+        3.0,
+        "answers only"
+    );
+    assert_eq!(count("http_server_active_requests"), 0.0);
+    let sha256 = f.state.supergraph().sha256();
+    assert_eq!(
+        count(&format!(
+            r#"taproom_router_supergraph_info{{sha256="{sha256}"}}"#
+        )),
+        1.0
+    );
+    // Labels stay bounded: no query text, no variables, no user ids.
+    assert!(
+        !text.contains("noSuchField") && !text.contains("123456"),
+        "{text}"
+    );
+}
