@@ -133,10 +133,20 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(|| random_hex(16), str::to_owned)
 }
 
+/// The ids of the request being served, for the requests it sends on.
+#[derive(Debug, Clone)]
+struct Current {
+    request_id: String,
+    trace: TraceContext,
+}
+
+tokio::task_local! {
+    static CURRENT: Current;
+}
+
 /// Middleware for every server: gives the request its ids (continuing the caller's trace and
-/// request id when valid), leaves them in the request's headers for the handler and for the
-/// requests it sends on (a `traceparent` with a span of its own), and echoes the request id on the
-/// response.
+/// request id when valid), leaves them in the request's headers for the handler and, for the
+/// requests it sends on, in [`outgoing`]; echoes the request id on the response.
 pub async fn middleware(mut request: Request, next: Next) -> Response {
     let headers = request.headers_mut();
     let id = request_id(headers);
@@ -144,15 +154,32 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         .unwrap_or_else(TraceContext::start)
         .child();
     // Both are plain ASCII by construction.
-    let id = HeaderValue::from_str(&id).expect("a request id is visible ASCII");
-    headers.insert(REQUEST_ID, id.clone());
+    let value = HeaderValue::from_str(&id).expect("a request id is visible ASCII");
+    headers.insert(REQUEST_ID, value.clone());
     headers.insert(
         TRACEPARENT,
         HeaderValue::from_str(&trace.header_value()).expect("a traceparent is visible ASCII"),
     );
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(REQUEST_ID, id);
+    let current = Current {
+        request_id: id,
+        trace,
+    };
+    let mut response = CURRENT.scope(current, next.run(request)).await;
+    response.headers_mut().insert(REQUEST_ID, value);
     response
+}
+
+/// The headers a request sent while serving another carries: the served request's id and a child
+/// of its trace context. None outside a request ([`middleware`]) or in a task spawned from it.
+pub fn outgoing() -> Vec<(&'static str, String)> {
+    CURRENT
+        .try_with(|current| {
+            vec![
+                (TRACEPARENT, current.trace.child().header_value()),
+                (REQUEST_ID, current.request_id.clone()),
+            ]
+        })
+        .unwrap_or_default()
 }
 
 /// The span of one request, for `tower_http`'s `TraceLayer::make_span_with`: method, path, and the

@@ -283,6 +283,9 @@ impl RemoteAuthenticator {
 
     async fn introspect(&self, token: &str) -> Result<Option<Caller>, Unavailable> {
         let mut request = self.client.post(&self.url).bearer_auth(token);
+        for (header, value) in taproom_telemetry::context::outgoing() {
+            request = request.header(header, value);
+        }
         if let Some(secret) = &self.secret {
             request = request.header(SECRET_HEADER, secret.header_value());
         }

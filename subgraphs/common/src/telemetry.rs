@@ -1,3 +1,7 @@
-//! Logging setup shared by the services' `main`s: `taproom-telemetry`'s, re-exported.
+//! Logging setup shared by the services' `main`s, and the ids a request sends on: `taproom-telemetry`'s,
+//! re-exported.
 
-pub use taproom_telemetry::logs::{init, LogArgs, LogFormat};
+pub use taproom_telemetry::{
+    context::outgoing,
+    logs::{init, LogArgs, LogFormat},
+};

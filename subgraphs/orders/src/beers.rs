@@ -90,6 +90,9 @@ impl BeersClient {
         variables: serde_json::Value,
     ) -> Result<Option<D>, Error> {
         let mut request = self.http.post(&self.url);
+        for (header, value) in taproom_common::telemetry::outgoing() {
+            request = request.header(header, value);
+        }
         if let Some(secret) = &self.secret {
             request = request.header(SECRET_HEADER, secret.header_value());
         }

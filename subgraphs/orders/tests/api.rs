@@ -1150,3 +1150,60 @@ test_on_both_databases!(
     batches_cost_one_statement_each,
     user_orders_are_private,
 );
+
+/// The orders subgraph's call to beers carries the served request's trace id (a span of its own)
+/// and its request id, so one client request is one trace id in every service's log lines.
+#[tokio::test]
+async fn calls_to_beers_carry_the_requests_trace_and_id() {
+    use axum::{
+        body::Body,
+        http::{header, HeaderMap, Request},
+        routing::post,
+    };
+    let seen: Arc<std::sync::Mutex<Vec<HeaderMap>>> = Arc::default();
+    let record = seen.clone();
+    let fake_beers = Router::new().route(
+        "/graphql",
+        post(move |headers: HeaderMap| {
+            let record = record.clone();
+            async move {
+                record.lock().expect("lock").push(headers);
+                axum::Json(json!({ "data": { "beer": { "id": "1", "name": "Бургаско", "price": "1.19", "available": true } } }))
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
+    tokio::spawn(async move { axum::serve(listener, fake_beers).await });
+    let test_db = TestDb::sqlite().await;
+    let t = TestApp::with_beers(&test_db, url, TestDb::sqlite().await).await;
+    let body = json!({ "query": r#"mutation { addToOrder(sku: "123456", quantity: 1) { id } }"# });
+    let answer = taproom_common::testing::send(
+        &t.app,
+        Request::post("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, "Bearer customer")
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .header("x-request-id", "cart-7")
+            .body(Body::from(body.to_string()))
+            .expect("a request"),
+    )
+    .await;
+    assert!(
+        answer.body["data"]["addToOrder"]["id"].is_string(),
+        "{:?}",
+        answer.body
+    );
+    let seen = seen.lock().expect("lock");
+    let headers = seen.first().expect("beers was asked");
+    let traceparent = headers["traceparent"].to_str().expect("ascii");
+    assert!(
+        traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+            && !traceparent.contains("00f067aa0ba902b7"),
+        "{traceparent}"
+    );
+    assert_eq!(headers["x-request-id"], "cart-7");
+}
