@@ -23,6 +23,10 @@ async fn router_metrics_count_the_traffic() {
         .await;
     }
     f.gql("query Broken { noSuchField }", json!({}), None).await;
+    // Not GraphQL requests at all, and a batch with one member that is not: refused operations too.
+    f.post_bytes(b"{ not json".to_vec(), None).await;
+    f.post(json!([{ "query": "{ __typename }" }, 7]), None)
+        .await;
     f.stop_beers().await;
     let partial = f
         .gql(
@@ -56,8 +60,15 @@ async fn router_metrics_count_the_traffic() {
         count(
             r#"http_server_request_duration_seconds_count{graphql_operation_name="anonymous",outcome="request_error"}"#
         ),
+        3.0,
+        "refused operations are counted before they have a name: Broken, the bad body, the bad member"
+    );
+    assert_eq!(
+        count(
+            r#"http_server_request_duration_seconds_count{graphql_operation_name="anonymous",outcome="ok"}"#
+        ),
         1.0,
-        "a refused operation is counted before it has a name"
+        "the batch's good member"
     );
     assert_eq!(
         count(r#"taproom_router_plan_cache_requests_total{result="hit"}"#),
@@ -65,9 +76,9 @@ async fn router_metrics_count_the_traffic() {
     );
     assert_eq!(
         count(r#"taproom_router_plan_cache_requests_total{result="miss"}"#),
-        3.0
+        4.0
     );
-    assert_eq!(count("taproom_router_operations_prepared_total"), 3.0);
+    assert_eq!(count("taproom_router_operations_prepared_total"), 4.0);
     assert_eq!(
         count(r#"taproom_router_subgraph_requests_total{subgraph="beers"}"#),
         4.0

@@ -148,4 +148,27 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
         json!({ "data": { "world": "earth", "beer": { "sku": "123457", "name": "Загорка" } } }),
         "a schema that does not compose is refused; the last good one keeps serving"
     );
+    // One reload put in service, one refused: counted once though several polls saw it.
+    let metrics = reqwest::get(url.replace("/graphql", "/metrics"))
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    for (series, expected) in [
+        (
+            r#"taproom_router_supergraph_reloads_total{result="success"} "#,
+            "1",
+        ),
+        (
+            r#"taproom_router_supergraph_reloads_total{result="failure"} "#,
+            "1",
+        ),
+    ] {
+        let value = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series))
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"));
+        assert_eq!(value, expected, "{series}");
+    }
 }

@@ -38,6 +38,7 @@ use tower_http::{
 use crate::{
     error::{errors_body, Code, GraphqlError, RequestError},
     fetch::{BATCH_HEADER, CLIENT_ADDRESS_HEADER},
+    metrics::Outcome,
     pipeline::{GraphqlRequest, Router},
 };
 
@@ -129,7 +130,10 @@ pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
                     header::AUTHORIZATION,
                     header::ACCEPT,
                     header::HeaderName::from_static(QUERY_PLAN_HEADER),
-                ]),
+                    header::HeaderName::from_static(context::REQUEST_ID),
+                    header::HeaderName::from_static(context::TRACEPARENT),
+                ])
+                .expose_headers([header::HeaderName::from_static(context::REQUEST_ID)]),
         )
     }
 }
@@ -210,13 +214,23 @@ async fn graphql(
     }
     let _active = ActiveRequest::start(&router.client.metrics.active_requests);
     let media = MediaType::negotiate(&headers);
+    let started = std::time::Instant::now();
+    let refused = |error: &HttpError| {
+        // A request that is not a GraphQL request at all counts as one refused operation.
+        router.client.metrics.operation(
+            None,
+            Outcome::request_error,
+            started.elapsed().as_secs_f64(),
+        );
+        error_reply(media, error)
+    };
     let body = match decoded_body(&headers, body, options.max_body_bytes) {
         Ok(body) => body,
-        Err(error) => return error_reply(media, &error),
+        Err(error) => return refused(&error),
     };
     let incoming = match read_request(&method, &uri, &headers, body, options.max_batch_size) {
         Ok(incoming) => incoming,
-        Err(error) => return error_reply(media, &error),
+        Err(error) => return refused(&error),
     };
     let want_plan = options.query_plan_header
         && headers
@@ -246,6 +260,11 @@ async fn graphql(
                         Err(error) => errors_body(&error.errors),
                     },
                     Err(error) => {
+                        router.client.metrics.operation(
+                            None,
+                            Outcome::request_error,
+                            started.elapsed().as_secs_f64(),
+                        );
                         errors_body(&[GraphqlError::new(Code::BadRequest, error.message.clone())])
                     }
                 }

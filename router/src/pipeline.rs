@@ -175,9 +175,11 @@ impl Router {
             served
                 .plans
                 .get_or_prepare(supergraph, &query, request.operation_name, &self.limits);
+        // A caller that waited for another's preparing (of the same text) shared its work: a hit.
         let result = match &looked_up {
+            Ok((_, false)) => Found::miss,
             Ok((_, true)) => Found::hit,
-            _ => Found::miss,
+            Err(_) => Found::miss,
         };
         let metrics = &self.client.metrics;
         metrics
@@ -225,7 +227,8 @@ impl Router {
             Ok(admitted) => admitted,
             Err(error) => {
                 let seconds = started.elapsed().as_secs_f64();
-                metrics.operation(request.operation_name, Outcome::request_error, seconds);
+                // Before it is prepared, the name is only what the client claims: not a label.
+                metrics.operation(None, Outcome::request_error, seconds);
                 return Err(error);
             }
         };

@@ -192,6 +192,14 @@ async fn watch_manifest(router: Arc<Router>) {
     }
 }
 
+/// Compares subgraph SDLs by name and text.
+fn same_sdls(a: &[SubgraphSdl], b: &[SubgraphSdl]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(a, b)| a.name == b.name && a.sdl == b.sdl)
+}
+
 /// Re-fetches the subgraphs' SDLs every `interval`; swaps in a new supergraph only if it composes and
 /// loads, and keeps serving the old one otherwise.
 async fn poll_subgraphs(
@@ -204,35 +212,60 @@ async fn poll_subgraphs(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.tick().await;
+    let reload = |result| {
+        router
+            .client
+            .metrics
+            .reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
+    };
+    // The subgraph SDLs last refused, so one refused change counts once, not at every poll.
+    let mut refused: Option<Vec<SubgraphSdl>> = None;
     loop {
         ticker.tick().await;
-        let sdl = match compose_live(&http, &subgraphs).await {
-            Ok(sdl) => sdl,
-            Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), "schema poll failed; keeping the current supergraph");
-                continue;
+        let mut sdls = Vec::new();
+        let mut fetched = true;
+        for (name, url) in &subgraphs {
+            match fetch_sdl(&http, name, url).await {
+                Ok(sdl) => sdls.push(SubgraphSdl {
+                    name: name.clone(),
+                    url: url.clone(),
+                    sdl,
+                }),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "schema poll failed; keeping the current supergraph");
+                    fetched = false;
+                    break;
+                }
             }
-        };
-        if sdl == router.supergraph().sdl {
+        }
+        if !fetched || refused.as_ref().is_some_and(|r| same_sdls(r, &sdls)) {
             continue;
         }
-        let reload = |result| {
-            router
-                .client
-                .metrics
-                .reloads
-                .get_or_create(&ReloadLabels { result })
-                .inc();
-        };
-        match Supergraph::load(&sdl, &overrides, plan_cache_size) {
-            Ok(supergraph) => {
+        let loaded = compose::compose(&sdls)
+            .map_err(|e| e.to_string())
+            .and_then(|sdl| {
+                if sdl == router.supergraph().sdl {
+                    Ok(None)
+                } else {
+                    Supergraph::load(&sdl, &overrides, plan_cache_size)
+                        .map(Some)
+                        .map_err(|e| e.to_string())
+                }
+            });
+        match loaded {
+            Ok(None) => refused = None,
+            Ok(Some(supergraph)) => {
                 router.swap(supergraph);
                 reload(Reload::success);
+                refused = None;
                 tracing::info!("subgraph schemas changed; new supergraph in service");
             }
             Err(error) => {
                 reload(Reload::failure);
-                tracing::error!(%error, "the new supergraph does not load; keeping the current one")
+                refused = Some(sdls);
+                tracing::error!(%error, "the changed subgraph schemas do not compose or load; keeping the current supergraph")
             }
         }
     }

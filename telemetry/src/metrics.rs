@@ -39,8 +39,11 @@ pub fn response(registry: &Registry) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(registry)).into_response()
 }
 
+/// The longest label value [`BoundedValues`] keeps; a longer one is `other`.
+pub const MAX_LABEL_CHARS: usize = 100;
+
 /// Label values a client chooses (operation names), kept bounded: the first `max` distinct values
-/// are labels of their own, every later one is `other`.
+/// of at most [`MAX_LABEL_CHARS`] characters are labels of their own, every other one is `other`.
 pub struct BoundedValues {
     seen: Mutex<HashSet<String>>,
     max: usize,
@@ -57,6 +60,9 @@ impl BoundedValues {
 
     /// The label for `value`.
     pub fn label(&self, value: &str) -> String {
+        if value.chars().count() > MAX_LABEL_CHARS {
+            return "other".to_owned();
+        }
         let mut seen = self
             .seen
             .lock()
@@ -83,6 +89,8 @@ mod tests {
         assert_eq!(values.label("b"), "b");
         assert_eq!(values.label("c"), "other");
         assert_eq!(values.label("a"), "a");
+        let values = BoundedValues::new(10);
+        assert_eq!(values.label(&"n".repeat(101)), "other");
     }
 
     #[test]

@@ -334,13 +334,13 @@ impl Authenticator for RemoteAuthenticator {
                 })
                 .await
                 .map_err(|e| Unavailable(e.0.clone()));
-            crate::metrics::metrics().auth_cache(
-                if asked.load(std::sync::atomic::Ordering::Relaxed) {
-                    crate::metrics::CacheResult::miss
-                } else {
-                    crate::metrics::CacheResult::hit
-                },
-            );
+            // Waiting for a check that failed got no answer from the cache either: a miss.
+            let missed = asked.load(std::sync::atomic::Ordering::Relaxed) || answer.is_err();
+            crate::metrics::metrics().auth_cache(if missed {
+                crate::metrics::CacheResult::miss
+            } else {
+                crate::metrics::CacheResult::hit
+            });
             answer
         })
     }

@@ -176,12 +176,12 @@ impl Db {
         }
     }
 
-    /// The backend this handle talks to.
     /// The pool's connections: (open, idle).
     pub fn pool_usage(&self) -> (u32, u32) {
         (self.pool.size(), self.pool.num_idle() as u32)
     }
 
+    /// The backend this handle talks to.
     pub fn backend(&self) -> Backend {
         self.backend
     }

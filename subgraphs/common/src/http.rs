@@ -67,6 +67,17 @@ impl Default for Limits {
 
 /// `/graphql` for `executor` plus `/health` for `db`.
 pub fn graphql_app<E: Executor + Clone>(executor: E, db: Db, limits: Limits) -> Router {
+    graphql_app_with(executor, db, limits, Router::new())
+}
+
+/// [`graphql_app`] plus a service's own routes (`extra`), which get the same request span, ids
+/// and metrics.
+pub fn graphql_app_with<E: Executor + Clone>(
+    executor: E,
+    db: Db,
+    limits: Limits,
+    extra: Router,
+) -> Router {
     let health = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -80,6 +91,7 @@ pub fn graphql_app<E: Executor + Clone>(executor: E, db: Db, limits: Limits) -> 
         });
     trust::guard(graphql, limits.secret)
         .merge(health)
+        .merge(extra)
         .layer(axum::middleware::from_fn(timed))
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
         .layer(axum::middleware::from_fn(context::middleware))

@@ -163,6 +163,7 @@ macro_rules! test_on_both_databases {
 pub struct HttpAnswer {
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: axum::http::HeaderMap,
     pub body: Value,
 }
 
@@ -180,6 +181,7 @@ pub async fn send(app: &Router, request: Request<Body>) -> HttpAnswer {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let headers = response.headers().clone();
     let bytes = response
         .into_body()
         .collect()
@@ -191,6 +193,7 @@ pub async fn send(app: &Router, request: Request<Body>) -> HttpAnswer {
     HttpAnswer {
         status,
         content_type,
+        headers,
         body,
     }
 }

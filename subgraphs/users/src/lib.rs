@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use taproom_common::{
     auth::{Authenticator, BoxFuture, Caller, Credentials, Freshness, Introspection, Unavailable},
     db::Db,
-    http::{graphql_app, Limits},
+    http::{graphql_app_with, Limits},
     service, trust,
 };
 use tokio::net::TcpListener;
@@ -91,7 +91,7 @@ pub fn app(state: AppState, limits: Limits) -> Router {
         .route("/auth/introspect", post(introspect))
         .with_state(state.clone());
     let introspect = trust::guard(introspect, limits.secret.clone());
-    graphql_app(schema::schema(state.clone()), state.db, limits).merge(introspect)
+    graphql_app_with(schema::schema(state.clone()), state.db, limits, introspect)
 }
 
 /// `POST /auth/introspect` with `Authorization: Bearer <token>`: whether the token is valid now, and

@@ -207,6 +207,24 @@ async fn admins_page_every_account(test_db: TestDb) {
     );
 }
 
+/// `/auth/introspect` is served like `/graphql`: in the request's span, its request id echoed.
+async fn token_checks_echo_the_request_id(test_db: TestDb) {
+    let t = TestApp::start(&test_db).await;
+    let (token, _) = t.register("checker").await;
+    let answer = send(
+        &t.app,
+        Request::post("/auth/introspect")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("x-request-id", "check-1")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["active"], json!(true));
+    assert_eq!(answer.headers["x-request-id"], "check-1");
+}
+
 /// The original app's login scenario.
 async fn login_scenario(test_db: TestDb) {
     let t = TestApp::start(&test_db).await;
@@ -808,6 +826,7 @@ async fn migrations_are_idempotent(test_db: TestDb) {
 }
 
 test_on_both_databases!(
+    token_checks_echo_the_request_id,
     admins_page_every_account,
     login_scenario,
     login_failures_are_indistinguishable,
