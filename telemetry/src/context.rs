@@ -40,11 +40,17 @@ fn is_hex_id(text: &str, len: usize) -> bool {
         && text.bytes().any(|b| b != b'0')
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut rng = rand::thread_rng();
-    (0..bytes)
-        .map(|_| format!("{:02x}", rng.gen::<u8>()))
-        .collect()
+/// A random trace id (also a made request id): 32 hex digits, never all zero (the spec's invalid
+/// value).
+fn random_trace_id() -> String {
+    let id: u128 = rand::thread_rng().gen_range(1..=u128::MAX);
+    format!("{id:032x}")
+}
+
+/// A random span id: 16 hex digits, never all zero.
+fn random_span_id() -> String {
+    let id: u64 = rand::thread_rng().gen_range(1..=u64::MAX);
+    format!("{id:016x}")
 }
 
 impl TraceContext {
@@ -79,8 +85,8 @@ impl TraceContext {
     /// A new trace, sampled.
     pub fn start() -> Self {
         TraceContext {
-            trace_id: random_hex(16),
-            span_id: random_hex(8),
+            trace_id: random_trace_id(),
+            span_id: random_span_id(),
             sampled: true,
         }
     }
@@ -89,7 +95,7 @@ impl TraceContext {
     pub fn child(&self) -> Self {
         TraceContext {
             trace_id: self.trace_id.clone(),
-            span_id: random_hex(8),
+            span_id: random_span_id(),
             sampled: self.sampled,
         }
     }
@@ -130,7 +136,7 @@ pub fn request_id(headers: &HeaderMap) -> String {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
         })
-        .map_or_else(|| random_hex(16), str::to_owned)
+        .map_or_else(random_trace_id, str::to_owned)
 }
 
 /// The ids of the request being served, for the requests it sends on.
