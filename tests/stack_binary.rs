@@ -518,8 +518,7 @@ fn prometheus_value(port: u16, query: &str) -> Option<f64> {
 }
 
 /// The `q` quantile of the histogram `name` (the series whose labels include `selector`) in a
-/// `/metrics` text, computed as Prometheus's `histogram_quantile` does: linear within the bucket
-/// that holds the rank.
+/// `/metrics` text, computed as Prometheus's `histogram_quantile` does.
 fn quantile_from_text(text: &str, name: &str, selector: &str, q: f64) -> f64 {
     let mut buckets: Vec<(f64, f64)> = text
         .lines()
@@ -542,19 +541,7 @@ fn quantile_from_text(text: &str, name: &str, selector: &str, q: f64) -> f64 {
         })
         .collect();
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total = buckets.last().expect("buckets").1;
-    let rank = q * total;
-    let (mut lower, mut below) = (0.0, 0.0);
-    for (upper, count) in buckets {
-        if count >= rank {
-            if upper.is_infinite() {
-                return lower;
-            }
-            return lower + (upper - lower) * (rank - below) / (count - below);
-        }
-        (lower, below) = (upper, count);
-    }
-    unreachable!("the +Inf bucket holds every observation")
+    taproom_telemetry::metrics::quantile(&buckets, q).expect("observations")
 }
 
 /// Debian's Prometheus scrapes the router and the three subgraphs of a running stack while the test

@@ -106,3 +106,37 @@ async fn router_metrics_count_the_traffic() {
         "{text}"
     );
 }
+
+/// `/dashboard` charts each subgraph's rate, p95 and failures between the router's samples.
+#[tokio::test]
+async fn the_dashboard_charts_each_subgraph_between_samples() {
+    let mut f = Federation::start().await;
+    let history = &f.state.client.metrics.history;
+    history.sample(&f.state);
+    for _ in 0..4 {
+        f.gql("{ beers(first: 1) { totalCount } }", json!({}), None)
+            .await;
+    }
+    f.stop_beers().await;
+    f.gql(r#"{ beer(sku: "123456") { name } }"#, json!({}), None)
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let history = &f.state.client.metrics.history;
+    history.sample(&f.state);
+    let response = reqwest::get(f.router.graphql_url().replace("/graphql", "/dashboard"))
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("default-src 'none'"));
+    let page = response.text().await.expect("html");
+    assert!(page.contains("<h2>beers</h2>"), "{page}");
+    assert!(page.contains("<polyline"), "{page}");
+    assert!(page.contains("failures: 1.0 per 5 s"), "{page}");
+    assert!(
+        !page.contains("requests: 0.0 /s"),
+        "five beers requests in the interval: {page}"
+    );
+}

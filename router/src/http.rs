@@ -100,7 +100,9 @@ pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
             .route("/playground/{file}", get(crate::playground::asset));
     }
     if options.metrics {
-        routes = routes.route("/metrics", get(metrics));
+        routes = routes
+            .route("/metrics", get(metrics))
+            .route("/dashboard", get(crate::dashboard::handler));
     }
     let compress = CompressionLayer::new()
         .gzip(true)
@@ -142,6 +144,8 @@ pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
 pub fn metrics_routes(router: Arc<Router>) -> Routes {
     Routes::new()
         .route("/metrics", get(metrics))
+        .route("/dashboard", get(crate::dashboard::handler))
+        .route("/", get(crate::dashboard::handler))
         .route("/health", get(|| async { "ok" }))
         .with_state(router)
 }

@@ -36,6 +36,7 @@ mod ast;
 mod body;
 mod cli;
 pub mod config;
+pub mod dashboard;
 mod execute;
 pub mod fetch;
 pub mod http;

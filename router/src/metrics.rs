@@ -111,6 +111,8 @@ pub struct RouterMetrics {
     /// `taproom_router_supergraph_info{sha256}`: 1 for the supergraph in service.
     pub supergraph: Family<SupergraphLabels, Gauge<i64, AtomicI64>>,
     operation_names: BoundedValues,
+    /// Samples for the dashboard ([`crate::dashboard`]).
+    pub history: crate::dashboard::History,
 }
 
 impl Default for RouterMetrics {
@@ -191,6 +193,7 @@ impl Default for RouterMetrics {
             reloads,
             supergraph,
             operation_names: BoundedValues::new(MAX_OPERATION_NAMES),
+            history: crate::dashboard::History::default(),
         }
     }
 }

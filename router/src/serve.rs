@@ -130,6 +130,7 @@ pub async fn serve(
     if router.persisted.watches_a_file() {
         tokio::spawn(watch_manifest(router.clone()));
     }
+    tokio::spawn(crate::dashboard::sample_forever(router.clone()));
     if !live.is_empty() {
         tokio::spawn(poll_subgraphs(
             router.clone(),

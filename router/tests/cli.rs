@@ -108,7 +108,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `--metrics-listen` moves `/metrics` to its own address; `--no-playground` removes `/`.
+/// `--metrics-listen` moves `/metrics` and the dashboard to its own address; `--no-playground` removes `/`.
 #[tokio::test]
 async fn metrics_can_move_to_their_own_address() {
     let (main, metrics) = (free_port(), free_port());
@@ -138,6 +138,12 @@ async fn metrics_can_move_to_their_own_address() {
         .expect("text")
         .contains("taproom_router_operations_prepared_total"));
     assert_eq!(get(main, "/metrics").await.expect("answers").status(), 404);
+    // The dashboard moves with the metrics, and is the metrics address's front page.
+    assert_eq!(get(metrics, "/").await.expect("answers").status(), 200);
+    assert_eq!(
+        get(main, "/dashboard").await.expect("answers").status(),
+        404
+    );
     assert_eq!(get(main, "/").await.expect("answers").status(), 404);
     child.kill().await.ok();
 }

@@ -39,6 +39,28 @@ pub fn response(registry: &Registry) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(registry)).into_response()
 }
 
+/// The `q` quantile of a histogram given as `(upper bound, cumulative count)` buckets in
+/// ascending order, the last `+Inf`: what Prometheus's `histogram_quantile` computes, linear within
+/// the bucket that holds the rank. `None` without observations.
+pub fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for &(upper, count) in buckets {
+        if count >= rank {
+            if upper.is_infinite() {
+                return Some(lower);
+            }
+            return Some(lower + (upper - lower) * (rank - below) / (count - below));
+        }
+        (lower, below) = (upper, count);
+    }
+    Some(lower)
+}
+
 /// The longest label value [`BoundedValues`] keeps; a longer one is `other`.
 pub const MAX_LABEL_CHARS: usize = 100;
 
@@ -91,6 +113,15 @@ mod tests {
         assert_eq!(values.label("a"), "a");
         let values = BoundedValues::new(10);
         assert_eq!(values.label(&"n".repeat(101)), "other");
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_their_bucket() {
+        let buckets = [(0.1, 50.0), (0.2, 90.0), (f64::INFINITY, 100.0)];
+        assert_eq!(quantile(&buckets, 0.5), Some(0.1));
+        assert!((quantile(&buckets, 0.7).expect("a value") - 0.15).abs() < 1e-12);
+        assert_eq!(quantile(&buckets, 0.99), Some(0.2));
+        assert_eq!(quantile(&[(f64::INFINITY, 0.0)], 0.5), None);
     }
 
     #[test]
