@@ -112,7 +112,9 @@ async fn router_metrics_count_the_traffic() {
 async fn the_dashboard_charts_each_subgraph_between_samples() {
     let mut f = Federation::start().await;
     let history = &f.state.client.metrics.history;
-    history.sample(&f.state);
+    history.sample(&taproom_telemetry::metrics::render(
+        f.state.client.metrics.registry(),
+    ));
     for _ in 0..4 {
         f.gql("{ beers(first: 1) { totalCount } }", json!({}), None)
             .await;
@@ -122,7 +124,9 @@ async fn the_dashboard_charts_each_subgraph_between_samples() {
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let history = &f.state.client.metrics.history;
-    history.sample(&f.state);
+    history.sample(&taproom_telemetry::metrics::render(
+        f.state.client.metrics.registry(),
+    ));
     let response = reqwest::get(f.router.graphql_url().replace("/graphql", "/dashboard"))
         .await
         .expect("answers");

@@ -1,6 +1,8 @@
 //! A look for people: `GET /dashboard` (and `/` of the `--metrics-listen` address) charts each
 //! subgraph's request rate, p95 latency and failures over the last minutes, from the router's own
 //! metrics, sampled every [`SAMPLE_EVERY`]. Drawn on the server as SVG; the page reloads itself.
+//! A leaf: it reads the metrics' text, so it knows nothing of the router (`http` serves the page,
+//! `serve` samples).
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -8,15 +10,6 @@ use std::{
     sync::Mutex,
     time::{Duration, Instant},
 };
-
-use axum::{
-    extract::State,
-    http::header,
-    response::{IntoResponse, Response},
-};
-use std::sync::Arc;
-
-use crate::pipeline::Router;
 
 /// How often the router samples its metrics for the dashboard.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -89,14 +82,13 @@ struct Point {
 }
 
 impl History {
-    /// Records the router's metrics now.
-    pub fn sample(&self, router: &Router) {
-        let text = taproom_telemetry::metrics::render(router.client.metrics.registry());
+    /// Records the router's metrics now, from their text (`/metrics`).
+    pub fn sample(&self, metrics_text: &str) {
         let mut samples = self
             .samples
             .lock()
             .expect("the history lock is never poisoned");
-        samples.push_back((Instant::now(), totals(&text)));
+        samples.push_back((Instant::now(), totals(metrics_text)));
         while samples.len() > KEEP + 1 {
             samples.pop_front();
         }
@@ -202,29 +194,8 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// `GET /dashboard`.
-pub async fn handler(State(router): State<Arc<Router>>) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'",
-            ),
-        ],
-        page(&router.client.metrics.history),
-    )
-        .into_response()
-}
-
-/// Samples the router's metrics every [`SAMPLE_EVERY`], for ever.
-pub async fn sample_forever(router: Arc<Router>) {
-    let mut ticker = tokio::time::interval(SAMPLE_EVERY);
-    loop {
-        ticker.tick().await;
-        router.client.metrics.history.sample(&router);
-    }
-}
+/// The page's content security policy: no script, inline styles only.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'";
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, ConnectInfo, DefaultBodyLimit, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri},
-    response::Response,
+    response::{IntoResponse, Response},
     routing::get,
     Extension, Router as Routes,
 };
@@ -102,7 +102,7 @@ pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
     if options.metrics {
         routes = routes
             .route("/metrics", get(metrics))
-            .route("/dashboard", get(crate::dashboard::handler));
+            .route("/dashboard", get(dashboard));
     }
     let compress = CompressionLayer::new()
         .gzip(true)
@@ -144,8 +144,8 @@ pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
 pub fn metrics_routes(router: Arc<Router>) -> Routes {
     Routes::new()
         .route("/metrics", get(metrics))
-        .route("/dashboard", get(crate::dashboard::handler))
-        .route("/", get(crate::dashboard::handler))
+        .route("/dashboard", get(dashboard))
+        .route("/", get(dashboard))
         .route("/health", get(|| async { "ok" }))
         .with_state(router)
 }
@@ -196,6 +196,21 @@ fn decoded_body(
 
 async fn metrics(State(router): State<Arc<Router>>) -> Response {
     taproom_telemetry::metrics::response(router.client.metrics.registry())
+}
+
+/// `GET /dashboard` ([`crate::dashboard`]).
+async fn dashboard(State(router): State<Arc<Router>>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                crate::dashboard::CONTENT_SECURITY_POLICY,
+            ),
+        ],
+        crate::dashboard::page(&router.client.metrics.history),
+    )
+        .into_response()
 }
 
 async fn graphql(

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     config::ServeArgs,
+    dashboard,
     fetch::SubgraphClient,
     http,
     metrics::{Reload, ReloadLabels},
@@ -130,7 +131,7 @@ pub async fn serve(
     if router.persisted.watches_a_file() {
         tokio::spawn(watch_manifest(router.clone()));
     }
-    tokio::spawn(crate::dashboard::sample_forever(router.clone()));
+    tokio::spawn(sample_for_the_dashboard(router.clone()));
     if !live.is_empty() {
         tokio::spawn(poll_subgraphs(
             router.clone(),
@@ -190,6 +191,18 @@ async fn watch_manifest(router: Arc<Router>) {
                 "the persisted documents file does not load; keeping the current list"
             ),
         }
+    }
+}
+
+/// Samples the router's metrics for the dashboard every [`dashboard::SAMPLE_EVERY`], for ever.
+async fn sample_for_the_dashboard(router: Arc<Router>) {
+    let mut ticker = tokio::time::interval(dashboard::SAMPLE_EVERY);
+    loop {
+        ticker.tick().await;
+        let metrics = &router.client.metrics;
+        metrics
+            .history
+            .sample(&taproom_telemetry::metrics::render(metrics.registry()));
     }
 }
 
