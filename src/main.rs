@@ -22,22 +22,31 @@ fn main() -> ExitCode {
     // A service's log format is on its own command line; the stack's, on the stack's (and the
     // stack hands it to its children).
     let service = cli.service.map(ServiceCli::parse);
-    taproom_common::telemetry::init(match &service {
+    let format = match &service {
         Some(service) => service.log_format(),
         None => cli.stack.log_format,
-    });
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime starts on any supported platform");
     let result = runtime.block_on(async {
-        match service {
+        // The stack itself records no spans: its children do, each as its own service.
+        let name = service.as_ref().map_or("taproom", ServiceCli::name);
+        let telemetry = match service {
+            None => taproom_common::telemetry::init_logs(format),
+            Some(_) => taproom_common::telemetry::init(format, name)
+                .map_err(|error| anyhow::anyhow!(error))?,
+        };
+        let result = match service {
             None => stack::run(cli.stack).await,
             Some(service) => {
                 stack::exit_with_parent();
                 service.run().await
             }
-        }
+        };
+        telemetry.shutdown().await;
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +80,16 @@ impl ServiceCli {
             Service::Router { args } => ServiceCli::Router(
                 taproom_router::config::Cli::parse_from(with_name("taproom router", args)),
             ),
+        }
+    }
+
+    /// The service's name in traces when `OTEL_SERVICE_NAME` does not give one.
+    fn name(&self) -> &'static str {
+        match self {
+            ServiceCli::Users(_) => "taproom-users",
+            ServiceCli::Beers(_) => "taproom-beers",
+            ServiceCli::Orders(_) => "taproom-orders",
+            ServiceCli::Router(_) => "taproom-router",
         }
     }
 

@@ -74,6 +74,14 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     // transaction per database), so the next start begins again from a consistent state.
     let mut shutdown = std::pin::pin!(shutdown_signal()?);
     let log_format = args.log_format;
+    // Trace settings the services could not follow stop the stack now, not each service later.
+    taproom_telemetry::traces::TraceSettings::from_env("taproom")
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let service_base = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "taproom".to_owned());
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir: cannot create {}", args.data_dir.display()))?;
     let secret = secret_key(&args.data_dir)?;
@@ -199,6 +207,8 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
                     LogFormat::Json => "json",
                 },
             );
+            // Each service is its own in traces: `taproom-users`, ... (or `<OTEL_SERVICE_NAME>-users`).
+            command.env("OTEL_SERVICE_NAME", format!("{service_base}-{name}"));
             // Settings meant for the stack must not leak into a service's own env-based config.
             for key in [
                 "DATABASE_URL",

@@ -5,6 +5,7 @@
 //! subgraphs, or Taproom's with some subgraph URLs pointing at fakes).
 
 pub mod fixture;
+pub mod otlp;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 

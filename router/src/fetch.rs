@@ -13,6 +13,8 @@ use axum::{
 };
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use rustc_hash::FxHashMap;
+use taproom_telemetry::{context, traces::TARGET};
+use tracing::{Instrument, Span};
 
 use crate::{
     error::GraphqlError,
@@ -24,9 +26,9 @@ use crate::{
 /// requests the same one (two callers with different tokens never share a request).
 pub const FORWARDED_HEADERS: [&str; 1] = ["authorization"];
 
-/// The request's trace context and id ([`taproom_telemetry::context`]), set by the router on every
-/// client request and sent with every subgraph request; not part of what makes two requests the
-/// same one (a shared request carries its first caller's).
+/// The request's trace context and id ([`taproom_telemetry::context`]), sent with every subgraph
+/// request (the trace context is the fetch span's when traces are recorded); not part of what
+/// makes two requests the same one (a shared request carries its first caller's).
 pub const TRACE_HEADERS: [&str; 2] = [
     taproom_telemetry::context::TRACEPARENT,
     taproom_telemetry::context::REQUEST_ID,
@@ -155,61 +157,78 @@ impl SubgraphClient {
         headers: &HeaderMap,
         shareable: bool,
     ) -> RawAnswer {
-        let forwarded = FORWARDED_HEADERS.map(|header| headers.get(header).cloned());
-        let trace = TRACE_HEADERS.map(|header| headers.get(header).cloned());
-        match (&self.in_flight, shareable) {
-            (Some(in_flight), true) => {
-                let key = RequestKey {
-                    url: url.to_owned(),
-                    headers: forwarded,
-                    body: Bytes::from(body),
-                };
-                let shared = {
-                    let mut map = in_flight.lock().expect("in-flight lock is never poisoned");
-                    match map.entry(key) {
-                        Entry::Occupied(entry) => {
-                            self.metrics
-                                .deduplicated
-                                .get_or_create(&SubgraphLabels {
-                                    subgraph: name.to_owned(),
-                                })
-                                .inc();
-                            *self
-                                .saved
-                                .lock()
-                                .expect("counter lock is never poisoned")
-                                .entry(name.to_owned())
-                                .or_default() += 1;
-                            entry.get().clone()
+        let span = tracing::info_span!(
+            target: TARGET,
+            "subgraph.fetch",
+            otel.name = %format!("POST {name}"),
+            otel.kind = "client",
+            subgraph.name = name,
+            http.request.method = "POST",
+            http.response.status_code = tracing::field::Empty,
+            http.response.body.size = tracing::field::Empty,
+            taproom.deduplicated = tracing::field::Empty,
+        );
+        let within = span.clone();
+        async move {
+            let forwarded = FORWARDED_HEADERS.map(|header| headers.get(header).cloned());
+            let trace = trace_headers();
+            match (&self.in_flight, shareable) {
+                (Some(in_flight), true) => {
+                    let key = RequestKey {
+                        url: url.to_owned(),
+                        headers: forwarded,
+                        body: Bytes::from(body),
+                    };
+                    let shared = {
+                        let mut map = in_flight.lock().expect("in-flight lock is never poisoned");
+                        match map.entry(key) {
+                            Entry::Occupied(entry) => {
+                                span.record("taproom.deduplicated", true);
+                                self.metrics
+                                    .deduplicated
+                                    .get_or_create(&SubgraphLabels {
+                                        subgraph: name.to_owned(),
+                                    })
+                                    .inc();
+                                *self
+                                    .saved
+                                    .lock()
+                                    .expect("counter lock is never poisoned")
+                                    .entry(name.to_owned())
+                                    .or_default() += 1;
+                                entry.get().clone()
+                            }
+                            Entry::Vacant(entry) => {
+                                let key = entry.key().clone();
+                                let shared = self.shared_send(name, key, trace, in_flight.clone());
+                                entry.insert(shared.clone());
+                                shared
+                            }
                         }
-                        Entry::Vacant(entry) => {
-                            let key = entry.key().clone();
-                            let shared = self.shared_send(name, key, trace, in_flight.clone());
-                            entry.insert(shared.clone());
-                            shared
-                        }
-                    }
-                };
-                shared.await
-            }
-            _ => {
-                let send = send(
-                    Sender {
-                        http: self.http.clone(),
-                        counts: self.counts.clone(),
-                        metrics: self.metrics.clone(),
-                        secret: self.secret.clone(),
-                        unshared: UNSHARED_HEADERS.map(|header| headers.get(header).cloned()),
-                        trace,
-                    },
-                    name.to_owned(),
-                    url.to_owned(),
-                    forwarded,
-                    Bytes::from(body),
-                );
-                send.await
+                    };
+                    shared.await
+                }
+                _ => {
+                    let send = send(
+                        Sender {
+                            http: self.http.clone(),
+                            counts: self.counts.clone(),
+                            metrics: self.metrics.clone(),
+                            secret: self.secret.clone(),
+                            unshared: UNSHARED_HEADERS.map(|header| headers.get(header).cloned()),
+                            trace,
+                        },
+                        name.to_owned(),
+                        url.to_owned(),
+                        forwarded,
+                        Bytes::from(body),
+                    );
+                    send.await
+                }
             }
         }
+        .instrument(within)
+        .await
     }
 
     /// Sends `key` on a task of its own, so the request completes (and leaves the in-flight map)
@@ -221,20 +240,23 @@ impl SubgraphClient {
         trace: [Option<HeaderValue>; TRACE_HEADERS.len()],
         in_flight: Arc<Mutex<InFlight>>,
     ) -> SharedAnswer {
-        let task = tokio::spawn(send(
-            Sender {
-                http: self.http.clone(),
-                counts: self.counts.clone(),
-                metrics: self.metrics.clone(),
-                secret: self.secret.clone(),
-                unshared: [None, None],
-                trace,
-            },
-            name.to_owned(),
-            key.url.clone(),
-            key.headers.clone(),
-            key.body.clone(),
-        ));
+        let task = tokio::spawn(
+            send(
+                Sender {
+                    http: self.http.clone(),
+                    counts: self.counts.clone(),
+                    metrics: self.metrics.clone(),
+                    secret: self.secret.clone(),
+                    unshared: [None, None],
+                    trace,
+                },
+                name.to_owned(),
+                key.url.clone(),
+                key.headers.clone(),
+                key.body.clone(),
+            )
+            .in_current_span(),
+        );
         async move {
             let answer = task
                 .await
@@ -248,6 +270,17 @@ impl SubgraphClient {
         .boxed()
         .shared()
     }
+}
+
+/// [`TRACE_HEADERS`] for a request sent from the current span.
+fn trace_headers() -> [Option<HeaderValue>; TRACE_HEADERS.len()] {
+    let mut headers = [None, None];
+    for (name, value) in context::outgoing() {
+        if let Some(at) = TRACE_HEADERS.iter().position(|header| *header == name) {
+            headers[at] = HeaderValue::from_str(&value).ok();
+        }
+    }
+    headers
 }
 
 /// What one POST is sent with, besides its forwarded headers.
@@ -320,8 +353,10 @@ async fn send(
             request = request.header(*header, value);
         }
     }
+    let span = Span::current();
     let response = request.body(body).send().await.map_err(|e| {
         failed(Failure::transport);
+        context::fail(&span, "transport");
         if e.is_timeout() {
             "timed out".to_owned()
         } else if e.is_connect() {
@@ -331,12 +366,16 @@ async fn send(
         }
     })?;
     let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
     let bytes = response.bytes().await.map_err(|e| {
         failed(Failure::transport);
+        context::fail(&span, "transport");
         format!("cannot read the response: {e}")
     })?;
+    span.record("http.response.body.size", bytes.len());
     if !status.is_success() {
         failed(Failure::http_status);
+        context::fail(&span, &format!("HTTP {status}"));
     }
     metrics
         .subgraph_duration

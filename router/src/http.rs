@@ -115,7 +115,11 @@ pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
         );
     let routes = routes
         .layer(Extension(options.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(context::record_response),
+        )
         .layer(axum::middleware::from_fn(context::middleware))
         .layer(compress)
         .with_state(router);

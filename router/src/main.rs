@@ -14,12 +14,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     taproom_router::avoid_huge_pages();
     let cli = Cli::parse();
-    taproom_telemetry::logs::init(cli.log.log_format);
-    match taproom_router::run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    taproom_telemetry::logs::run_service(
+        cli.log.log_format,
+        "taproom-router",
+        taproom_router::run(cli),
+    )
+    .await
 }

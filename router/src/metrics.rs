@@ -118,6 +118,7 @@ pub struct RouterMetrics {
 impl Default for RouterMetrics {
     fn default() -> Self {
         let mut registry = Registry::default();
+        taproom_telemetry::traces::register(&mut registry);
         let operations: Histograms<OperationLabels> =
             Family::new_with_constructor(duration_histogram);
         registry.register(

@@ -24,6 +24,8 @@ use std::{
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
+use taproom_telemetry::traces::TARGET;
+use tracing::Instrument;
 
 use crate::{
     body::Shaped,
@@ -171,6 +173,12 @@ impl Router {
         let query =
             self.persisted
                 .resolve(request.query, request.document_id, request.extensions)?;
+        let span = tracing::info_span!(
+            target: TARGET,
+            "graphql.prepare",
+            taproom.plan_cache.hit = tracing::field::Empty,
+        )
+        .entered();
         let looked_up =
             served
                 .plans
@@ -181,6 +189,8 @@ impl Router {
             Ok((_, true)) => Found::hit,
             Err(_) => Found::miss,
         };
+        span.record("taproom.plan_cache.hit", result == Found::hit);
+        drop(span);
         let metrics = &self.client.metrics;
         metrics
             .plan_cache
@@ -235,11 +245,19 @@ impl Router {
         let bodies = Bodies::default();
         let mut shaped = match &prepared.planned {
             Some((operation, plan)) => {
+                let span = tracing::info_span!(
+                    target: TARGET,
+                    "graphql.execute",
+                    graphql.operation.type = prepared.kind.name(),
+                    graphql.operation.name = prepared.name.as_deref(),
+                );
                 let executed =
                     Execution::new(supergraph, &self.client, headers, &variables, &bodies)
                         .gated(self.merging.as_ref())
                         .run(plan)
+                        .instrument(span)
                         .await;
+                let _shaping = tracing::info_span!(target: TARGET, "graphql.shape").entered();
                 response::shape(supergraph, &variables, executed, operation, &prepared.root)
             }
             None => Shaped::default(),

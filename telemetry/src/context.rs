@@ -1,8 +1,9 @@
 //! The ids that tie one client request together across the router and the subgraphs.
 //!
 //! - `traceparent` (W3C Trace Context): the router continues a valid one from the client or starts a
-//!   trace, and sends each subgraph request a child of it (same trace id, a span id of its own), so
-//!   every process logs the same trace id.
+//!   trace, and sends each subgraph request a child of it (same trace id, the span id of the span
+//!   it is sent from when traces are recorded, else one of its own), so every process logs the
+//!   same trace id and recorded spans link up into one trace.
 //! - `x-request-id`: a client's own id for its request (1 to 128 of `A-Z a-z 0-9 - _ . :`), or one the
 //!   router makes; echoed on the response and passed to the subgraphs.
 
@@ -12,8 +13,15 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use std::{
+    future::Future,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
 use rand::Rng;
-use tracing::Span;
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The W3C trace context header.
 pub const TRACEPARENT: &str = "traceparent";
@@ -140,75 +148,203 @@ pub fn request_id(headers: &HeaderMap) -> String {
 }
 
 /// The ids of the request being served, for the requests it sends on.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Current {
     request_id: String,
-    trace: TraceContext,
+    /// The context the request's children carry when traces are off: the caller's trace (or a new
+    /// one), a made-up span.
+    unrecorded: TraceContext,
+    /// The request span's own context, when traces are recorded ([`request_span`] sets it).
+    recorded: OnceLock<TraceContext>,
 }
 
 tokio::task_local! {
-    static CURRENT: Current;
+    static CURRENT: Arc<Current>;
 }
 
+/// The caller's trace context, kept by [`middleware`] for [`request_span`]'s parent.
+#[derive(Debug, Clone)]
+struct Incoming(Option<TraceContext>);
+
 /// Middleware for every server: gives the request its ids (continuing the caller's trace and
-/// request id when valid), leaves them in the request's headers for the handler and, for the
-/// requests it sends on, in [`outgoing`]; echoes the request id on the response.
+/// request id when valid) for [`request_span`] and, for the requests it sends on, for
+/// [`outgoing`]; echoes the request id on the response.
 pub async fn middleware(mut request: Request, next: Next) -> Response {
-    let headers = request.headers_mut();
+    let headers = request.headers();
     let id = request_id(headers);
-    let trace = TraceContext::from_headers(headers)
-        .unwrap_or_else(TraceContext::start)
-        .child();
-    // Both are plain ASCII by construction.
+    let incoming = TraceContext::from_headers(headers);
+    let unrecorded = incoming.clone().unwrap_or_else(TraceContext::start).child();
+    // Plain ASCII by construction.
     let value = HeaderValue::from_str(&id).expect("a request id is visible ASCII");
-    headers.insert(REQUEST_ID, value.clone());
-    headers.insert(
-        TRACEPARENT,
-        HeaderValue::from_str(&trace.header_value()).expect("a traceparent is visible ASCII"),
-    );
-    let current = Current {
+    request.extensions_mut().insert(Incoming(incoming));
+    let current = Arc::new(Current {
         request_id: id,
-        trace,
-    };
+        unrecorded,
+        recorded: OnceLock::new(),
+    });
     let mut response = CURRENT.scope(current, next.run(request)).await;
     response.headers_mut().insert(REQUEST_ID, value);
     response
 }
 
-/// The headers a request sent while serving another carries: the served request's id and a child
-/// of its trace context. None outside a request ([`middleware`]) or in a task spawned from it.
+impl TraceContext {
+    /// The context of `span` as recorded for traces, if it is.
+    fn of_span(span: &Span) -> Option<TraceContext> {
+        use opentelemetry::trace::TraceContextExt;
+        let context = span.context();
+        let recorded = context.span();
+        let span_context = recorded.span_context();
+        span_context.is_valid().then(|| TraceContext {
+            trace_id: span_context.trace_id().to_string(),
+            span_id: span_context.span_id().to_string(),
+            sampled: span_context.is_sampled(),
+        })
+    }
+
+    /// This context as a remote parent for a span recorded here.
+    fn as_parent(&self) -> opentelemetry::Context {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+        };
+        let span_context = SpanContext::new(
+            TraceId::from_hex(&self.trace_id).expect("checked when parsed"),
+            SpanId::from_hex(&self.span_id).expect("checked when parsed"),
+            if self.sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            },
+            true,
+            TraceState::default(),
+        );
+        opentelemetry::Context::new().with_remote_span_context(span_context)
+    }
+}
+
+/// The headers a request sent while serving another carries: the served request's id and the
+/// trace context of the span it is sent from (the current span when traces are recorded, else the
+/// served request's trace with a span id of its own). None outside a request ([`middleware`])
+/// or in a task spawned from it without [`carry`].
 pub fn outgoing() -> Vec<(&'static str, String)> {
     CURRENT
         .try_with(|current| {
+            let trace = TraceContext::of_span(&Span::current())
+                .or_else(|| current.recorded.get().cloned())
+                .unwrap_or_else(|| current.unrecorded.child());
             vec![
-                (TRACEPARENT, current.trace.child().header_value()),
+                (TRACEPARENT, trace.header_value()),
                 (REQUEST_ID, current.request_id.clone()),
             ]
         })
         .unwrap_or_default()
 }
 
-/// The span of one request, for `tower_http`'s `TraceLayer::make_span_with`: method, path, and the
-/// ids [`middleware`] set, so every log line of the request carries them.
-pub fn request_span<B>(request: &axum::http::Request<B>) -> Span {
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
-    let trace_id = TraceContext::parse(&header(TRACEPARENT))
-        .map(|trace| trace.trace_id)
-        .unwrap_or_default();
+/// `future` carrying the current request's ids and span, for a task spawned on its behalf (the
+/// DataLoaders' batches): its log lines, spans and outgoing requests stay in the request's trace.
+pub fn carry<F: Future + Send + 'static>(future: F) -> impl Future<Output = F::Output> + Send {
+    let current = CURRENT.try_with(Arc::clone).ok();
+    let future = future.instrument(Span::current());
+    async move {
+        match current {
+            Some(current) => CURRENT.scope(current, future).await,
+            None => future.await,
+        }
+    }
+}
+
+/// Spawns `future` on the runtime with [`carry`]: the spawner for async-graphql's DataLoaders.
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(carry(future))
+}
+
+/// The span of a request this service sends to another (recorded only for traces), named `name`
+/// (`POST /auth/introspect`), to the service `peer`; [`outgoing`] within it gives the callee's parent.
+pub fn client_span(name: &'static str, peer: &'static str) -> Span {
     tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = %header(REQUEST_ID),
-        trace_id = %trace_id,
+        target: crate::traces::TARGET,
+        "http.client",
+        otel.name = name,
+        otel.kind = "client",
+        peer.service = peer,
     )
+}
+
+/// Marks `span` as failed (recorded only for traces), saying `why`.
+pub fn fail(span: &Span, why: &str) {
+    span.set_status(opentelemetry::trace::Status::error(why.to_owned()));
+}
+
+/// The target of [`request_span`], which logs and traces both record.
+pub const REQUEST_SPAN_TARGET: &str = module_path!();
+
+/// The routes a span may be named after; any other path is named by its method alone, so a client
+/// cannot make up span names.
+const ROUTES: [&str; 6] = [
+    "/graphql",
+    "/health",
+    "/ready",
+    "/metrics",
+    "/auth/introspect",
+    "/dashboard",
+];
+
+/// The span of one request, for `tower_http`'s `TraceLayer::make_span_with`: method, path and the
+/// ids [`middleware`] gave it, so every log line of the request carries them. When traces are
+/// recorded it is the server span, a child of the caller's `traceparent`, and its trace id is the
+/// one logged.
+pub fn request_span<B>(request: &axum::http::Request<B>) -> Span {
+    let method = request.method();
+    let path = request.uri().path();
+    let name = match ROUTES.contains(&path) {
+        true => format!("{method} {path}"),
+        false => method.to_string(),
+    };
+    let current = CURRENT.try_with(Arc::clone).ok();
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %name,
+        otel.kind = "server",
+        http.request.method = %method,
+        url.path = %path,
+        request_id = %current.as_ref().map_or("", |c| c.request_id.as_str()),
+        trace_id = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if let Some(Incoming(Some(parent))) = request.extensions().get::<Incoming>() {
+        // Fails only when traces are off (no layer records spans): nothing to link then.
+        let _ = span.set_parent(parent.as_parent());
+    }
+    let trace_id = match TraceContext::of_span(&span) {
+        Some(recorded) => {
+            let trace_id = recorded.trace_id.clone();
+            if let Some(current) = &current {
+                let _ = current.recorded.set(recorded);
+            }
+            trace_id
+        }
+        None => current
+            .as_ref()
+            .map(|c| c.unrecorded.trace_id.clone())
+            .unwrap_or_default(),
+    };
+    span.record("trace_id", tracing::field::display(trace_id));
+    span
+}
+
+/// Records the response's status on the request span, for `TraceLayer::on_response`; a 5xx marks
+/// the span as failed.
+pub fn record_response<B>(response: &axum::http::Response<B>, _latency: Duration, span: &Span) {
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.set_status(opentelemetry::trace::Status::error(format!(
+            "HTTP {status}"
+        )));
+    }
 }
 
 #[cfg(test)]

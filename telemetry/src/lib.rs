@@ -9,3 +9,4 @@
 pub mod context;
 pub mod logs;
 pub mod metrics;
+pub mod traces;

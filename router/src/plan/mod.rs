@@ -32,6 +32,7 @@ use hive_router_query_planner::{
     planner::plan_nodes::QueryPlan,
     utils::{cancellation::CancellationToken, parsing::safe_parse_operation},
 };
+use taproom_telemetry::traces::TARGET;
 
 pub use self::limits::OperationLimits;
 use self::{
@@ -116,6 +117,17 @@ pub enum Kind {
     Subscription,
 }
 
+impl Kind {
+    /// The operation type as GraphQL writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Query => "query",
+            Kind::Mutation => "mutation",
+            Kind::Subscription => "subscription",
+        }
+    }
+}
+
 /// An operation ready to execute.
 #[derive(Debug)]
 pub struct Prepared {
@@ -185,6 +197,7 @@ pub fn prepare(
 ) -> Result<Prepared, PrepareError> {
     // The parser recurses per nesting level: refuse absurd nesting before parsing, with the same
     // error the precise check below gives.
+    let checking = tracing::info_span!(target: TARGET, "graphql.parse_validate").entered();
     let nesting = brace_depth(query);
     if nesting > limits.max_depth + 1 {
         return Err(depth_error(nesting - 1, limits));
@@ -264,9 +277,11 @@ pub fn prepare(
         fragments: fragments.iter().map(|f| (*f).clone()).collect(),
     });
 
+    drop(checking);
     let planned = if rest.is_empty() {
         None
     } else {
+        let _planning = tracing::info_span!(target: TARGET, "graphql.plan").entered();
         let mut remaining = document.clone();
         for definition in &mut remaining.definitions {
             if let Definition::Operation(op) = definition {

@@ -20,6 +20,7 @@ use async_graphql::{parser::types::OperationType, Context};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 
 use crate::{
     error::{graphql_error, internal_error, ErrorCode},
@@ -282,6 +283,11 @@ impl RemoteAuthenticator {
     }
 
     async fn introspect(&self, token: &str) -> Result<Option<Caller>, Unavailable> {
+        let span = taproom_telemetry::context::client_span("POST /auth/introspect", "users");
+        self.introspect_unspanned(token).instrument(span).await
+    }
+
+    async fn introspect_unspanned(&self, token: &str) -> Result<Option<Caller>, Unavailable> {
         let mut request = self.client.post(&self.url).bearer_auth(token);
         for (header, value) in taproom_telemetry::context::outgoing() {
             request = request.header(header, value);

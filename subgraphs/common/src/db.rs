@@ -207,6 +207,7 @@ impl Db {
         };
         Ok(Tx {
             tx,
+            backend: self.backend,
             statements: self.statements.clone(),
         })
     }
@@ -220,6 +221,7 @@ impl Db {
 /// An open transaction; dropped without [`Tx::commit`] it rolls back.
 pub struct Tx {
     tx: sqlx::Transaction<'static, Any>,
+    backend: Backend,
     statements: Arc<AtomicU64>,
 }
 
@@ -233,12 +235,12 @@ impl Tx {
 impl Db {
     /// Runs a statement that returns no rows.
     pub async fn execute(&self, query: Statement<'_>) -> Result<AnyQueryResult, sqlx::Error> {
-        run::execute(&self.statements, &self.pool, query).await
+        run::execute((&self.statements, self.backend), &self.pool, query).await
     }
 
     /// Runs a query and maps every row.
     pub async fn fetch_all<T: Row>(&self, query: Statement<'_>) -> Result<Vec<T>, sqlx::Error> {
-        run::fetch_all(&self.statements, &self.pool, query).await
+        run::fetch_all((&self.statements, self.backend), &self.pool, query).await
     }
 
     /// Runs a query that returns at most one row.
@@ -246,24 +248,24 @@ impl Db {
         &self,
         query: Statement<'_>,
     ) -> Result<Option<T>, sqlx::Error> {
-        run::fetch_optional(&self.statements, &self.pool, query).await
+        run::fetch_optional((&self.statements, self.backend), &self.pool, query).await
     }
 
     /// Runs a query that returns exactly one row.
     pub async fn fetch_one<T: Row>(&self, query: Statement<'_>) -> Result<T, sqlx::Error> {
-        run::fetch_one(&self.statements, &self.pool, query).await
+        run::fetch_one((&self.statements, self.backend), &self.pool, query).await
     }
 }
 
 impl Tx {
     /// Runs a statement that returns no rows.
     pub async fn execute(&mut self, query: Statement<'_>) -> Result<AnyQueryResult, sqlx::Error> {
-        run::execute(&self.statements, &mut *self.tx, query).await
+        run::execute((&self.statements, self.backend), &mut *self.tx, query).await
     }
 
     /// Runs a query and maps every row.
     pub async fn fetch_all<T: Row>(&mut self, query: Statement<'_>) -> Result<Vec<T>, sqlx::Error> {
-        run::fetch_all(&self.statements, &mut *self.tx, query).await
+        run::fetch_all((&self.statements, self.backend), &mut *self.tx, query).await
     }
 
     /// Runs a query that returns at most one row.
@@ -271,12 +273,12 @@ impl Tx {
         &mut self,
         query: Statement<'_>,
     ) -> Result<Option<T>, sqlx::Error> {
-        run::fetch_optional(&self.statements, &mut *self.tx, query).await
+        run::fetch_optional((&self.statements, self.backend), &mut *self.tx, query).await
     }
 
     /// Runs a query that returns exactly one row.
     pub async fn fetch_one<T: Row>(&mut self, query: Statement<'_>) -> Result<T, sqlx::Error> {
-        run::fetch_one(&self.statements, &mut *self.tx, query).await
+        run::fetch_one((&self.statements, self.backend), &mut *self.tx, query).await
     }
 }
 
@@ -288,9 +290,10 @@ impl<T: for<'r> FromRow<'r, AnyRow> + Send + Unpin> Row for T {}
 mod run {
     use super::*;
     use sqlx::Executor;
+    use tracing::Instrument;
 
     pub async fn execute<'c, E>(
-        count: &AtomicU64,
+        (count, backend): (&AtomicU64, Backend),
         executor: E,
         query: Statement<'_>,
     ) -> Result<AnyQueryResult, sqlx::Error>
@@ -298,14 +301,14 @@ mod run {
         E: Executor<'c, Database = Any>,
     {
         count.fetch_add(1, Ordering::Relaxed);
-        let timer = Timer::start(&query);
-        let done = query.execute(executor).await;
+        let (timer, span) = Timer::start(backend, &query);
+        let done = query.execute(executor).instrument(span).await;
         timer.stop();
         done
     }
 
     pub async fn fetch_all<'c, E, T: Row>(
-        count: &AtomicU64,
+        (count, backend): (&AtomicU64, Backend),
         executor: E,
         query: Statement<'_>,
     ) -> Result<Vec<T>, sqlx::Error>
@@ -313,14 +316,14 @@ mod run {
         E: Executor<'c, Database = Any>,
     {
         count.fetch_add(1, Ordering::Relaxed);
-        let timer = Timer::start(&query);
-        let rows = query.fetch_all(executor).await;
+        let (timer, span) = Timer::start(backend, &query);
+        let rows = query.fetch_all(executor).instrument(span).await;
         timer.stop();
         rows?.iter().map(T::from_row).collect()
     }
 
     pub async fn fetch_optional<'c, E, T: Row>(
-        count: &AtomicU64,
+        (count, backend): (&AtomicU64, Backend),
         executor: E,
         query: Statement<'_>,
     ) -> Result<Option<T>, sqlx::Error>
@@ -328,14 +331,14 @@ mod run {
         E: Executor<'c, Database = Any>,
     {
         count.fetch_add(1, Ordering::Relaxed);
-        let timer = Timer::start(&query);
-        let row = query.fetch_optional(executor).await;
+        let (timer, span) = Timer::start(backend, &query);
+        let row = query.fetch_optional(executor).instrument(span).await;
         timer.stop();
         row?.as_ref().map(T::from_row).transpose()
     }
 
     pub async fn fetch_one<'c, E, T: Row>(
-        count: &AtomicU64,
+        (count, backend): (&AtomicU64, Backend),
         executor: E,
         query: Statement<'_>,
     ) -> Result<T, sqlx::Error>
@@ -343,8 +346,8 @@ mod run {
         E: Executor<'c, Database = Any>,
     {
         count.fetch_add(1, Ordering::Relaxed);
-        let timer = Timer::start(&query);
-        let row = query.fetch_one(executor).await;
+        let (timer, span) = Timer::start(backend, &query);
+        let row = query.fetch_one(executor).instrument(span).await;
         timer.stop();
         T::from_row(&row?)
     }
@@ -356,11 +359,28 @@ mod run {
     }
 
     impl Timer {
-        fn start(query: &Statement<'_>) -> Self {
-            Timer {
-                kind: crate::metrics::StatementKind::of(sqlx::Execute::sql(query)),
+        /// The timer and the span of `query` (recorded only for traces): its kind and its text,
+        /// which holds placeholders, never the bound values.
+        fn start(backend: Backend, query: &Statement<'_>) -> (Self, tracing::Span) {
+            let sql = sqlx::Execute::sql(query);
+            let kind = crate::metrics::StatementKind::of(sql);
+            let span = tracing::info_span!(
+                target: crate::telemetry::TARGET,
+                "db",
+                otel.name = kind.name(),
+                otel.kind = "client",
+                db.system.name = match backend {
+                    Backend::Sqlite => "sqlite",
+                    Backend::Postgres => "postgresql",
+                },
+                db.operation.name = kind.name(),
+                db.query.text = sql,
+            );
+            let timer = Timer {
+                kind,
                 started: std::time::Instant::now(),
-            }
+            };
+            (timer, span)
         }
 
         fn stop(self) {

@@ -34,6 +34,7 @@ use taproom_http::{
 use taproom_telemetry::context;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use crate::{
     auth::{Credentials, RequestAuth},
@@ -93,7 +94,11 @@ pub fn graphql_app_with<E: Executor + Clone>(
         .merge(health)
         .merge(extra)
         .layer(axum::middleware::from_fn(timed))
-        .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(context::request_span)
+                .on_response(context::record_response),
+        )
         .layer(axum::middleware::from_fn(context::middleware))
 }
 
@@ -178,7 +183,8 @@ async fn graphql<E: Executor>(
     if memo {
         request = request.data(Memo::default());
     }
-    let mut response = executor.execute(request).await;
+    let span = operation_span(&query, request.operation_name.as_deref());
+    let mut response = executor.execute(request).instrument(span).await;
     // A response without data whose errors carry no path never started executing: the request
     // itself was bad (parse or validation), which GraphQL-over-HTTP answers with 400.
     let request_failed = response.data == async_graphql::Value::Null
@@ -224,6 +230,30 @@ async fn graphql<E: Executor>(
     }
     .expect("a GraphQL response always serializes");
     reply(media, status, body)
+}
+
+/// The span of one GraphQL operation (recorded only for traces): its type and name, never its text
+/// or variables.
+fn operation_span(query: &str, name: Option<&str>) -> tracing::Span {
+    let kind = match query
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+    {
+        Some("mutation") => "mutation",
+        Some("subscription") => "subscription",
+        _ => "query",
+    };
+    tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "graphql.operation",
+        otel.name = %match name {
+            Some(name) => format!("{kind} {name}"),
+            None => kind.to_owned(),
+        },
+        graphql.operation.type = kind,
+        graphql.operation.name = name,
+    )
 }
 
 /// Reads a GraphQL request (GraphQL-over-HTTP, after `taproom-http`'s checks) into async-graphql's:

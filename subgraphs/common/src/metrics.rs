@@ -25,6 +25,17 @@ pub enum StatementKind {
 }
 
 impl StatementKind {
+    /// Its name as SQL writes it, for spans.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatementKind::select => "SELECT",
+            StatementKind::insert => "INSERT",
+            StatementKind::update => "UPDATE",
+            StatementKind::delete => "DELETE",
+            StatementKind::other => "OTHER",
+        }
+    }
+
     /// The kind of `sql`.
     pub fn of(sql: &str) -> Self {
         let first = sql
@@ -97,6 +108,7 @@ pub struct SubgraphMetrics {
 impl SubgraphMetrics {
     fn new() -> Self {
         let mut registry = Registry::default();
+        taproom_telemetry::traces::register(&mut registry);
         let requests: Histograms<RouteLabels> = Family::new_with_constructor(duration_histogram);
         registry.register(
             "http_server_request_duration_seconds",

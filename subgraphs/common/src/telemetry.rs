@@ -2,6 +2,7 @@
 //! re-exported.
 
 pub use taproom_telemetry::{
-    context::outgoing,
-    logs::{init, LogArgs, LogFormat},
+    context::{client_span, outgoing, spawn},
+    logs::{init, init_logs, run_service, LogArgs, LogFormat, Telemetry},
+    traces::TARGET,
 };

@@ -9,6 +9,7 @@ use taproom_common::{
     money::{Decimal, MAX_PRICE_CENTS},
     trust::{SubgraphSecret, SECRET_HEADER},
 };
+use tracing::Instrument;
 
 use crate::error::Error;
 
@@ -85,6 +86,15 @@ impl BeersClient {
 
     /// Sends one GraphQL request; any transport failure or GraphQL error is `BeersUnavailable`.
     async fn post<D: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<Option<D>, Error> {
+        let span = taproom_common::telemetry::client_span("POST /graphql", "beers");
+        self.post_unspanned(query, variables).instrument(span).await
+    }
+
+    async fn post_unspanned<D: serde::de::DeserializeOwned>(
         &self,
         query: &str,
         variables: serde_json::Value,

@@ -13,12 +13,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    taproom_common::telemetry::init(cli.log.log_format);
-    match taproom_users::run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    taproom_common::telemetry::run_service(
+        cli.log.log_format,
+        "taproom-users",
+        taproom_users::run(cli),
+    )
+    .await
 }

@@ -31,13 +31,13 @@ pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> BeersSc
             BeerByIdLoader {
                 db: state.db.clone(),
             },
-            tokio::spawn,
+            taproom_common::telemetry::spawn,
         ))
         .data(DataLoader::new(
             BeerBySkuLoader {
                 db: state.db.clone(),
             },
-            tokio::spawn,
+            taproom_common::telemetry::spawn,
         ))
         .data(authenticator)
         .data(state)

@@ -31,13 +31,16 @@ pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> OrdersS
     schema_builder(Query, Mutation)
         .data(DataLoader::new(
             OrderLoader { db: db.clone() },
-            tokio::spawn,
+            taproom_common::telemetry::spawn,
         ))
         .data(DataLoader::new(
             OrdersByUserLoader { db: db.clone() },
-            tokio::spawn,
+            taproom_common::telemetry::spawn,
         ))
-        .data(DataLoader::new(ItemsLoader { db }, tokio::spawn))
+        .data(DataLoader::new(
+            ItemsLoader { db },
+            taproom_common::telemetry::spawn,
+        ))
         .data(authenticator)
         .data(state)
         .finish()

@@ -34,7 +34,7 @@ pub fn schema(state: AppState) -> UsersSchema {
             UserLoader {
                 db: state.db.clone(),
             },
-            tokio::spawn,
+            taproom_common::telemetry::spawn,
         ))
         .data(authenticator)
         .data(state)
