@@ -13,7 +13,7 @@ use crate::{
     load::{self, Outcome, Target},
     ops::Operation,
     procs::{Launch, Process},
-    report::{Compression, Measurement},
+    report::{Measurement, Variant},
     verify::Reference,
 };
 
@@ -93,6 +93,16 @@ impl<'a> Gateways<'a> {
 
     /// Starts `gateway` on `supergraph` and waits until it answers.
     pub(crate) async fn start(&self, gateway: Gateway, supergraph: &Path) -> Result<Process> {
+        self.start_with(gateway, supergraph, Vec::new()).await
+    }
+
+    /// [`Gateways::start`], with `extra` added to Taproom's router's environment.
+    async fn start_with(
+        &self,
+        gateway: Gateway,
+        supergraph: &Path,
+        extra: Vec<(&'static str, String)>,
+    ) -> Result<Process> {
         let port = self.target.addr.port();
         let supergraph = supergraph.display().to_string();
         let hive_config;
@@ -105,6 +115,7 @@ impl<'a> Gateways<'a> {
                 if gateway == Gateway::Taproom {
                     env.push(("NO_SUBGRAPH_DEDUPE", "true".into()));
                 }
+                env.extend(extra);
                 Launch {
                     name: "taproom-router",
                     program: &self.args.taproom,
@@ -197,43 +208,109 @@ impl<'a> Gateways<'a> {
         supergraph: &Path,
         op: &Operation,
         connections: usize,
-    ) -> Result<Vec<Compression>> {
+    ) -> Result<Vec<Variant>> {
         const ENCODINGS: [&str; 4] = ["identity", "gzip", "br", "zstd"];
         let mut runs = Vec::new();
         for encoding in ENCODINGS {
-            let work: Vec<Vec<load::Step>> = op
-                .gateway_work
-                .iter()
-                .map(|unit| {
-                    unit.iter()
-                        .map(|step| load::Step {
-                            accept_encoding: Some(encoding),
-                            ..step.clone()
-                        })
-                        .collect()
-                })
-                .collect();
-            let work = Arc::new(work);
-            let process = self.start(Gateway::Taproom, supergraph).await?;
-            let targets = std::slice::from_ref(&self.target);
-            load::run(targets, work.clone(), connections, self.args.warmup_time()).await?;
-            let cpu_before = process.cpu_seconds()?;
-            let outcome = load::run(targets, work, connections, self.args.measured_time()).await?;
-            let cpu = process.cpu_seconds()? - cpu_before;
-            process.stop().await?;
-            let run = Compression::new(op.name, encoding, connections, &outcome, cpu);
-            eprintln!(
-                "{}, {} with Accept-Encoding {encoding} at {connections}: {:.0} req/s, {:.0} bytes/answer, {:.3} CPU ms/answer{}",
-                Gateway::Taproom.label(),
-                op.name,
-                run.requests_per_second,
-                run.bytes_per_answer,
-                run.cpu_ms_per_request,
-                failures(&outcome)
-            );
+            let label = format!("Accept-Encoding {encoding}");
+            let run = self
+                .measure_variant(
+                    supergraph,
+                    op,
+                    connections,
+                    &label,
+                    Some(encoding),
+                    Vec::new(),
+                )
+                .await?;
             runs.push(run);
         }
         Ok(runs)
+    }
+
+    /// Taproom's router on `op` with traces off, then recording and exporting every trace, then 1
+    /// in 100, to an OTLP/HTTP collector in this process that takes and drops them: what tracing
+    /// costs in CPU per answer. Only the router traces (the subgraphs are the bench's own).
+    pub(crate) async fn measure_tracing(
+        &self,
+        supergraph: &Path,
+        op: &Operation,
+        connections: usize,
+    ) -> Result<Vec<Variant>> {
+        let sink = crate::otlp_sink::Sink::start().await?;
+        let settings: [(&str, Option<(&str, &str)>); 3] = [
+            ("traces off", None),
+            ("traces sampled 100%", Some(("always_on", "1"))),
+            ("traces sampled 1%", Some(("traceidratio", "0.01"))),
+        ];
+        let mut runs = Vec::new();
+        for (label, sampler) in settings {
+            let env = match sampler {
+                None => Vec::new(),
+                Some((sampler, ratio)) => vec![
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint.clone()),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+                    ("OTEL_TRACES_SAMPLER", sampler.to_owned()),
+                    ("OTEL_TRACES_SAMPLER_ARG", ratio.to_owned()),
+                ],
+            };
+            let before = sink.received();
+            let mut run = self
+                .measure_variant(supergraph, op, connections, label, None, env)
+                .await?;
+            let (exports, bytes) = sink.received();
+            run.exports = Some(exports - before.0);
+            run.export_bytes = Some(bytes - before.1);
+            if sampler.is_some() && run.exports == Some(0) {
+                anyhow::bail!("{label}: the router exported no spans to the bench's collector");
+            }
+            runs.push(run);
+        }
+        Ok(runs)
+    }
+
+    /// One run of Taproom's router on `op` started fresh with `env`, its clients accepting
+    /// `encoding`: answers, bytes and CPU per answer.
+    async fn measure_variant(
+        &self,
+        supergraph: &Path,
+        op: &Operation,
+        connections: usize,
+        label: &str,
+        encoding: Option<&'static str>,
+        env: Vec<(&'static str, String)>,
+    ) -> Result<Variant> {
+        let work: Vec<Vec<load::Step>> = op
+            .gateway_work
+            .iter()
+            .map(|unit| {
+                unit.iter()
+                    .map(|step| load::Step {
+                        accept_encoding: encoding.or(step.accept_encoding),
+                        ..step.clone()
+                    })
+                    .collect()
+            })
+            .collect();
+        let work = Arc::new(work);
+        let process = self.start_with(Gateway::Taproom, supergraph, env).await?;
+        let targets = std::slice::from_ref(&self.target);
+        load::run(targets, work.clone(), connections, self.args.warmup_time()).await?;
+        let cpu_before = process.cpu_seconds()?;
+        let outcome = load::run(targets, work, connections, self.args.measured_time()).await?;
+        let cpu = process.cpu_seconds()? - cpu_before;
+        process.stop().await?;
+        let run = Variant::new(op.name, label, connections, &outcome, cpu);
+        eprintln!(
+            "{}, {} with {label} at {connections}: {:.0} req/s, {:.0} bytes/answer, {:.3} CPU ms/answer{}",
+            Gateway::Taproom.label(),
+            op.name,
+            run.requests_per_second,
+            run.bytes_per_answer,
+            run.cpu_ms_per_request,
+            failures(&outcome)
+        );
+        Ok(run)
     }
 
     /// Starts the gateway fresh, checks its answers, warms it up, loads it, reads its CPU time and

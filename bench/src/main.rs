@@ -28,6 +28,7 @@ mod gateways;
 mod load;
 mod markdown;
 mod ops;
+mod otlp_sink;
 mod procs;
 mod record;
 mod report;
@@ -98,7 +99,7 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
     // 2. to 4., scenario by scenario: its subgraphs, the subgraphs alone, the gateways.
     let mut reference = Reference::default();
     let (mut baselines, mut measurements) = (Vec::new(), Vec::new());
-    let mut compression = Vec::new();
+    let (mut compression, mut tracing) = (Vec::new(), Vec::new());
     let mut measured = Vec::new();
     for scenario in [Scenario::RouterBound, Scenario::Shop] {
         let (mut ops, rest): (Vec<Operation>, Vec<Operation>) =
@@ -130,13 +131,19 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
                 .measure(&subgraphs.supergraph_path, &ops, &mut reference)
                 .await?,
         );
-        // The heavy operation's large answers once per response encoding (Taproom's router only).
+        // The heavy operation once per response encoding, then with traces off, sampled 100% and
+        // 1% (Taproom's router only).
         if let Some(heavy) = ops.iter().find(|op| op.name == "heavy") {
             if args.gateways.contains(&gateways::Gateway::Taproom) {
                 let connections = args.connections.iter().copied().max().unwrap_or(1);
                 compression.extend(
                     gateways
                         .measure_compression(&subgraphs.supergraph_path, heavy, connections)
+                        .await?,
+                );
+                tracing.extend(
+                    gateways
+                        .measure_tracing(&subgraphs.supergraph_path, heavy, connections)
                         .await?,
                 );
             }
@@ -179,5 +186,6 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
         measurements,
     );
     report.compression = compression;
+    report.tracing = tracing;
     report.write(&args.out)
 }

@@ -128,11 +128,32 @@ impl Report {
                     "| {} | {} | {} | {:.0} | {:.0} | {:.3} | {} |",
                     c.operation,
                     c.connections,
-                    c.encoding,
+                    c.setting.trim_start_matches("Accept-Encoding "),
                     c.requests_per_second,
                     c.bytes_per_answer,
                     c.cpu_ms_per_request,
                     c.failed
+                );
+            }
+        }
+        if let Some(off) = self.tracing.first() {
+            let _ = writeln!(
+                out,
+                "\n## What tracing costs (Taproom's router, one run each, spans exported over OTLP/HTTP to a collector in the bench)\n\n| operation | connections | traces | req/s | CPU ms per answer | vs off | OTLP exports (bytes) | failed |\n| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+            );
+            for t in &self.tracing {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.0} | {:.3} | {:+.1}% | {} ({}) | {} |",
+                    t.operation,
+                    t.connections,
+                    t.setting.trim_start_matches("traces "),
+                    t.requests_per_second,
+                    t.cpu_ms_per_request,
+                    (t.cpu_ms_per_request / off.cpu_ms_per_request - 1.0) * 100.0,
+                    t.exports.unwrap_or(0),
+                    t.export_bytes.unwrap_or(0),
+                    t.failed
                 );
             }
         }

@@ -176,15 +176,17 @@ pub(crate) struct Report {
     /// Every run of every gateway, all rounds.
     pub(crate) measurements: Vec<Measurement>,
     /// Taproom's router on the heavy operation with compressed answers, one run per encoding.
-    pub(crate) compression: Vec<Compression>,
+    pub(crate) compression: Vec<Variant>,
+    /// Taproom's router on the heavy operation with traces off, sampled 100% and 1%.
+    pub(crate) tracing: Vec<Variant>,
 }
 
-/// One load run of Taproom's router with clients accepting one encoding.
+/// One load run of Taproom's router in one setting (an `Accept-Encoding`, a trace sampler).
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Compression {
+pub(crate) struct Variant {
     pub(crate) operation: String,
-    /// The `Accept-Encoding` sent (`identity`: uncompressed).
-    pub(crate) encoding: &'static str,
+    /// The setting: `Accept-Encoding identity` (uncompressed), `traces sampled 1%`, ...
+    pub(crate) setting: String,
     pub(crate) connections: usize,
     pub(crate) requests: u64,
     pub(crate) failed: u64,
@@ -193,16 +195,19 @@ pub(crate) struct Compression {
     pub(crate) bytes_per_answer: f64,
     /// The router's CPU time per answer, in milliseconds.
     pub(crate) cpu_ms_per_request: f64,
+    /// For the tracing runs: OTLP export requests the bench's collector took, and their bytes.
+    pub(crate) exports: Option<u64>,
+    pub(crate) export_bytes: Option<u64>,
 }
 
-impl Compression {
+impl Variant {
     pub(crate) fn new(
         operation: &str,
-        encoding: &'static str,
+        setting: &str,
         connections: usize,
         outcome: &Outcome,
         cpu_seconds: f64,
-    ) -> Compression {
+    ) -> Variant {
         let per = |total: f64| {
             if outcome.ok == 0 {
                 f64::NAN
@@ -210,15 +215,17 @@ impl Compression {
                 total / outcome.ok as f64
             }
         };
-        Compression {
+        Variant {
             operation: operation.to_owned(),
-            encoding,
+            setting: setting.to_owned(),
             connections,
             requests: outcome.ok,
             failed: outcome.failed,
             requests_per_second: outcome.requests_per_second(),
             bytes_per_answer: per(outcome.bytes as f64),
             cpu_ms_per_request: per(cpu_seconds * 1000.0),
+            exports: None,
+            export_bytes: None,
         }
     }
 }
@@ -256,6 +263,7 @@ impl Report {
             baselines,
             measurements,
             compression: Vec::new(),
+            tracing: Vec::new(),
         }
     }
 
