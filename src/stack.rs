@@ -75,13 +75,10 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal()?);
     let log_format = args.log_format;
     // Trace settings the services could not follow stop the stack now, not each service later.
-    taproom_telemetry::traces::TraceSettings::from_env("taproom")
+    let traces = taproom_telemetry::traces::TraceSettings::from_env("taproom")
         .map_err(|e| anyhow::anyhow!(e))?;
-    let service_base = std::env::var("OTEL_SERVICE_NAME")
-        .ok()
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "taproom".to_owned());
+    // Matters only when traces are on: then `OTEL_SERVICE_NAME`, or `taproom`.
+    let service_base = traces.map_or_else(|| "taproom".to_owned(), |t| t.service_name);
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir: cannot create {}", args.data_dir.display()))?;
     let secret = secret_key(&args.data_dir)?;

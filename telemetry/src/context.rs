@@ -341,9 +341,7 @@ pub fn record_response<B>(response: &axum::http::Response<B>, _latency: Duration
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
-        span.set_status(opentelemetry::trace::Status::error(format!(
-            "HTTP {status}"
-        )));
+        fail(span, &format!("HTTP {status}"));
     }
 }
 
