@@ -1,10 +1,12 @@
 //! The local stack: four services as separate processes of this same binary, supervised.
 //!
 //! Start order: migrations and demo data (in this process), then users, then beers and orders, then
-//! the router, each awaited until its `/health` answers. Children run in their own process groups so
+//! the router, each awaited until its `/ready` answers. Children run in their own process groups so
 //! a terminal's Ctrl-C reaches only the supervisor, which stops them in order with SIGTERM. A child
-//! that stops on its own stops the others and makes the stack exit non-zero. Children also exit by
-//! themselves if the supervisor disappears (even by SIGKILL), so no process is ever orphaned.
+//! that stops on its own is started again after a backoff ([`Restarts`]) while the others keep
+//! serving (the router answers with partial data meanwhile); one that keeps stopping is given up,
+//! which stops the others and makes the stack exit non-zero. Children also exit by themselves if
+//! the supervisor disappears (even by SIGKILL), so no process is ever orphaned.
 
 use std::{
     path::Path,
@@ -65,6 +67,108 @@ struct Child {
     name: &'static str,
     pid: Pid,
     port: u16,
+}
+
+/// How many times in a row a service is started again after it stopped on its own, before the
+/// stack gives up on it. The count starts over once a service has run for [`STABLE_AFTER`].
+const MAX_RESTARTS: u32 = 5;
+
+/// How long a service must run for its earlier stops to be forgotten.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+/// One service's restarts: how many in a row, and when it was last started.
+struct Restarts {
+    count: u32,
+    started: Instant,
+}
+
+impl Restarts {
+    /// The wait before the next start, or `None` when the service has used up its restarts:
+    /// 0.5 s, doubling each time, at most 5 s.
+    fn next(&mut self) -> Option<Duration> {
+        if self.started.elapsed() >= STABLE_AFTER {
+            self.count = 0;
+        }
+        if self.count >= MAX_RESTARTS {
+            return None;
+        }
+        self.count += 1;
+        Some(Duration::from_millis(500 << (self.count - 1)).min(Duration::from_secs(5)))
+    }
+}
+
+/// What every child is started with besides its own [`Launch`].
+struct Spawner {
+    exe: std::path::PathBuf,
+    log_format: LogFormat,
+    service_base: String,
+    exited: mpsc::UnboundedSender<(&'static str, ExitStatus)>,
+}
+
+impl Spawner {
+    /// Starts `launch` as a child process, whose exit is reported on the exits channel.
+    fn spawn(&self, launch: &Launch) -> anyhow::Result<Child> {
+        let Launch {
+            name,
+            port,
+            args: argv,
+            env,
+        } = launch;
+        let mut command = Command::new(&self.exe);
+        command
+            .args(argv)
+            .env(PARENT_ENV, std::process::id().to_string())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .process_group(0);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        // Every service logs as the stack was told to.
+        command.env(
+            "TAPROOM_LOG_FORMAT",
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            },
+        );
+        // Each service is its own in traces: `taproom-users`, ... (or `<OTEL_SERVICE_NAME>-users`).
+        command.env("OTEL_SERVICE_NAME", format!("{}-{name}", self.service_base));
+        // Settings meant for the stack must not leak into a service's own env-based config.
+        for key in [
+            "DATABASE_URL",
+            "LISTEN",
+            "SECRET_KEY",
+            "AUTH_URL",
+            "BEERS_URL",
+            "SUPERGRAPH",
+            "SUBGRAPHS",
+            "SUBGRAPH_SECRET",
+        ] {
+            if !command.as_std().get_envs().any(|(k, _)| k == key) {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("{name}: cannot start"))?;
+        let pid = Pid::from_raw(
+            i32::try_from(child.id().context("a just-spawned child has a pid")?)
+                .context("pid range")?,
+        );
+        let tx = self.exited.clone();
+        let name = *name;
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let status = status.unwrap_or_else(|_| ExitStatus::default());
+            tx.send((name, status)).ok();
+        });
+        Ok(Child {
+            name,
+            pid,
+            port: *port,
+        })
+    }
 }
 
 /// Runs the stack until Ctrl-C/SIGTERM (Ok) or until a service fails (Err).
@@ -177,65 +281,16 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     ]
     .into();
 
-    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let spawner = Spawner {
+        exe: std::env::current_exe().context("cannot find this program's own path")?,
+        log_format,
+        service_base,
+        exited: exited_tx,
+    };
     let starting = async {
-        for Launch {
-            name,
-            port,
-            args: argv,
-            env,
-        } in plan
-        {
-            let mut command = Command::new(&exe);
-            command
-                .args(&argv)
-                .env(PARENT_ENV, std::process::id().to_string())
-                .stdin(Stdio::null())
-                .kill_on_drop(true)
-                .process_group(0);
-            for (key, value) in env {
-                command.env(key, value);
-            }
-            // Every service logs as the stack was told to.
-            command.env(
-                "TAPROOM_LOG_FORMAT",
-                match log_format {
-                    LogFormat::Text => "text",
-                    LogFormat::Json => "json",
-                },
-            );
-            // Each service is its own in traces: `taproom-users`, ... (or `<OTEL_SERVICE_NAME>-users`).
-            command.env("OTEL_SERVICE_NAME", format!("{service_base}-{name}"));
-            // Settings meant for the stack must not leak into a service's own env-based config.
-            for key in [
-                "DATABASE_URL",
-                "LISTEN",
-                "SECRET_KEY",
-                "AUTH_URL",
-                "BEERS_URL",
-                "SUPERGRAPH",
-                "SUBGRAPHS",
-                "SUBGRAPH_SECRET",
-            ] {
-                if !command.as_std().get_envs().any(|(k, _)| k == key) {
-                    command.env_remove(key);
-                }
-            }
-            let mut child = command
-                .spawn()
-                .with_context(|| format!("{name}: cannot start"))?;
-            let pid = Pid::from_raw(
-                i32::try_from(child.id().context("a just-spawned child has a pid")?)
-                    .context("pid range")?,
-            );
-            let tx = exited_tx.clone();
-            tokio::spawn(async move {
-                let status = child.wait().await;
-                let status = status.unwrap_or_else(|_| ExitStatus::default());
-                tx.send((name, status)).ok();
-            });
-            children.push(Child { name, pid, port });
-            wait_healthy(name, port, &mut exited).await?;
+        for launch in &plan {
+            children.push(spawner.spawn(launch)?);
+            wait_ready(launch.name, launch.port, &mut exited).await?;
         }
         anyhow::Ok(())
     };
@@ -257,17 +312,86 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     }
 
     print_banner(&args, &urls);
-    let outcome = tokio::select! {
-        _ = &mut shutdown => Ok(()),
-        Some((name, status)) = exited.next() => {
-            Err(anyhow::anyhow!("{name} stopped unexpectedly ({status}); stopping the other services"))
-        }
-    };
+    let outcome = supervise(&plan, &spawner, &mut children, &mut exited, &mut shutdown).await;
     stop(&children, &mut exited).await;
     if outcome.is_ok() {
         say!("taproom: stopped");
     }
     outcome
+}
+
+/// Watches the running stack until the shutdown signal (Ok) or a service that keeps stopping (Err):
+/// a service that stops on its own is started again after a backoff, while the others serve on.
+async fn supervise(
+    plan: &[Launch],
+    spawner: &Spawner,
+    children: &mut [Child],
+    exited: &mut Exits,
+    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> anyhow::Result<()> {
+    let now = Instant::now();
+    let mut restarts: Vec<Restarts> = plan
+        .iter()
+        .map(|_| Restarts {
+            count: 0,
+            started: now,
+        })
+        .collect();
+    // The restarts waiting out their backoff, each answering its service's index.
+    let mut due = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            () = shutdown.as_mut() => return Ok(()),
+            Some((name, status)) = exited.next() => {
+                let at = plan.iter().position(|l| l.name == name).context("a known service")?;
+                let Some(wait) = restarts[at].next() else {
+                    bail!("{name} stopped unexpectedly ({status}) {} times in a row; giving up on it and stopping the other services", MAX_RESTARTS + 1);
+                };
+                eprintln!(
+                    "taproom: {name} stopped unexpectedly ({status}); starting it again in {:.1} s (restart {} of at most {MAX_RESTARTS} in a row)",
+                    wait.as_secs_f64(),
+                    restarts[at].count
+                );
+                due.spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    at
+                });
+            }
+            Some(Ok(at)) = due.join_next() => {
+                let launch = &plan[at];
+                restarts[at].started = Instant::now();
+                match spawner.spawn(launch) {
+                    Ok(child) => {
+                        exited.dead.retain(|name| *name != launch.name);
+                        children[at] = child;
+                        tokio::spawn(say_when_ready(launch.name, launch.port));
+                    }
+                    Err(error) => bail!("{error:#}; stopping the other services"),
+                }
+            }
+        }
+    }
+}
+
+/// Says when a restarted service answers on `/ready` again (or that it has not within a minute).
+async fn say_when_ready(name: &'static str, port: u16) {
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return;
+    };
+    let url = format!("http://127.0.0.1:{port}/ready");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(&url).send().await {
+            if response.status().is_success() {
+                say!("taproom: {name} is ready again");
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Exit events of the children, remembering who is gone.
@@ -291,13 +415,13 @@ impl Exits {
     }
 }
 
-/// Waits until `name` answers on `/health`, or fails if it exits or takes over a minute.
-async fn wait_healthy(name: &str, port: u16, exited: &mut Exits) -> anyhow::Result<()> {
+/// Waits until `name` answers on `/ready`, or fails if it exits or takes over a minute.
+async fn wait_ready(name: &str, port: u16, exited: &mut Exits) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
         .context("cannot build an HTTP client")?;
-    let url = format!("http://127.0.0.1:{port}/health");
+    let url = format!("http://127.0.0.1:{port}/ready");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some((child, status)) = exited.try_next() {
@@ -309,7 +433,7 @@ async fn wait_healthy(name: &str, port: u16, exited: &mut Exits) -> anyhow::Resu
             }
         }
         if Instant::now() > deadline {
-            bail!("{name} did not become healthy on port {port} within 60 s");
+            bail!("{name} did not become ready on port {port} within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,4 +1,4 @@
-//! The `taproom` stack binary as a newcomer runs it: start, health, a federated query, Ctrl-C and
+//! The `taproom` stack binary as a newcomer runs it: start, health, a federated query, restarts, Ctrl-C and
 //! SIGTERM leaving no process behind, data kept across runs, and a clear failure on a taken port.
 
 mod support;
@@ -236,40 +236,108 @@ fn a_corrupt_database_is_reported_naming_the_service() {
     assert_nothing_left(stack.id());
 }
 
+/// The pid of the stack's service listening on `port`, once there is one other than `not`; `None`
+/// if the stack exits first.
+fn service_pid(stack: &mut std::process::Child, port: u16, not: Option<u32>) -> Option<u32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if stack.try_wait().expect("waits").is_some() {
+            return None;
+        }
+        let found = children_of(stack.id()).into_iter().find(|pid| {
+            Some(*pid) != not
+                && std::fs::read(format!("/proc/{pid}/environ"))
+                    .map(|env| {
+                        String::from_utf8_lossy(&env).contains(&format!("LISTEN=127.0.0.1:{port}"))
+                    })
+                    .unwrap_or(false)
+        });
+        if found.is_some() {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no service on port {port} was started again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill_9(pid: u32) {
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+}
+
+/// A service that dies is started again while the router answers with partial data; one that
+/// keeps dying is given up after five restarts in a row, which stops the stack.
 #[test]
-fn a_service_that_dies_stops_the_others_and_fails_the_stack() {
+fn a_dead_service_is_restarted_and_one_that_keeps_dying_is_given_up() {
     let data = tempfile::tempdir().expect("a temporary folder");
     let ports = ports();
     let mut stack = start(data.path(), &ports);
     let _guard = KillOnDrop(stack.id());
     wait_running(&mut stack);
-    let children = children_of(stack.id());
-    assert_eq!(children.len(), 4);
-    // The orders service: the one listening on its port.
-    let victim = children
-        .iter()
-        .copied()
-        .find(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| {
-                    String::from_utf8_lossy(&env)
-                        .contains(&format!("LISTEN=127.0.0.1:{}", ports.orders))
-                })
-                .unwrap_or(false)
-        })
-        .expect("the orders process");
-    Command::new("kill")
-        .args(["-9", &victim.to_string()])
-        .status()
-        .expect("kill runs");
-    let killed = Instant::now();
-    let (status, stderr) = exit_and_stderr(&mut stack);
-    assert!(!status.success(), "a dead service fails the stack");
-    assert!(
-        killed.elapsed() < Duration::from_secs(8),
-        "the others stop promptly"
+    assert_eq!(children_of(stack.id()).len(), 4);
+    let token = login(ports.router);
+    let query = "{ me { username } currentOrder { id } }";
+
+    let mut victim = service_pid(&mut stack, ports.orders, None).expect("orders runs");
+    kill_9(victim);
+    // Within the first backoff (half a second) orders is down: the users part still answers.
+    let partial = gql(ports.router, query, Some(&token));
+    assert_eq!(partial["data"]["me"]["username"], "customer", "{partial}");
+    assert_eq!(partial["data"]["currentOrder"], Value::Null, "{partial}");
+    assert_eq!(
+        partial["errors"][0]["extensions"]["code"], "SUBGRAPH_REQUEST_FAILED",
+        "{partial}"
     );
-    assert!(stderr.contains("orders stopped unexpectedly"), "{stderr}");
+    victim = service_pid(&mut stack, ports.orders, Some(victim)).expect("orders restarts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let whole = gql(ports.router, query, Some(&token));
+        if whole.get("errors").is_none() {
+            assert_eq!(whole["data"]["me"]["username"], "customer", "{whole}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "orders did not come back: {whole}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        children_of(stack.id()).len(),
+        4,
+        "the others were not stopped"
+    );
+
+    // Five more deaths in a row: restarts 2 to 5, then the stack gives up.
+    for _ in 0..5 {
+        kill_9(victim);
+        match service_pid(&mut stack, ports.orders, Some(victim)) {
+            Some(next) => victim = next,
+            None => break,
+        }
+    }
+    let (status, stderr) = exit_and_stderr(&mut stack);
+    assert!(
+        !status.success(),
+        "a service that keeps dying fails the stack"
+    );
+    assert!(
+        stderr.contains("orders stopped unexpectedly (signal: 9 (SIGKILL)); starting it again in 0.5 s (restart 1 of at most 5 in a row)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("restart 5 of at most 5 in a row"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("6 times in a row; giving up on it and stopping the other services"),
+        "{stderr}"
+    );
     assert!(
         !stderr.contains("did not stop"),
         "the dead service is not waited for: {stderr}"

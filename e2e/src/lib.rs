@@ -434,6 +434,7 @@ async fn start_users(db: &TestDb, listener: TcpListener) -> Service {
         db: taproom_users::config::DbArgs {
             database_url: db.url.clone(),
         },
+        shutdown: Default::default(),
         listen: listener.local_addr().expect("bound"),
         secret_key: Some(SECRET.into()),
         token_ttl_hours: 1,
@@ -450,6 +451,7 @@ async fn start_beers(db: &TestDb, auth_url: &str, listener: TcpListener) -> Serv
         db: taproom_beers::config::DbArgs {
             database_url: db.url.clone(),
         },
+        shutdown: Default::default(),
         listen: listener.local_addr().expect("bound"),
         auth: RemoteAuthArgs {
             auth_url: auth_url.to_owned(),
@@ -473,6 +475,7 @@ async fn start_orders(
         db: taproom_orders::config::DbArgs {
             database_url: db.url.clone(),
         },
+        shutdown: Default::default(),
         listen: listener.local_addr().expect("bound"),
         beers_url: beers_url.to_owned(),
         auth: RemoteAuthArgs {

@@ -163,3 +163,115 @@ async fn every_null_in_a_non_null_position_is_explained_by_an_error() {
         "the null username needs its own error: {response}"
     );
 }
+
+/// A load balancer in front of `upstream` that answers 502 (no replica answered) to the next
+/// `failing` requests and forwards the others; it counts every request it receives.
+async fn flaky_balancer(
+    upstream: String,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let failing = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(AtomicUsize::new(0));
+    let (fail, count) = (failing.clone(), received.clone());
+    let http = reqwest::Client::new();
+    let app = Router::new().route(
+        "/graphql",
+        post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (fail, count, http, upstream) =
+                (fail.clone(), count.clone(), http.clone(), upstream.clone());
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                let failed = fail
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if failed {
+                    (
+                        axum::http::StatusCode::BAD_GATEWAY,
+                        axum::body::Bytes::from_static(b"<html>502 Bad Gateway</html>"),
+                    )
+                } else {
+                    taproom_e2e::forward(&http, &upstream, &headers, body).await
+                }
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, failing, received)
+}
+
+/// A query that meets a replica failing at the connection level (the load balancer's 502) is
+/// sent once more and answers whole; a mutation is never sent twice; both are counted.
+#[tokio::test]
+async fn a_query_is_retried_once_after_a_connection_failure_and_a_mutation_never() {
+    use std::sync::atomic::Ordering;
+    use taproom_router::metrics::{Retry, RetryLabels};
+    let f = Federation::start().await;
+    let (token, _) = f.register("ivan").await;
+    let (balancer, failing, received) = flaky_balancer(f.users.graphql_url()).await;
+    let router = f
+        .another_router()
+        .subgraph_url("users", balancer)
+        .start()
+        .await;
+    let retried = |result| {
+        router
+            .state
+            .client
+            .metrics
+            .retries
+            .get_or_create(&RetryLabels {
+                subgraph: "users".into(),
+                result,
+            })
+            .get()
+    };
+    let auth = format!("Bearer {token}");
+
+    failing.store(1, Ordering::SeqCst);
+    let whole = ask(
+        &router.graphql_url(),
+        "{ me { username } }",
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(whole, json!({ "data": { "me": { "username": "ivan" } } }));
+    assert_eq!(received.load(Ordering::SeqCst), 2, "sent once more");
+    assert_eq!(retried(Retry::retried), 1);
+
+    // Twice in a row: one retry only, then the error.
+    failing.store(2, Ordering::SeqCst);
+    let failed = ask(
+        &router.graphql_url(),
+        "{ me { username } }",
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(failed["data"]["me"], Value::Null, "{failed}");
+    assert_eq!(
+        failed["errors"][0]["extensions"]["code"], "SUBGRAPH_REQUEST_FAILED",
+        "{failed}"
+    );
+    assert_eq!(received.load(Ordering::SeqCst), 4);
+    assert_eq!(retried(Retry::retried), 2);
+
+    failing.store(1, Ordering::SeqCst);
+    let refused = ask(
+        &router.graphql_url(),
+        r#"mutation { login(username: "ivan", password: "Password1234") { token } }"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "SUBGRAPH_REQUEST_FAILED",
+        "{refused}"
+    );
+    assert_eq!(received.load(Ordering::SeqCst), 5, "a mutation is sent once");
+    assert_eq!(retried(Retry::retried), 2);
+    assert_eq!(retried(Retry::budget_exhausted), 0);
+}

@@ -87,6 +87,7 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
         max_fields: 20_000,
         plan_cache_size: 100,
         no_subgraph_dedupe: false,
+        no_subgraph_retry: false,
         max_merging_operations: None,
         merging_release_ms: 100,
         cors_origin: Vec::new(),
@@ -104,6 +105,7 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
         query_plan_header: true,
         no_query_plan_header: false,
         metrics_listen: None,
+        shutdown: Default::default(),
         secret: SecretArg {
             subgraph_secret: Some(HeaderValue::from_static(SUBGRAPH_SECRET)),
         },

@@ -10,7 +10,8 @@
 //!   [`graphql_status`]: the status of a GraphQL request error for the client's media type.
 //! - [`error`]: the typed GraphQL error (`GraphqlError`, its `Code`s) and a request error that knows
 //!   its HTTP status (`RequestError`).
-//! - [`shutdown_signal`]: Ctrl-C or SIGTERM.
+//! - [`shutdown_signal`]: Ctrl-C or SIGTERM; [`lifecycle`]: serving until it, then draining (not
+//!   ready, a grace period, in-flight requests finished up to a deadline).
 //!
 //! It knows no GraphQL engine and no database: the router and `taproom-common` (the subgraphs'
 //! plumbing) both build on it, and the router still depends on no subgraph crate.
@@ -25,6 +26,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub mod error;
+pub mod lifecycle;
 
 use error::{errors_body, Code, GraphqlError};
 

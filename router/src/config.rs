@@ -140,6 +140,11 @@ pub struct ServeArgs {
     /// request and its answer; mutations never do.
     #[arg(long, env = "NO_SUBGRAPH_DEDUPE")]
     pub no_subgraph_dedupe: bool,
+    /// Never retry a subgraph fetch. By default a query or `_entities` fetch that failed at the
+    /// connection level (refused, reset, or a load balancer's 502/503) is sent once more, within a
+    /// budget of one retry per five fetches (100 saved up at most); mutations never are.
+    #[arg(long, env = "NO_SUBGRAPH_RETRY")]
+    pub no_subgraph_retry: bool,
     /// How many operations may hold subgraph answers at once; the others wait, with nothing read,
     /// until one is answered. Bounds memory under load (each operation's answers are parsed and
     /// merged in memory), and merging a few at a time keeps them in the CPU's caches. Default: 8
@@ -206,6 +211,8 @@ pub struct ServeArgs {
     pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub secret: SecretArg,
+    #[command(flatten)]
+    pub shutdown: taproom_http::lifecycle::ShutdownArgs,
 }
 
 /// The secret shared with the subgraphs.

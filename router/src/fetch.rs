@@ -1,5 +1,6 @@
 //! Requests to subgraphs: one pooled keep-alive HTTP client, per-subgraph timeouts, request counters,
-//! and in-flight deduplication: identical queries sent at the same time share one request.
+//! in-flight deduplication (identical queries sent at the same time share one request), and one
+//! retry of a query that failed at the connection level, within a budget ([`crate::retry`]).
 
 use std::{
     collections::{hash_map::Entry, HashMap},
@@ -18,7 +19,8 @@ use tracing::{Instrument, Span};
 
 use crate::{
     error::GraphqlError,
-    metrics::{Failure, RouterMetrics, SubgraphErrorLabels, SubgraphLabels},
+    metrics::{Failure, Retry, RetryLabels, RouterMetrics, SubgraphErrorLabels, SubgraphLabels},
+    retry::RetryBudget,
     value::{Bodies, Val},
 };
 
@@ -74,6 +76,8 @@ pub struct SubgraphClient {
     saved: Mutex<HashMap<String, u64>>,
     /// The shared subgraph secret, sent with every request.
     secret: Option<HeaderValue>,
+    /// The budget for retrying queries, or `None` when retries are off.
+    retries: Option<Arc<RetryBudget>>,
     /// The router's metrics; this client records the subgraph requests'.
     pub metrics: Arc<RouterMetrics>,
 }
@@ -113,8 +117,15 @@ impl SubgraphClient {
             in_flight: Some(Arc::default()),
             saved: Mutex::new(HashMap::new()),
             secret: None,
+            retries: Some(Arc::default()),
             metrics: Arc::default(),
         }
+    }
+
+    /// Turns the retry of queries that failed at the connection level on (the default) or off.
+    pub fn retrying(mut self, on: bool) -> Self {
+        self.retries = on.then(Arc::default);
+        self
     }
 
     /// Presents `secret` in [`SECRET_HEADER`] with every subgraph request.
@@ -148,7 +159,8 @@ impl SubgraphClient {
     /// POSTs `body` (a GraphQL request as JSON) to the subgraph `name` at `url`; returns its HTTP
     /// status and body, which [`read_answer`] reads. A `shareable` request (a query, never a
     /// mutation) joins an identical one in flight when deduplication is on; the others also carry
-    /// the client's address and batch ([`UNSHARED_HEADERS`], from `headers`).
+    /// the client's address and batch ([`UNSHARED_HEADERS`], from `headers`). A shareable request
+    /// is idempotent, so it may be retried ([`crate::retry`]); the others never are.
     pub async fn request(
         &self,
         name: &str,
@@ -167,6 +179,7 @@ impl SubgraphClient {
             http.response.status_code = tracing::field::Empty,
             http.response.body.size = tracing::field::Empty,
             taproom.deduplicated = tracing::field::Empty,
+            taproom.retried = tracing::field::Empty,
         );
         let within = span.clone();
         async move {
@@ -217,6 +230,11 @@ impl SubgraphClient {
                             secret: self.secret.clone(),
                             unshared: UNSHARED_HEADERS.map(|header| headers.get(header).cloned()),
                             trace,
+                            retries: if shareable {
+                                self.retries.clone()
+                            } else {
+                                None
+                            },
                         },
                         name.to_owned(),
                         url.to_owned(),
@@ -249,6 +267,7 @@ impl SubgraphClient {
                     secret: self.secret.clone(),
                     unshared: [None, None],
                     trace,
+                    retries: self.retries.clone(),
                 },
                 name.to_owned(),
                 key.url.clone(),
@@ -293,6 +312,8 @@ struct Sender {
     unshared: [Option<HeaderValue>; UNSHARED_HEADERS.len()],
     /// [`TRACE_HEADERS`]: the caller's (a shared request's first caller's).
     trace: [Option<HeaderValue>; TRACE_HEADERS.len()],
+    /// The retry budget, for an idempotent request when retries are on.
+    retries: Option<Arc<RetryBudget>>,
 }
 
 /// One POST to a subgraph, counted.
@@ -304,6 +325,7 @@ async fn send(
         secret,
         unshared,
         trace,
+        retries,
     }: Sender,
     name: String,
     url: String,
@@ -354,7 +376,33 @@ async fn send(
         }
     }
     let span = Span::current();
-    let response = request.body(body).send().await.map_err(|e| {
+    let request = request.body(body);
+    let again = retries.as_ref().and_then(|_| request.try_clone());
+    let mut answer = request.send().await;
+    if let (Some(budget), Some(again)) = (&retries, again) {
+        budget.earn();
+        if let Some(reason) = connection_failure(&answer) {
+            let result = if budget.spend() {
+                Retry::retried
+            } else {
+                Retry::budget_exhausted
+            };
+            metrics
+                .retries
+                .get_or_create(&RetryLabels {
+                    subgraph: labels.subgraph.clone(),
+                    result,
+                })
+                .inc();
+            tracing::warn!(subgraph = %labels.subgraph, %reason, ?result, "a query failed at the connection level");
+            if result == Retry::retried {
+                span.record("taproom.retried", true);
+                metrics.subgraph_requests.get_or_create(&labels).inc();
+                answer = again.send().await;
+            }
+        }
+    }
+    let response = answer.map_err(|e| {
         failed(Failure::transport);
         context::fail(&span, "transport");
         if e.is_timeout() {
@@ -382,6 +430,23 @@ async fn send(
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     Ok((status, bytes))
+}
+
+/// Why `answer` failed at the connection level, so that sending it again may succeed: no answer
+/// for a reason other than a timeout (refused, reset, closed before the answer), or a load
+/// balancer's 502 or 503 (no replica answered, or none is up).
+fn connection_failure(answer: &Result<reqwest::Response, reqwest::Error>) -> Option<String> {
+    match answer {
+        Err(error) if error.is_timeout() => None,
+        Err(error) if error.is_connect() => Some("connection refused or unreachable".to_owned()),
+        Err(error) if error.is_request() => Some(format!("request failed: {error}")),
+        Err(_) => None,
+        Ok(response) => matches!(
+            response.status(),
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
+        )
+        .then(|| format!("HTTP {}", response.status())),
+    }
 }
 
 /// A subgraph's answer as the executor uses it, its data borrowing from its body kept in `bodies`.

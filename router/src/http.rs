@@ -1,5 +1,6 @@
 //! The router's HTTP face: `POST`/`GET /graphql` after GraphQL-over-HTTP (batches of operations,
-//! gzip request bodies and compressed responses too), `/health`, `/metrics`, the playground.
+//! gzip request bodies and compressed responses too), `/health` (liveness), `/ready` (readiness:
+//! not draining), `/metrics`, the playground.
 //!
 //! `taproom-http` reads the request and negotiates the media type (as for the subgraphs); this
 //! module alone turns the pipeline's answer or [`RequestError`](crate::error::RequestError) into an
@@ -20,8 +21,9 @@ use axum::{
     Extension, Router as Routes,
 };
 use taproom_http::{
-    error_reply, graphql_status, read_request, reply, GraphqlHttpRequest, HttpError, Incoming,
-    MediaType,
+    error_reply, graphql_status,
+    lifecycle::{self, Lifecycle},
+    read_request, reply, GraphqlHttpRequest, HttpError, Incoming, MediaType,
 };
 use taproom_telemetry::{
     context::{self, request_span},
@@ -90,7 +92,8 @@ pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
         // The compressed body's limit; the decompressed one is checked while decoding.
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
-        .route("/health", get(|| async { "ok" }));
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready));
     if options.playground {
         routes = routes
             .route("/", {
@@ -195,6 +198,16 @@ fn decoded_body(
                 "Content-Encoding {other:?} is not supported; send the body as is or with gzip"
             ),
         }),
+    }
+}
+
+/// `GET /ready`: 200 while serving, 503 once draining ([`taproom_http::lifecycle`]). A router only
+/// serves once its supergraph is loaded, and keeps the last one that loaded, so that needs no check.
+async fn ready(lifecycle: Option<Extension<Lifecycle>>) -> Response {
+    if lifecycle::draining(lifecycle.as_ref()) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else {
+        (StatusCode::OK, "ready").into_response()
     }
 }
 

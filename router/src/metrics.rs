@@ -85,6 +85,22 @@ pub struct SupergraphLabels {
     pub sha256: String,
 }
 
+/// What became of a failed idempotent fetch that could be retried ([`crate::retry`]).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Retry {
+    /// Sent once more.
+    retried,
+    /// Not sent again: the retry budget was spent.
+    budget_exhausted,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    pub subgraph: String,
+    pub result: Retry,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every metric of the router.
@@ -100,6 +116,8 @@ pub struct RouterMetrics {
     pub subgraph_errors: Family<SubgraphErrorLabels, Counter<u64, AtomicU64>>,
     /// `taproom_router_subgraph_requests_total{subgraph}`.
     pub subgraph_requests: Family<SubgraphLabels, Counter<u64, AtomicU64>>,
+    /// `taproom_router_subgraph_retries_total{subgraph, result}`.
+    pub retries: Family<RetryLabels, Counter<u64, AtomicU64>>,
     /// `taproom_router_subgraph_requests_deduplicated_total{subgraph}`.
     pub deduplicated: Family<SubgraphLabels, Counter<u64, AtomicU64>>,
     /// `taproom_router_plan_cache_requests_total{result}`.
@@ -151,6 +169,12 @@ impl Default for RouterMetrics {
             "Requests sent to each subgraph.",
             subgraph_requests.clone(),
         );
+        let retries = Family::default();
+        registry.register(
+            "taproom_router_subgraph_retries",
+            "Idempotent subgraph fetches (queries, _entities) that failed at the connection level, by subgraph and result: sent once more (retried) or not, the retry budget being spent (budget_exhausted).",
+            retries.clone(),
+        );
         let deduplicated = Family::default();
         registry.register(
             "taproom_router_subgraph_requests_deduplicated",
@@ -188,6 +212,7 @@ impl Default for RouterMetrics {
             subgraph_duration,
             subgraph_errors,
             subgraph_requests,
+            retries,
             deduplicated,
             plan_cache,
             prepared,

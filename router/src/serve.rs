@@ -108,6 +108,7 @@ pub async fn serve(
             supergraph,
             SubgraphClient::new(Duration::from_secs(args.subgraph_timeout_secs))
                 .dedupe(!args.no_subgraph_dedupe)
+                .retrying(!args.no_subgraph_retry)
                 .presenting(args.secret.subgraph_secret.clone()),
             OperationLimits {
                 max_depth: args.max_depth,
@@ -168,12 +169,14 @@ pub async fn serve(
         tokio::spawn(axum::serve(metrics, http::metrics_routes(router.clone())).into_future());
     }
     tracing::info!(address = %listener.local_addr()?, "router listening");
-    axum::serve(
+    taproom_http::lifecycle::serve(
         listener,
-        http::routes(router, options).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        http::routes(router, options),
+        &args.shutdown,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await?;
+    tracing::info!("router stopped");
     Ok(())
 }
 

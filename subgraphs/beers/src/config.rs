@@ -41,6 +41,8 @@ pub struct DbArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub shutdown: taproom_common::http::ShutdownArgs,
     /// The address to listen on.
     #[arg(long, env = "LISTEN", default_value = "127.0.0.1:5002")]
     pub listen: SocketAddr,

@@ -90,5 +90,5 @@ pub async fn serve(
         ..Limits::default()
     };
     let app = app(AppState { db: db.clone() }, authenticator, limits);
-    service::serve("beers", db, listener, app, shutdown).await
+    service::serve("beers", db, listener, app, &args.shutdown, shutdown).await
 }

@@ -191,7 +191,7 @@ impl Db {
         self.statements.load(Ordering::Relaxed)
     }
 
-    /// Whether the database answers; used by `GET /health`.
+    /// Whether the database answers; used by `GET /ready`.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }

@@ -7,7 +7,8 @@
 //! - Malformed bodies answer 400, bodies over [`Limits::max_body_bytes`] 413, unsupported content types
 //!   415, mutations over GET 405 — always as a GraphQL-shaped JSON error with `extensions.code`.
 //!   Reading the request and negotiating the media type is `taproom-http`'s, shared with the router.
-//! - `GET /health`: 200 only while the database answers.
+//! - `GET /health` (liveness): 200 while the process serves. `GET /ready` (readiness): 200 only while
+//!   it is not draining ([`taproom_http::lifecycle`]) and the database answers.
 //!
 //! Servers take their listener and shutdown signal as parameters so tests can bind `127.0.0.1:0`.
 
@@ -26,11 +27,15 @@ use axum::{
     Extension, Router,
 };
 use serde_json::Value;
-pub use taproom_http::shutdown_signal;
 use taproom_http::{
-    check_query, error::Code, error_reply, graphql_status, malformed_body, reply, request_from_get,
-    request_source, required_query, HttpError, MediaType, RequestSource,
+    check_query,
+    error::Code,
+    error_reply, graphql_status,
+    lifecycle::{self, Lifecycle},
+    malformed_body, reply, request_from_get, request_source, required_query, HttpError, MediaType,
+    RequestSource,
 };
+pub use taproom_http::{lifecycle::ShutdownArgs, shutdown_signal};
 use taproom_telemetry::context;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -66,7 +71,7 @@ impl Default for Limits {
     }
 }
 
-/// `/graphql` for `executor` plus `/health` for `db`.
+/// `/graphql` for `executor` plus `/health`, `/ready` and `/metrics`.
 pub fn graphql_app<E: Executor + Clone>(executor: E, db: Db, limits: Limits) -> Router {
     graphql_app_with(executor, db, limits, Router::new())
 }
@@ -81,6 +86,7 @@ pub fn graphql_app_with<E: Executor + Clone>(
 ) -> Router {
     let health = Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(db);
     let graphql = Router::new()
@@ -105,7 +111,9 @@ pub fn graphql_app_with<E: Executor + Clone>(
 /// `http_server_request_duration_seconds` of every request, by route.
 async fn timed(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let route = match request.uri().path() {
-        path @ ("/graphql" | "/health" | "/metrics" | "/auth/introspect") => path.to_owned(),
+        path @ ("/graphql" | "/health" | "/ready" | "/metrics" | "/auth/introspect") => {
+            path.to_owned()
+        }
         _ => "other".to_owned(),
     };
     let started = std::time::Instant::now();
@@ -136,9 +144,19 @@ async fn metrics(State(db): State<Db>) -> Response {
     taproom_telemetry::metrics::response(metrics.registry())
 }
 
-async fn health(State(db): State<Db>) -> Response {
-    if db.ping().await {
-        (StatusCode::OK, "ok").into_response()
+/// `GET /health`, liveness: the process is up and serving (draining included). It does not ask the
+/// database, so an orchestrator does not restart every replica while the database is away.
+async fn health() -> Response {
+    (StatusCode::OK, "ok").into_response()
+}
+
+/// `GET /ready`, readiness: 200 only while the server is not draining and the database (whose
+/// migrations were checked before serving began) answers.
+async fn ready(State(db): State<Db>, lifecycle: Option<Extension<Lifecycle>>) -> Response {
+    if lifecycle::draining(lifecycle.as_ref()) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else if db.ping().await {
+        (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
     }

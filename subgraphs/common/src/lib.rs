@@ -9,7 +9,7 @@
 //!   seconds ([`auth::RemoteAuthenticator`]). The README's "Tokens" section describes the design.
 //! - [`error`]: the stable `extensions.code` values of the public contract.
 //! - [`http`]: the HTTP shell around an async-graphql schema: GraphQL-over-HTTP for GET and POST,
-//!   body and depth limits, `/health`, graceful shutdown.
+//!   body and depth limits, `/health` and `/ready`, graceful shutdown with draining.
 //! - [`limits`]: the router's limits on documents (depth, aliases, fields, repeated directives).
 //! - [`metrics`]: the subgraph's `/metrics`: requests, SQL statements by kind, the pool, the token cache.
 //! - [`memo`]: a subtree that the same request reaches many times for the same entity, resolved once.

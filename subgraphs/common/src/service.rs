@@ -4,6 +4,7 @@ use std::{future::Future, net::SocketAddr};
 
 use anyhow::Context as _;
 use axum::Router;
+use taproom_http::lifecycle::{self, ShutdownArgs};
 use tokio::net::TcpListener;
 
 use crate::db::{Db, DbError, Migrations};
@@ -35,16 +36,19 @@ pub async fn listen(address: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("LISTEN: cannot listen on {address}"))
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then closes `db`.
+/// Serves `app` on `listener` until `signal` completes, drains as `settings` say
+/// ([`taproom_http::lifecycle`]), then closes `db`.
 pub async fn serve(
     service: &str,
     db: Db,
     listener: TcpListener,
     app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    settings: &ShutdownArgs,
+    signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(service, address = %listener.local_addr()?, "subgraph listening");
-    crate::http::serve(listener, app, shutdown).await?;
+    lifecycle::serve(listener, app, settings, signal).await?;
     db.close().await;
+    tracing::info!(service, "stopped");
     Ok(())
 }

@@ -89,5 +89,5 @@ pub async fn serve(
         secret: args.trust.subgraph_secret,
     };
     let app = app(state, authenticator, limits);
-    service::serve("orders", db, listener, app, shutdown).await
+    service::serve("orders", db, listener, app, &args.shutdown, shutdown).await
 }

@@ -164,7 +164,15 @@ pub async fn serve(
         secret: args.trust.subgraph_secret,
         ..Limits::default()
     };
-    service::serve("users", db, listener, app(state, limits), shutdown).await
+    service::serve(
+        "users",
+        db,
+        listener,
+        app(state, limits),
+        &args.shutdown,
+        shutdown,
+    )
+    .await
 }
 
 /// `create-admin`: creates the account as an admin, or promotes the existing one.

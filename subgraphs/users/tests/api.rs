@@ -846,21 +846,26 @@ test_on_both_databases!(
     migrations_are_idempotent,
 );
 
-/// `/health` answers 503 once the database is gone.
-async fn health_follows_the_database(test_db: TestDb) {
+/// `/ready` answers 503 once the database is gone; `/health` (liveness) does not follow it.
+async fn readiness_follows_the_database(test_db: TestDb) {
     let t = TestApp::start(&test_db).await;
-    let health = || {
+    let probe = |path: &'static str| {
         send(
             &t.app,
-            Request::get("/health").body(Body::empty()).expect("valid"),
+            Request::get(path).body(Body::empty()).expect("valid"),
         )
     };
-    assert_eq!(health().await.status, StatusCode::OK);
+    assert_eq!(probe("/ready").await.status, StatusCode::OK);
+    assert_eq!(probe("/health").await.status, StatusCode::OK);
     t.db.close().await;
-    assert_eq!(health().await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        probe("/ready").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(probe("/health").await.status, StatusCode::OK);
 }
 
-test_on_both_databases!(health_follows_the_database);
+test_on_both_databases!(readiness_follows_the_database);
 
 /// GET takes GraphQL-over-HTTP's parameter names: `operationName` picks among several operations.
 async fn get_honours_operation_name(test_db: TestDb) {

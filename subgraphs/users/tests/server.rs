@@ -37,6 +37,7 @@ impl Server {
             db: DbArgs {
                 database_url: test_db.url.clone(),
             },
+            shutdown: Default::default(),
             listen: listener.local_addr().expect("bound"),
             secret_key: Some(SECRET.into()),
             token_ttl_hours: 1,
