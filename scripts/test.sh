@@ -6,6 +6,8 @@
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The Kubernetes manifests, against the Kubernetes schemas (offline).
+bash scripts/check-manifests.sh
 # The stack test scrapes the services with a real Prometheus (Debian's package).
 if ! command -v prometheus >/dev/null; then
   echo "test.sh: installing Debian's prometheus for the metrics test" >&2
