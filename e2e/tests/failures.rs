@@ -271,7 +271,11 @@ async fn a_query_is_retried_once_after_a_connection_failure_and_a_mutation_never
         refused["errors"][0]["extensions"]["code"], "SUBGRAPH_REQUEST_FAILED",
         "{refused}"
     );
-    assert_eq!(received.load(Ordering::SeqCst), 5, "a mutation is sent once");
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        5,
+        "a mutation is sent once"
+    );
     assert_eq!(retried(Retry::retried), 2);
     assert_eq!(retried(Retry::budget_exhausted), 0);
 }

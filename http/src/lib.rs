@@ -12,8 +12,10 @@
 //!   its HTTP status (`RequestError`).
 //! - [`shutdown_signal`]: Ctrl-C or SIGTERM; [`lifecycle`]: serving until it, then draining (not
 //!   ready, a grace period, in-flight requests finished up to a deadline).
+//! - [`retry`]: one more try for an idempotent request to another service, within a budget.
 //!
-//! It knows no GraphQL engine and no database: the router and `taproom-common` (the subgraphs'
+//! It knows no GraphQL engine and no database (its one client-side piece, [`retry`], sends
+//! requests built with reqwest): the router and `taproom-common` (the subgraphs'
 //! plumbing) both build on it, and the router still depends on no subgraph crate.
 
 use axum::{
@@ -27,6 +29,7 @@ use serde_json::{Map, Value};
 
 pub mod error;
 pub mod lifecycle;
+pub mod retry;
 
 use error::{errors_body, Code, GraphqlError};
 

@@ -1,6 +1,6 @@
 //! Requests to subgraphs: one pooled keep-alive HTTP client, per-subgraph timeouts, request counters,
 //! in-flight deduplication (identical queries sent at the same time share one request), and one
-//! retry of a query that failed at the connection level, within a budget ([`crate::retry`]).
+//! retry of a query that failed at the connection level, within a budget ([`taproom_http::retry`]).
 
 use std::{
     collections::{hash_map::Entry, HashMap},
@@ -14,13 +14,13 @@ use axum::{
 };
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use rustc_hash::FxHashMap;
+use taproom_http::retry::{send_idempotent, Retried, RetryBudget, Sent};
 use taproom_telemetry::{context, traces::TARGET};
 use tracing::{Instrument, Span};
 
 use crate::{
     error::GraphqlError,
     metrics::{Failure, Retry, RetryLabels, RouterMetrics, SubgraphErrorLabels, SubgraphLabels},
-    retry::RetryBudget,
     value::{Bodies, Val},
 };
 
@@ -160,7 +160,7 @@ impl SubgraphClient {
     /// status and body, which [`read_answer`] reads. A `shareable` request (a query, never a
     /// mutation) joins an identical one in flight when deduplication is on; the others also carry
     /// the client's address and batch ([`UNSHARED_HEADERS`], from `headers`). A shareable request
-    /// is idempotent, so it may be retried ([`crate::retry`]); the others never are.
+    /// is idempotent, so it may be retried ([`taproom_http::retry`]); the others never are.
     pub async fn request(
         &self,
         name: &str,
@@ -377,31 +377,31 @@ async fn send(
     }
     let span = Span::current();
     let request = request.body(body);
-    let again = retries.as_ref().and_then(|_| request.try_clone());
-    let mut answer = request.send().await;
-    if let (Some(budget), Some(again)) = (&retries, again) {
-        budget.earn();
-        if let Some(reason) = connection_failure(&answer) {
-            let result = if budget.spend() {
-                Retry::retried
-            } else {
-                Retry::budget_exhausted
-            };
-            metrics
-                .retries
-                .get_or_create(&RetryLabels {
-                    subgraph: labels.subgraph.clone(),
-                    result,
-                })
-                .inc();
-            tracing::warn!(subgraph = %labels.subgraph, %reason, ?result, "a query failed at the connection level");
-            if result == Retry::retried {
-                span.record("taproom.retried", true);
-                metrics.subgraph_requests.get_or_create(&labels).inc();
-                answer = again.send().await;
+    let answer = match &retries {
+        None => request.send().await,
+        Some(budget) => {
+            let Sent { answer, retry } = send_idempotent(request, budget).await;
+            if let Some((retried, reason)) = retry {
+                let result = match retried {
+                    Retried::Yes => Retry::retried,
+                    Retried::BudgetExhausted => Retry::budget_exhausted,
+                };
+                metrics
+                    .retries
+                    .get_or_create(&RetryLabels {
+                        subgraph: labels.subgraph.clone(),
+                        result,
+                    })
+                    .inc();
+                tracing::warn!(subgraph = %labels.subgraph, %reason, ?result, "a query failed at the connection level");
+                if retried == Retried::Yes {
+                    span.record("taproom.retried", true);
+                    metrics.subgraph_requests.get_or_create(&labels).inc();
+                }
             }
+            answer
         }
-    }
+    };
     let response = answer.map_err(|e| {
         failed(Failure::transport);
         context::fail(&span, "transport");
@@ -430,23 +430,6 @@ async fn send(
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     Ok((status, bytes))
-}
-
-/// Why `answer` failed at the connection level, so that sending it again may succeed: no answer
-/// for a reason other than a timeout (refused, reset, closed before the answer), or a load
-/// balancer's 502 or 503 (no replica answered, or none is up).
-fn connection_failure(answer: &Result<reqwest::Response, reqwest::Error>) -> Option<String> {
-    match answer {
-        Err(error) if error.is_timeout() => None,
-        Err(error) if error.is_connect() => Some("connection refused or unreachable".to_owned()),
-        Err(error) if error.is_request() => Some(format!("request failed: {error}")),
-        Err(_) => None,
-        Ok(response) => matches!(
-            response.status(),
-            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
-        )
-        .then(|| format!("HTTP {}", response.status())),
-    }
 }
 
 /// A subgraph's answer as the executor uses it, its data borrowing from its body kept in `bodies`.

@@ -49,7 +49,6 @@ mod pipeline;
 pub mod plan;
 mod playground;
 mod response;
-mod retry;
 mod serve;
 pub mod supergraph;
 mod tooling;

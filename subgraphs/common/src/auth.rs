@@ -252,6 +252,8 @@ pub struct RemoteAuthenticator {
     cache: moka::future::Cache<[u8; 32], Option<Caller>>,
     /// The shared subgraph secret, sent with every introspection.
     secret: Option<SubgraphSecret>,
+    /// Introspection is a read: one that failed at the connection level is sent once more.
+    retries: crate::retry::RetryBudget,
 }
 
 impl RemoteAuthenticator {
@@ -273,6 +275,7 @@ impl RemoteAuthenticator {
                 .time_to_live(ttl.max(Duration::from_millis(1)))
                 .build(),
             secret: None,
+            retries: crate::retry::RetryBudget::default(),
         }
     }
 
@@ -295,9 +298,12 @@ impl RemoteAuthenticator {
         if let Some(secret) = &self.secret {
             request = request.header(SECRET_HEADER, secret.header_value());
         }
-        let response = request
-            .send()
-            .await
+        let sent = crate::retry::send_idempotent(request, &self.retries).await;
+        if let Some((retried, reason)) = &sent.retry {
+            tracing::warn!(url = %self.url, %reason, ?retried, "token introspection failed at the connection level");
+        }
+        let response = sent
+            .answer
             .map_err(|e| Unavailable(format!("{}: {e}", self.url)))?;
         if !response.status().is_success() {
             return Err(Unavailable(format!(

@@ -15,7 +15,8 @@
 //! - [`memo`]: a subtree that the same request reaches many times for the same entity, resolved once.
 //! - [`money`]: the contract's `Decimal` scalar over exact integer cents.
 //! - [`paging`]: Relay-style pages: cursors, the page bound and the shared `PageInfo`.
-//! - [`service`]: the shared lifecycle of a subgraph binary (migrate, listen, serve).
+//! - [`service`]: the shared lifecycle of a subgraph binary (migrate, listen, serve, drain).
+//! - [`retry`]: one more try for an idempotent call to another service, within a budget.
 //! - [`telemetry`]: tracing setup.
 //! - [`trust`]: the shared secret callers of a subgraph present, and the client address the router
 //!   forwards.
@@ -30,6 +31,8 @@ pub mod metrics;
 pub mod money;
 pub mod paging;
 pub mod service;
+/// One more try for an idempotent call to another service ([`taproom_http::retry`]).
+pub use taproom_http::retry;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -20,6 +20,8 @@ pub struct BeersClient {
     url: String,
     /// The shared subgraph secret, sent with every request.
     secret: Option<SubgraphSecret>,
+    /// Every request here is a query: one that failed at the connection level is sent once more.
+    retries: std::sync::Arc<taproom_common::retry::RetryBudget>,
 }
 
 /// A beer as the catalog has it now.
@@ -77,6 +79,7 @@ impl BeersClient {
                 .expect("a plain HTTP client always builds"),
             url: url.into(),
             secret,
+            retries: std::sync::Arc::default(),
         }
     }
 
@@ -106,11 +109,12 @@ impl BeersClient {
         if let Some(secret) = &self.secret {
             request = request.header(SECRET_HEADER, secret.header_value());
         }
-        let response = request
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .map_err(|e| self.unavailable(e))?;
+        let request = request.json(&json!({ "query": query, "variables": variables }));
+        let sent = taproom_common::retry::send_idempotent(request, &self.retries).await;
+        if let Some((retried, reason)) = &sent.retry {
+            tracing::warn!(url = %self.url, %reason, ?retried, "a catalog lookup failed at the connection level");
+        }
+        let response = sent.answer.map_err(|e| self.unavailable(e))?;
         if !response.status().is_success() {
             return Err(self.unavailable(format!("HTTP {}", response.status())));
         }

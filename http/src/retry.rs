@@ -1,0 +1,134 @@
+//! One more try for an idempotent request to another service, within a budget: the router's
+//! query and `_entities` fetches, and the subgraphs' calls to each other (token introspection,
+//! orders' catalog lookups).
+//!
+//! A request that failed at the connection level (refused, reset, closed before an answer; or a
+//! load balancer's 502/503 saying the same of the replica behind it) is sent once more, so that a
+//! replica dying or restarting behind a load balancer costs the caller nothing. A budget bounds
+//! the retries: each first attempt earns a fifth of a retry, each retry spends one, and at most
+//! [`MAX_BANKED`] are saved up. When every replica is down, retries stop at about a fifth of the
+//! traffic instead of doubling it. Timeouts are never retried (the other side may still be working
+//! on it), nor is anything that may change data (a mutation may have been applied): callers send
+//! only idempotent requests through [`send_idempotent`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Retries saved up at most (and to start with), in whole retries.
+pub const MAX_BANKED: u64 = 100;
+
+/// What one first attempt earns, and one retry costs, in thousandths of a retry.
+const EARNED: u64 = 200;
+const COST: u64 = 1000;
+
+/// The shared budget (one per router).
+#[derive(Debug)]
+pub struct RetryBudget {
+    milli: AtomicU64,
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        RetryBudget {
+            milli: AtomicU64::new(MAX_BANKED * COST),
+        }
+    }
+}
+
+impl RetryBudget {
+    /// A first attempt was sent.
+    pub fn earn(&self) {
+        let _ = self
+            .milli
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                (m < MAX_BANKED * COST).then(|| (m + EARNED).min(MAX_BANKED * COST))
+            });
+    }
+
+    /// Takes one retry from the budget, or says there is none.
+    pub fn spend(&self) -> bool {
+        self.milli
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                m.checked_sub(COST)
+            })
+            .is_ok()
+    }
+}
+
+/// What became of a request's failed first attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retried {
+    /// Sent once more; the answer is the second attempt's.
+    Yes,
+    /// Not sent again: the budget was spent.
+    BudgetExhausted,
+}
+
+/// A request's answer, and, when its first attempt failed at the connection level, why and what
+/// became of it.
+pub struct Sent {
+    pub answer: Result<reqwest::Response, reqwest::Error>,
+    pub retry: Option<(Retried, String)>,
+}
+
+/// Sends `request`, an idempotent one, and once more if it failed at the connection level and
+/// `budget` allows. A request whose body cannot be copied (a stream) is sent once.
+pub async fn send_idempotent(request: reqwest::RequestBuilder, budget: &RetryBudget) -> Sent {
+    let again = request.try_clone();
+    let answer = request.send().await;
+    budget.earn();
+    let (Some(again), Some(reason)) = (again, connection_failure(&answer)) else {
+        return Sent {
+            answer,
+            retry: None,
+        };
+    };
+    if !budget.spend() {
+        return Sent {
+            answer,
+            retry: Some((Retried::BudgetExhausted, reason)),
+        };
+    }
+    Sent {
+        answer: again.send().await,
+        retry: Some((Retried::Yes, reason)),
+    }
+}
+
+/// Why `answer` failed at the connection level, so that sending it again may succeed: no answer
+/// for a reason other than a timeout (refused, reset, closed before the answer), or a load
+/// balancer's 502 or 503 (no replica answered, or none is up).
+fn connection_failure(answer: &Result<reqwest::Response, reqwest::Error>) -> Option<String> {
+    match answer {
+        Err(error) if error.is_timeout() => None,
+        Err(error) if error.is_connect() => Some("connection refused or unreachable".to_owned()),
+        Err(error) if error.is_request() => Some(format!("request failed: {error}")),
+        Err(_) => None,
+        Ok(response) => matches!(response.status().as_u16(), 502 | 503)
+            .then(|| format!("HTTP {}", response.status())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_are_bounded_by_what_first_attempts_earned() {
+        let budget = RetryBudget::default();
+        let spent = (0..1000).take_while(|_| budget.spend()).count();
+        assert_eq!(spent as u64, MAX_BANKED, "what is banked at start");
+        assert!(!budget.spend());
+        for _ in 0..4 {
+            budget.earn();
+        }
+        assert!(!budget.spend(), "four attempts earn four fifths");
+        budget.earn();
+        assert!(budget.spend(), "five earn one");
+        assert!(!budget.spend());
+        for _ in 0..10_000 {
+            budget.earn();
+        }
+        let spent = (0..1000).take_while(|_| budget.spend()).count();
+        assert_eq!(spent as u64, MAX_BANKED, "savings are capped");
+    }
+}
