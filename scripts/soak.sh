@@ -22,7 +22,9 @@ bin=target/$profile
 
 work=$(mktemp -d /tmp/taproom-soak.XXXXXX)
 stack_pid=
+load_pid=
 cleanup() {
+  [[ -n "$load_pid" ]] && kill -TERM "$load_pid" 2>/dev/null || true
   if [[ -n "$stack_pid" ]] && kill -0 "$stack_pid" 2>/dev/null; then
     kill -TERM "$stack_pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$stack_pid" 2>/dev/null || break; sleep 0.1; done
@@ -37,7 +39,8 @@ if [[ -z "${TAPROOM_TEST_POSTGRES_URL:-}" ]]; then
   own_pg=1
   pg_start
 fi
-server=${TAPROOM_TEST_POSTGRES_URL%/*}
+# The server part of the URL (scheme, user, host and port), without a database or parameters.
+server=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(f"{p.scheme}://{p.netloc}")' "$TAPROOM_TEST_POSTGRES_URL")
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 router_port=$(free_port); users_port=$(free_port); beers_port=$(free_port); orders_port=$(free_port)
@@ -54,9 +57,12 @@ grep -q "Taproom is running." "$work/stack.out" || { echo "soak: the stack did n
 
 # Each service's pid, by the port it listens on (the stack marks its children with its pid).
 service_pid() {
-  local port=$1 pid
+  local port=$1 pid env
   for pid in $(grep -l "TAPROOM_SUPERVISOR_PID=$stack_pid" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
-    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "LISTEN=127.0.0.1:$port"; then echo "$pid"; return; fi
+    env=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null) || continue
+    if grep -qx "TAPROOM_SUPERVISOR_PID=$stack_pid" <<<"$env" && grep -qx "LISTEN=127.0.0.1:$port" <<<"$env"; then
+      echo "$pid"; return
+    fi
   done
 }
 names=(users beers orders router)

@@ -121,11 +121,16 @@ impl Lab {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
                 .expect("the folder's mode");
         }
+        // From here on a panic drops the lab, which removes what was made so far.
+        let mut lab = Lab {
+            hosts: HashMap::new(),
+            processes: Vec::new(),
+            dir,
+        };
         let switch = format!("{PREFIX}switch");
         ip(&["netns", "add", &switch]);
         ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
         ip(&["-n", &switch, "link", "set", "br0", "up"]);
-        let mut hosts = HashMap::new();
         for (name, last) in names {
             let host = Host {
                 name,
@@ -150,13 +155,9 @@ impl Lab {
             ]);
             ip(&["-n", &netns, "link", "set", "eth0", "up"]);
             ip(&["-n", &netns, "link", "set", "lo", "up"]);
-            hosts.insert(*name, host);
+            lab.hosts.insert(*name, host);
         }
-        Lab {
-            hosts,
-            processes: Vec::new(),
-            dir,
-        }
+        lab
     }
 
     fn host(&self, name: &str) -> &Host {
@@ -597,7 +598,17 @@ fn replicas_on_separate_hosts_lose_no_request_through_kills_rolls_and_a_database
     .arg("--events")
     .arg(&events);
     lab.spawn("load", load);
-    std::thread::sleep(Duration::from_secs(6));
+    // Every worker signs up first (argon2, a few at a time); then a few seconds of steady traffic.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !lab.log("load").contains("signed up") {
+        assert!(
+            Instant::now() < deadline,
+            "the load's customers did not sign up: {}",
+            lab.log("load")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(4));
 
     // 1. Kill one replica of each service, and start them again.
     let killed = now_ms();

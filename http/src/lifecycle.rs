@@ -37,7 +37,7 @@ pub struct ShutdownArgs {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_secs: u64,
     /// After the grace period, how long in-flight requests may take to finish before the process
-    /// exits anyway (and says how many connections it cut).
+    /// exits anyway (and logs that it did).
     #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_drain_secs: u64,
 }

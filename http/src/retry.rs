@@ -3,15 +3,20 @@
 //! orders' catalog lookups).
 //!
 //! A request that failed at the connection level (refused, reset, closed before an answer; or a
-//! load balancer's 502/503 saying the same of the replica behind it) is sent once more, so that a
-//! replica dying or restarting behind a load balancer costs the caller nothing. A budget bounds
+//! 502/503: a load balancer saying the same of the replica behind it, or a service saying it
+//! cannot answer now) is sent once more, so that a replica dying or restarting behind a load
+//! balancer costs the caller nothing. The retry gets only what is left of the request's time, so
+//! the caller's timeout still bounds the whole. A budget bounds
 //! the retries: each first attempt earns a fifth of a retry, each retry spends one, and at most
 //! [`MAX_BANKED`] are saved up. When every replica is down, retries stop at about a fifth of the
 //! traffic instead of doubling it. Timeouts are never retried (the other side may still be working
 //! on it), nor is anything that may change data (a mutation may have been applied): callers send
 //! only idempotent requests through [`send_idempotent`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
 
 /// Retries saved up at most (and to start with), in whole retries.
 pub const MAX_BANKED: u64 = 100;
@@ -70,9 +75,21 @@ pub struct Sent {
     pub retry: Option<(Retried, String)>,
 }
 
-/// Sends `request`, an idempotent one, and once more if it failed at the connection level and
-/// `budget` allows. A request whose body cannot be copied (a stream) is sent once.
-pub async fn send_idempotent(request: reqwest::RequestBuilder, budget: &RetryBudget) -> Sent {
+/// Less time than this left of a request's `timeout` is not worth a retry.
+const MIN_RETRY_TIME: Duration = Duration::from_millis(100);
+
+/// Sends `request`, and once more if it failed at the connection level, `budget` allows and
+/// more than a moment is left of `timeout` (the whole request's, which the retry keeps to). A
+/// request whose body cannot be copied (a stream) is sent once.
+///
+/// Only for idempotent requests (reads): a failure "at the connection level" includes a connection
+/// closed after the request was sent, when the other side may have acted on it.
+pub async fn send_idempotent(
+    request: reqwest::RequestBuilder,
+    budget: &RetryBudget,
+    timeout: Duration,
+) -> Sent {
+    let started = Instant::now();
     let again = request.try_clone();
     let answer = request.send().await;
     budget.earn();
@@ -82,6 +99,13 @@ pub async fn send_idempotent(request: reqwest::RequestBuilder, budget: &RetryBud
             retry: None,
         };
     };
+    let left = timeout.saturating_sub(started.elapsed());
+    if left < MIN_RETRY_TIME {
+        return Sent {
+            answer,
+            retry: None,
+        };
+    }
     if !budget.spend() {
         return Sent {
             answer,
@@ -89,14 +113,14 @@ pub async fn send_idempotent(request: reqwest::RequestBuilder, budget: &RetryBud
         };
     }
     Sent {
-        answer: again.send().await,
+        answer: again.timeout(left).send().await,
         retry: Some((Retried::Yes, reason)),
     }
 }
 
 /// Why `answer` failed at the connection level, so that sending it again may succeed: no answer
-/// for a reason other than a timeout (refused, reset, closed before the answer), or a load
-/// balancer's 502 or 503 (no replica answered, or none is up).
+/// for a reason other than a timeout (refused, reset, closed before the answer), or a 502 or 503
+/// (a load balancer's: no replica answered, or none is up; or the service's own "not now").
 fn connection_failure(answer: &Result<reqwest::Response, reqwest::Error>) -> Option<String> {
     match answer {
         Err(error) if error.is_timeout() => None,

@@ -78,6 +78,8 @@ pub struct SubgraphClient {
     secret: Option<HeaderValue>,
     /// The budget for retrying queries, or `None` when retries are off.
     retries: Option<Arc<RetryBudget>>,
+    /// Every request's timeout, which a retry keeps to.
+    timeout: Duration,
     /// The router's metrics; this client records the subgraph requests'.
     pub metrics: Arc<RouterMetrics>,
 }
@@ -118,6 +120,7 @@ impl SubgraphClient {
             saved: Mutex::new(HashMap::new()),
             secret: None,
             retries: Some(Arc::default()),
+            timeout,
             metrics: Arc::default(),
         }
     }
@@ -235,6 +238,7 @@ impl SubgraphClient {
                             } else {
                                 None
                             },
+                            timeout: self.timeout,
                         },
                         name.to_owned(),
                         url.to_owned(),
@@ -268,6 +272,7 @@ impl SubgraphClient {
                     unshared: [None, None],
                     trace,
                     retries: self.retries.clone(),
+                    timeout: self.timeout,
                 },
                 name.to_owned(),
                 key.url.clone(),
@@ -314,6 +319,8 @@ struct Sender {
     trace: [Option<HeaderValue>; TRACE_HEADERS.len()],
     /// The retry budget, for an idempotent request when retries are on.
     retries: Option<Arc<RetryBudget>>,
+    /// The request's timeout, which a retry keeps to.
+    timeout: Duration,
 }
 
 /// One POST to a subgraph, counted.
@@ -326,6 +333,7 @@ async fn send(
         unshared,
         trace,
         retries,
+        timeout,
     }: Sender,
     name: String,
     url: String,
@@ -380,7 +388,7 @@ async fn send(
     let answer = match &retries {
         None => request.send().await,
         Some(budget) => {
-            let Sent { answer, retry } = send_idempotent(request, budget).await;
+            let Sent { answer, retry } = send_idempotent(request, budget, timeout).await;
             if let Some((retried, reason)) = retry {
                 let result = match retried {
                     Retried::Yes => Retry::retried,

@@ -7,8 +7,9 @@
 //! requests, errors and p50/p99 latency of that interval. With `--events`, every failure and every
 //! acknowledged `addToOrder` is written there as a JSON line (`t` in Unix milliseconds), so a test
 //! can compare the writes it was told of with the database. A failure is any answer with `errors`,
-//! a status other than 200, or no answer within `--timeout-secs`. Exit status 0 whatever failed:
-//! judging is the caller's.
+//! a status other than 200, or no answer within `--timeout-secs`. Once every worker has signed up
+//! it prints `signed up N customers`. The exit status is 0 whatever requests failed (judging is
+//! the caller's), and 1 only if workers could not sign up.
 
 use std::{
     io::Write as _,
@@ -58,6 +59,7 @@ struct Shared {
     total: Mutex<Totals>,
     events: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
     sent: std::sync::atomic::AtomicU64,
+    signed_up: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -214,6 +216,13 @@ async fn worker(
         .as_str()
         .context("register answered no token")?
         .to_owned();
+    let signed_up = shared
+        .signed_up
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
+    if signed_up == args.connections {
+        println!("signed up {signed_up} customers");
+    }
     let http = http.load;
     let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1));
     let mut lines_in_cart = 0u32;
@@ -338,6 +347,7 @@ async fn main() -> anyhow::Result<()> {
         total: Mutex::default(),
         events,
         sent: Default::default(),
+        signed_up: Default::default(),
     });
     let started = Instant::now();
     let until = started + Duration::from_secs(args.duration_secs);

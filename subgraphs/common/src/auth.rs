@@ -245,6 +245,9 @@ impl RemoteAuthArgs {
     }
 }
 
+/// How long a token introspection may take, a retry included.
+const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Verifies tokens by asking the users subgraph, with a short cache.
 pub struct RemoteAuthenticator {
     client: reqwest::Client,
@@ -266,7 +269,7 @@ impl RemoteAuthenticator {
         );
         RemoteAuthenticator {
             client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
+                .timeout(INTROSPECTION_TIMEOUT)
                 .build()
                 .expect("a plain HTTP client always builds"),
             url: url.into(),
@@ -298,7 +301,8 @@ impl RemoteAuthenticator {
         if let Some(secret) = &self.secret {
             request = request.header(SECRET_HEADER, secret.header_value());
         }
-        let sent = crate::retry::send_idempotent(request, &self.retries).await;
+        let sent =
+            crate::retry::send_idempotent(request, &self.retries, INTROSPECTION_TIMEOUT).await;
         if let Some((retried, reason)) = &sent.retry {
             tracing::warn!(url = %self.url, %reason, ?retried, "token introspection failed at the connection level");
         }

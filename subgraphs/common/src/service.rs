@@ -48,7 +48,17 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     tracing::info!(service, address = %listener.local_addr()?, "subgraph listening");
     lifecycle::serve(listener, app, settings, signal).await?;
-    db.close().await;
+    // Closing waits for every connection in use to come back; one held by a request cut at the
+    // drain deadline (on a database that stopped answering) must not keep the process alive.
+    if tokio::time::timeout(std::time::Duration::from_secs(2), db.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            service,
+            "database connections still in use after the drain; exiting anyway"
+        );
+    }
     tracing::info!(service, "stopped");
     Ok(())
 }

@@ -68,13 +68,16 @@ struct EntitiesData {
     entities: Vec<Option<serde_json::Value>>,
 }
 
+/// How long one request to the catalog may take, a retry included.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
 impl BeersClient {
     /// A client of the GraphQL endpoint at `url`, with a 5 s timeout per request, presenting
     /// `secret` ([`taproom_common::trust`]).
     pub fn new(url: impl Into<String>, secret: Option<SubgraphSecret>) -> Self {
         BeersClient {
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
+                .timeout(TIMEOUT)
                 .build()
                 .expect("a plain HTTP client always builds"),
             url: url.into(),
@@ -110,7 +113,7 @@ impl BeersClient {
             request = request.header(SECRET_HEADER, secret.header_value());
         }
         let request = request.json(&json!({ "query": query, "variables": variables }));
-        let sent = taproom_common::retry::send_idempotent(request, &self.retries).await;
+        let sent = taproom_common::retry::send_idempotent(request, &self.retries, TIMEOUT).await;
         if let Some((retried, reason)) = &sent.retry {
             tracing::warn!(url = %self.url, %reason, ?retried, "a catalog lookup failed at the connection level");
         }
