@@ -1,6 +1,6 @@
 //! The router's `/metrics` after known traffic through the federation: every family is there and
 //! counts what happened (operations by name and outcome, plan cache hits and misses, subgraph
-//! requests and failures, the supergraph in service, no request left active).
+//! requests, retries and failures, the supergraph in service, no request left active).
 
 use serde_json::json;
 use taproom_e2e::Federation;
@@ -81,7 +81,13 @@ async fn router_metrics_count_the_traffic() {
     assert_eq!(count("taproom_router_operations_prepared_total"), 4.0);
     assert_eq!(
         count(r#"taproom_router_subgraph_requests_total{subgraph="beers"}"#),
-        4.0
+        5.0,
+        "three pages, and the refused request to the stopped subgraph sent twice"
+    );
+    assert_eq!(
+        count(r#"taproom_router_subgraph_retries_total{subgraph="beers",result="retried"}"#),
+        1.0,
+        "a refused connection is retried once"
     );
     assert_eq!(
         count(r#"taproom_router_subgraph_errors_total{subgraph="beers",reason="transport"}"#),
