@@ -307,6 +307,8 @@ pub struct TestRouter {
     http: HttpOptions,
     /// Whether `__schema` and `__type` are answered.
     introspection: bool,
+    /// The subgraphs whose mutations with an idempotency key may be retried.
+    idempotent: Vec<String>,
 }
 
 impl TestRouter {
@@ -325,7 +327,14 @@ impl TestRouter {
             },
             http: HttpOptions::default(),
             introspection: true,
+            idempotent: Vec::new(),
         }
+    }
+
+    /// Lets mutations with an idempotency key to `subgraph` be retried (`--idempotent-subgraph`).
+    pub fn idempotent(mut self, subgraph: impl Into<String>) -> Self {
+        self.idempotent.push(subgraph.into());
+        self
     }
 
     /// Answers `__schema` and `__type` only if `on`.
@@ -388,6 +397,7 @@ impl TestRouter {
                 supergraph,
                 SubgraphClient::new(self.timeout)
                     .dedupe(self.dedupe)
+                    .idempotent_subgraphs(self.idempotent)
                     .presenting(Some(HeaderValue::from_static(SUBGRAPH_SECRET))),
                 self.limits,
             )
@@ -491,7 +501,7 @@ async fn start_orders(
     })
 }
 
-/// Forwards a GraphQL POST `body`, with the caller's `Authorization` if any, to the subgraph at
+/// Forwards a GraphQL POST `body`, with the caller's `Authorization` and `idempotency-key` if any, to the subgraph at
 /// `upstream`, as the tests' proxies in front of a subgraph do; returns its status and body.
 pub async fn forward(
     http: &reqwest::Client,
@@ -503,7 +513,7 @@ pub async fn forward(
         .post(upstream)
         .header("content-type", "application/json")
         .body(body);
-    for header in ["authorization", SECRET_HEADER] {
+    for header in ["authorization", SECRET_HEADER, "idempotency-key"] {
         if let Some(value) = headers.get(header) {
             request = request.header(header, value);
         }

@@ -279,3 +279,73 @@ async fn a_query_is_retried_once_after_a_connection_failure_and_a_mutation_never
     assert_eq!(retried(Retry::retried), 2);
     assert_eq!(retried(Retry::budget_exhausted), 0);
 }
+
+/// A mutation to a subgraph that honours idempotency keys, from a client that sent an
+/// `Idempotency-Key`, is retried after a connection-level failure and applied once; without the
+/// key, or to a subgraph not named, it is sent once. A bad key is refused before anything runs.
+#[tokio::test]
+async fn a_mutation_with_an_idempotency_key_is_retried_and_applied_once() {
+    use std::sync::atomic::Ordering;
+    let f = Federation::start().await;
+    let (token, _) = f.register("ivan").await;
+    let (balancer, failing, received) = flaky_balancer(f.orders.graphql_url()).await;
+    let router = f
+        .another_router()
+        .subgraph_url("orders", balancer)
+        .idempotent("orders")
+        .start()
+        .await;
+    let auth = format!("Bearer {token}");
+    let add = r#"mutation { addToOrder(sku: "123456", quantity: 1) { items { quantity } } }"#;
+
+    let url = router.graphql_url();
+    let keyed_headers = [
+        ("authorization", auth.as_str()),
+        ("idempotency-key", "checkout-page-1"),
+    ];
+    let keyed = || ask(&url, add, &keyed_headers);
+    failing.store(1, Ordering::SeqCst);
+    let first = keyed().await;
+    assert_eq!(
+        first["data"]["addToOrder"]["items"][0]["quantity"], 1,
+        "{first}"
+    );
+    assert_eq!(received.load(Ordering::SeqCst), 2, "sent once more");
+    // The same key again (a client's own retry): answered, not applied.
+    let again = keyed().await;
+    assert_eq!(again, first);
+
+    failing.store(1, Ordering::SeqCst);
+    let unkeyed = ask(&router.graphql_url(), add, &[("authorization", &auth)]).await;
+    assert_eq!(
+        unkeyed["errors"][0]["extensions"]["code"], "SUBGRAPH_REQUEST_FAILED",
+        "{unkeyed}"
+    );
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        4,
+        "a mutation without a key is sent once"
+    );
+
+    let bad = ask(
+        &router.graphql_url(),
+        add,
+        &[("authorization", &auth), ("idempotency-key", "")],
+    )
+    .await;
+    assert_eq!(
+        bad["errors"][0]["extensions"]["code"], "BAD_REQUEST",
+        "{bad}"
+    );
+    assert_eq!(received.load(Ordering::SeqCst), 4, "nothing ran");
+    let cart = ask(
+        &router.graphql_url(),
+        "{ currentOrder { items { quantity } } }",
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(
+        cart["data"]["currentOrder"]["items"][0]["quantity"], 1,
+        "{cart}"
+    );
+}

@@ -88,6 +88,7 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
         plan_cache_size: 100,
         no_subgraph_dedupe: false,
         no_subgraph_retry: false,
+        idempotent_subgraph: Vec::new(),
         max_merging_operations: None,
         merging_release_ms: 100,
         cors_origin: Vec::new(),

@@ -145,6 +145,11 @@ pub struct ServeArgs {
     /// budget of one retry per five fetches (100 saved up at most); mutations never are.
     #[arg(long, env = "NO_SUBGRAPH_RETRY")]
     pub no_subgraph_retry: bool,
+    /// A subgraph that applies a mutation at most once per `idempotency-key` (Taproom's orders
+    /// does): its mutations from clients that sent an `Idempotency-Key` are retried like queries.
+    /// Repeatable, or comma-separated. None by default: a mutation is never sent twice.
+    #[arg(long, value_delimiter = ',', env = "IDEMPOTENT_SUBGRAPHS")]
+    pub idempotent_subgraph: Vec<String>,
     /// How many operations may hold subgraph answers at once; the others wait, with nothing read,
     /// until one is answered. Bounds memory under load (each operation's answers are parsed and
     /// merged in memory), and merging a few at a time keeps them in the CPU's caches. Default: 8

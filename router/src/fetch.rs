@@ -50,8 +50,15 @@ pub const CLIENT_ADDRESS_HEADER: &str = "x-taproom-client-address";
 /// can only restrict its sender, so subgraphs believe it from anyone.
 pub const BATCH_HEADER: &str = "x-taproom-batch-id";
 
+/// The header with a mutation's idempotency key: the client's `Idempotency-Key` (for one member
+/// of a batch, with the member's index), and for each subgraph request the fetch's number within
+/// the operation, so every subgraph request has a key of its own. A subgraph that honours it
+/// (`--idempotent-subgraph`) applies a mutation at most once per key, and only then does the router
+/// retry a mutation ([`taproom_http::retry`]).
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
 /// The headers the router itself sets on requests that are never shared (mutations).
-pub const UNSHARED_HEADERS: [&str; 2] = [CLIENT_ADDRESS_HEADER, BATCH_HEADER];
+pub const UNSHARED_HEADERS: [&str; 3] = [CLIENT_ADDRESS_HEADER, BATCH_HEADER, IDEMPOTENCY_HEADER];
 
 /// A subgraph's answer, or why there is none.
 pub type FetchResult<'b> = Result<SubgraphResponse<'b>, String>;
@@ -80,6 +87,9 @@ pub struct SubgraphClient {
     retries: Option<Arc<RetryBudget>>,
     /// Every request's timeout, which a retry keeps to.
     timeout: Duration,
+    /// The subgraphs that apply a mutation at most once per idempotency key: their mutations
+    /// with a key may be retried too.
+    idempotent: Vec<String>,
     /// The router's metrics; this client records the subgraph requests'.
     pub metrics: Arc<RouterMetrics>,
 }
@@ -121,8 +131,16 @@ impl SubgraphClient {
             secret: None,
             retries: Some(Arc::default()),
             timeout,
+            idempotent: Vec::new(),
             metrics: Arc::default(),
         }
+    }
+
+    /// Names the subgraphs that apply a mutation at most once per idempotency key
+    /// ([`IDEMPOTENCY_HEADER`]), whose mutations carrying one may be retried like queries.
+    pub fn idempotent_subgraphs(mut self, names: Vec<String>) -> Self {
+        self.idempotent = names;
+        self
     }
 
     /// Turns the retry of queries that failed at the connection level on (the default) or off.
@@ -233,7 +251,7 @@ impl SubgraphClient {
                             secret: self.secret.clone(),
                             unshared: UNSHARED_HEADERS.map(|header| headers.get(header).cloned()),
                             trace,
-                            retries: if shareable {
+                            retries: if shareable || self.applies_once(name, headers) {
                                 self.retries.clone()
                             } else {
                                 None
@@ -253,6 +271,12 @@ impl SubgraphClient {
         .await
     }
 
+    /// Whether a mutation to `name` with these headers may be retried: it has an idempotency key
+    /// and the subgraph honours it.
+    fn applies_once(&self, name: &str, headers: &HeaderMap) -> bool {
+        headers.contains_key(IDEMPOTENCY_HEADER) && self.idempotent.iter().any(|n| n == name)
+    }
+
     /// Sends `key` on a task of its own, so the request completes (and leaves the in-flight map)
     /// even if every caller waiting for it goes away.
     fn shared_send(
@@ -269,7 +293,7 @@ impl SubgraphClient {
                     counts: self.counts.clone(),
                     metrics: self.metrics.clone(),
                     secret: self.secret.clone(),
-                    unshared: [None, None],
+                    unshared: [None, None, None],
                     trace,
                     retries: self.retries.clone(),
                     timeout: self.timeout,

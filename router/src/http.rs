@@ -39,7 +39,7 @@ use tower_http::{
 
 use crate::{
     error::{errors_body, Code, GraphqlError, RequestError},
-    fetch::{BATCH_HEADER, CLIENT_ADDRESS_HEADER},
+    fetch::{BATCH_HEADER, CLIENT_ADDRESS_HEADER, IDEMPOTENCY_HEADER},
     metrics::Outcome,
     pipeline::{GraphqlRequest, Router},
 };
@@ -141,6 +141,7 @@ pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
                     header::HeaderName::from_static(QUERY_PLAN_HEADER),
                     header::HeaderName::from_static(context::REQUEST_ID),
                     header::HeaderName::from_static(context::TRACEPARENT),
+                    header::HeaderName::from_static(IDEMPOTENCY_HEADER),
                 ])
                 .expose_headers([header::HeaderName::from_static(context::REQUEST_ID)]),
         )
@@ -260,6 +261,13 @@ async fn graphql(
         );
         error_reply(media, error)
     };
+    // The client's `Idempotency-Key`, checked, is the router's to pass on (numbered per member
+    // of a batch and per mutation fetch: `fetch::IDEMPOTENCY_HEADER`).
+    let key = match idempotency_key(&headers) {
+        Ok(key) => key,
+        Err(error) => return refused(&error),
+    };
+    headers.remove(IDEMPOTENCY_HEADER);
     let body = match decoded_body(&headers, body, options.max_body_bytes) {
         Ok(body) => body,
         Err(error) => return refused(&error),
@@ -280,6 +288,9 @@ async fn graphql(
     headers.insert(BATCH_HEADER, batch_id());
     match incoming {
         Incoming::One(request) => {
+            if let Some(key) = &key {
+                headers.insert(IDEMPOTENCY_HEADER, key.clone());
+            }
             match run(&router, &request, over_get, want_plan, &headers).await {
                 Ok(body) => reply(media, StatusCode::OK, body),
                 Err(error) => request_error_reply(media, &error),
@@ -288,23 +299,44 @@ async fn graphql(
         Incoming::Batch(members) => {
             // Every operation of a batch runs on its own, at the same time.
             let headers = &headers;
+            let key = &key;
             let router = &router;
-            let bodies = futures_util::future::join_all(members.iter().map(|member| async move {
-                match member {
-                    Ok(request) => match run(router, request, false, want_plan, headers).await {
-                        Ok(body) => body,
-                        Err(error) => errors_body(&error.errors),
-                    },
-                    Err(error) => {
-                        router.client.metrics.operation(
-                            None,
-                            Outcome::request_error,
-                            started.elapsed().as_secs_f64(),
-                        );
-                        errors_body(&[GraphqlError::new(Code::BadRequest, error.message.clone())])
+            let bodies = futures_util::future::join_all(members.iter().enumerate().map(
+                |(at, member)| async move {
+                    // Each member's mutations are their own: the key gets the member's index.
+                    let keyed;
+                    let headers = match key.as_ref().and_then(|key| {
+                        HeaderValue::from_str(&format!("{}/{at}", key.to_str().unwrap_or(""))).ok()
+                    }) {
+                        Some(value) => {
+                            let mut copy = headers.clone();
+                            copy.insert(IDEMPOTENCY_HEADER, value);
+                            keyed = copy;
+                            &keyed
+                        }
+                        None => headers,
+                    };
+                    match member {
+                        Ok(request) => {
+                            match run(router, request, false, want_plan, headers).await {
+                                Ok(body) => body,
+                                Err(error) => errors_body(&error.errors),
+                            }
+                        }
+                        Err(error) => {
+                            router.client.metrics.operation(
+                                None,
+                                Outcome::request_error,
+                                started.elapsed().as_secs_f64(),
+                            );
+                            errors_body(&[GraphqlError::new(
+                                Code::BadRequest,
+                                error.message.clone(),
+                            )])
+                        }
                     }
-                }
-            }))
+                },
+            ))
             .await;
             let mut body =
                 Vec::with_capacity(2 + bodies.iter().map(|b| b.len() + 1).sum::<usize>());
@@ -312,6 +344,27 @@ async fn graphql(
             reply(media, StatusCode::OK, body)
         }
     }
+}
+
+/// The longest `Idempotency-Key` a client may send.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// The client's `Idempotency-Key`, if it sent one: 1 to [`MAX_IDEMPOTENCY_KEY`] visible ASCII
+/// characters, or the request is refused.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<HeaderValue>, HttpError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty()
+        || bytes.len() > MAX_IDEMPOTENCY_KEY
+        || !bytes.iter().all(u8::is_ascii_graphic)
+    {
+        return Err(HttpError::bad(format!(
+            "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+        )));
+    }
+    Ok(Some(value.clone()))
 }
 
 /// Counts a client request in `http_server_active_requests` while it lives.

@@ -109,6 +109,7 @@ pub async fn serve(
             SubgraphClient::new(Duration::from_secs(args.subgraph_timeout_secs))
                 .dedupe(!args.no_subgraph_dedupe)
                 .retrying(!args.no_subgraph_retry)
+                .idempotent_subgraphs(args.idempotent_subgraph.clone())
                 .presenting(args.secret.subgraph_secret.clone()),
             OperationLimits {
                 max_depth: args.max_depth,

@@ -101,11 +101,12 @@ fn now_ms() -> u128 {
 }
 
 /// How a request is sent: reads as `GET` (which load balancers may retry on another replica),
-/// writes as `POST`.
+/// writes as `POST` with an `Idempotency-Key` of its own, so that a balancer or the router may send
+/// it again after a lost answer without applying it twice.
 #[derive(Clone, Copy)]
-enum Method {
+enum Method<'k> {
     Get,
-    Post,
+    Post(Option<&'k str>),
 }
 
 /// One GraphQL request: its data, or why it failed (the first error's code, or the HTTP problem).
@@ -113,7 +114,7 @@ async fn send(
     http: &reqwest::Client,
     url: &str,
     token: Option<&str>,
-    method: Method,
+    method: Method<'_>,
     query: &str,
     variables: Value,
 ) -> Result<Value, String> {
@@ -121,9 +122,15 @@ async fn send(
         Method::Get => http
             .get(url)
             .query(&[("query", query), ("variables", &variables.to_string())]),
-        Method::Post => http
-            .post(url)
-            .json(&json!({ "query": query, "variables": variables })),
+        Method::Post(key) => {
+            let request = http
+                .post(url)
+                .json(&json!({ "query": query, "variables": variables }));
+            match key {
+                Some(key) => request.header("idempotency-key", key),
+                None => request,
+            }
+        }
     };
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -190,7 +197,7 @@ async fn worker(
             &http.setup,
             &args.router,
             None,
-            Method::Post,
+            Method::Post(None),
             "mutation($input: RegisterInput!) { register(input: $input) { token } }",
             json!({ "input": {
                 "username": username,
@@ -252,7 +259,8 @@ async fn worker(
             let sku = &skus[dice.roll(skus.len() as u64) as usize];
             let query =
                 "mutation($sku: String!) { addToOrder(sku: $sku, quantity: 1) { id itemCount } }";
-            let outcome = ask(Method::Post, query, json!({ "sku": sku })).await;
+            let key = format!("{username}-{sent}");
+            let outcome = ask(Method::Post(Some(&key)), query, json!({ "sku": sku })).await;
             match &outcome {
                 Ok(data) => {
                     lines_in_cart += 1;
@@ -273,7 +281,8 @@ async fn worker(
             ("add", outcome)
         } else {
             let query = "mutation { checkout { id status } }";
-            let outcome = ask(Method::Post, query, json!({})).await;
+            let key = format!("{username}-{sent}");
+            let outcome = ask(Method::Post(Some(&key)), query, json!({})).await;
             // Even a checkout whose fate is unknown may have closed the cart: the next step adds a
             // line first (opening a new cart if so), so no checkout is sent for an empty one.
             lines_in_cart = 0;

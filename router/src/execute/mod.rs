@@ -23,7 +23,7 @@ mod rewrites;
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Mutex};
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use hive_router_query_planner::planner::plan_nodes::{
     BatchFetchNode, FetchNode, FetchRewrite, FlattenNodePathSegment, PlanNode, QueryPlan,
 };
@@ -37,7 +37,7 @@ pub use self::gate::MergeGate;
 use self::gate::Place;
 use crate::{
     error::{Code, GraphqlError},
-    fetch::{read_answer, SubgraphClient, SubgraphResponse},
+    fetch::{read_answer, SubgraphClient, SubgraphResponse, IDEMPOTENCY_HEADER},
     json::{write_array, write_json},
     path::{Path, Step},
     supergraph::Supergraph,
@@ -72,6 +72,8 @@ pub struct Execution<'a> {
     errors: Mutex<Vec<GraphqlError>>,
     /// The operation's place among those holding subgraph answers ([`MergeGate`]).
     place: Place<'a>,
+    /// Mutation fetches sent so far: each one's idempotency key ends with its number.
+    mutation_fetches: std::sync::atomic::AtomicU32,
 }
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -94,6 +96,7 @@ impl<'a> Execution<'a> {
             data: Mutex::new(Val::Object(Obj::default())),
             errors: Mutex::new(Vec::new()),
             place: Place::new(None),
+            mutation_fetches: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -225,12 +228,28 @@ impl<'a> Execution<'a> {
             ));
             return None;
         };
+        // A mutation fetch's idempotency key: the request's, and the fetch's number in the
+        // operation (the same plan numbers them the same way when the client sends it again).
+        let numbered;
+        let headers = match self.headers.get(IDEMPOTENCY_HEADER) {
+            Some(key) if !shareable => {
+                let n = self
+                    .mutation_fetches
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut headers = self.headers.clone();
+                let key = format!("{}/{n}", key.to_str().unwrap_or(""));
+                match HeaderValue::from_str(&key) {
+                    Ok(value) => headers.insert(IDEMPOTENCY_HEADER, value),
+                    Err(_) => headers.remove(IDEMPOTENCY_HEADER),
+                };
+                numbered = headers;
+                &numbered
+            }
+            _ => self.headers,
+        };
         let answer = self
             .place
-            .wait_for(
-                self.client
-                    .request(service, url, body, self.headers, shareable),
-            )
+            .wait_for(self.client.request(service, url, body, headers, shareable))
             .await;
         self.place.take().await;
         match answer.and_then(|answer| read_answer(answer, self.bodies)) {

@@ -46,7 +46,7 @@ use crate::{
     db::Db,
     limits::{self, DocumentLimits},
     memo::Memo,
-    trust::{self, BatchId, ClientAddress, Peer, SubgraphSecret, TrustedCaller},
+    trust::{self, BatchId, ClientAddress, IdempotencyKey, Peer, SubgraphSecret, TrustedCaller},
 };
 
 /// What the HTTP shell applies to every request: its limits (the schema applies the limits on
@@ -197,6 +197,11 @@ async fn graphql<E: Executor>(
     let mut request = request.data(RequestAuth::new(credentials)).data(client);
     if let Some(batch) = BatchId::of(&headers) {
         request = request.data(batch);
+    }
+    match IdempotencyKey::of(&headers) {
+        Ok(Some(key)) => request = request.data(key),
+        Ok(None) => {}
+        Err(message) => return error_reply(media, &HttpError::bad(message)),
     }
     if memo {
         request = request.data(Memo::default());

@@ -135,6 +135,42 @@ impl BatchId {
     }
 }
 
+/// The header with a mutation's idempotency key: the client's `Idempotency-Key`, made distinct per
+/// subgraph request by the router. A subgraph that honours it applies a mutation with a key it
+/// has seen (for the same caller) only once, so the router may send it again after a lost answer.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// The longest idempotency key a subgraph accepts (the router's client keys are at most 128
+/// characters; it appends a little).
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// The idempotency key of a subgraph request, if it has one. Believed from any caller: a key is
+/// scoped to the caller's own account, so it can only make the caller's own retries safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(pub String);
+
+impl IdempotencyKey {
+    /// The key named in `headers`: `None` without one, an error for one that is empty, too long or
+    /// not visible ASCII.
+    pub fn of(headers: &HeaderMap) -> Result<Option<Self>, String> {
+        let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+            return Ok(None);
+        };
+        match value.to_str() {
+            Ok(key)
+                if !key.is_empty()
+                    && key.len() <= MAX_IDEMPOTENCY_KEY
+                    && key.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Ok(Some(IdempotencyKey(key.to_owned())))
+            }
+            _ => Err(format!(
+                "the {IDEMPOTENCY_HEADER} header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            )),
+        }
+    }
+}
+
 /// `router` with every route refusing callers without `secret` (403, `FORBIDDEN`); with `None`,
 /// `router` unchanged.
 pub fn guard(router: Router, secret: Option<SubgraphSecret>) -> Router {

@@ -214,6 +214,59 @@ async fn lock_open_order(tx: &mut Tx, backend: Backend, user_id: i64) -> Result<
     Ok(tx.fetch_optional(sqlx::query(&sql).bind(user_id)).await?)
 }
 
+/// The order the caller's mutation with idempotency `key` changed, if it was applied before.
+pub async fn applied(db: &Db, user_id: i64, key: &str) -> Result<Option<i64>> {
+    let row: Option<(i64,)> = db
+        .fetch_optional(
+            sqlx::query("SELECT order_id FROM applied_mutations WHERE user_id = $1 AND key = $2")
+                .bind(user_id)
+                .bind(key),
+        )
+        .await?;
+    Ok(row.map(|(order_id,)| order_id))
+}
+
+/// Writes since start, for forgetting old idempotency keys now and then.
+static RECORDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records, in the mutation's own transaction, that the caller's mutation with idempotency `key`
+/// (if any) changed `order_id`. [`Error::Replayed`] if a request with the same key was applied
+/// first (PostgreSQL waits here for a concurrent one to commit or roll back; SQLite's writers take
+/// turns): the caller then drops this transaction and answers with that request's order.
+async fn record(tx: &mut Tx, user_id: i64, key: Option<&str>, order_id: i64) -> Result<()> {
+    let Some(key) = key else {
+        return Ok(());
+    };
+    let now = time::now();
+    let recorded = tx
+        .execute(
+            sqlx::query(
+                "INSERT INTO applied_mutations (user_id, key, order_id, time_created)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(key)
+            .bind(order_id)
+            .bind(time::to_db(now)),
+        )
+        .await?;
+    if recorded.rows_affected() == 0 {
+        return Err(Error::Replayed);
+    }
+    // Keys are kept a day: forgotten a hundred writes at a time.
+    if RECORDED
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .is_multiple_of(100)
+    {
+        tx.execute(
+            sqlx::query("DELETE FROM applied_mutations WHERE time_created < $1")
+                .bind(time::to_db(now - chrono::Duration::days(1))),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn touch(tx: &mut Tx, order_id: i64, now: &str) -> Result<()> {
     tx.execute(
         sqlx::query("UPDATE orders SET time_modified = $1 WHERE id = $2")
@@ -245,6 +298,7 @@ pub async fn change_line(
     user_id: i64,
     beer: LineBeer<'_>,
     change: LineChange,
+    key: Option<&str>,
 ) -> Result<i64> {
     let mut tx = db.begin().await?;
     // The partial unique index lets exactly one concurrent request create the open order; the others
@@ -305,13 +359,19 @@ pub async fn change_line(
         ));
     }
     touch(&mut tx, order.id, &now).await?;
+    record(&mut tx, user_id, key, order.id).await?;
     tx.commit().await?;
     Ok(order.id)
 }
 
 /// Removes the whole line of `sku` from the user's open order; the order's id and whether it had
 /// that line (if not, nothing changed). `NOT_FOUND` if there is no open order.
-pub async fn remove_line(db: &Db, user_id: i64, sku: &str) -> Result<(i64, bool)> {
+pub async fn remove_line(
+    db: &Db,
+    user_id: i64,
+    sku: &str,
+    key: Option<&str>,
+) -> Result<(i64, bool)> {
     let mut tx = db.begin().await?;
     let order = lock_open_order(&mut tx, db.backend(), user_id)
         .await?
@@ -328,13 +388,14 @@ pub async fn remove_line(db: &Db, user_id: i64, sku: &str) -> Result<(i64, bool)
         return Ok((order.id, false));
     }
     touch(&mut tx, order.id, &now).await?;
+    record(&mut tx, user_id, key, order.id).await?;
     tx.commit().await?;
     Ok((order.id, true))
 }
 
 /// Cancels the user's open order `order_id`. `NOT_FOUND` if the user has no such order;
 /// `BAD_USER_INPUT` if it is no longer open (checkout and cancel are final).
-pub async fn cancel(db: &Db, user_id: i64, order_id: i64) -> Result<i64> {
+pub async fn cancel(db: &Db, user_id: i64, order_id: i64, key: Option<&str>) -> Result<i64> {
     let mut tx = db.begin().await?;
     let lock = match db.backend() {
         Backend::Postgres => " FOR UPDATE",
@@ -365,6 +426,7 @@ pub async fn cancel(db: &Db, user_id: i64, order_id: i64) -> Result<i64> {
         .bind(order.id),
     )
     .await?;
+    record(&mut tx, user_id, key, order.id).await?;
     tx.commit().await?;
     Ok(order.id)
 }
@@ -458,6 +520,7 @@ pub async fn checkout(
     user_id: i64,
     order_id: i64,
     checked: &[ItemRow],
+    key: Option<&str>,
 ) -> Result<Checkout> {
     let mut tx = db.begin().await?;
     let order = lock_open_order(&mut tx, db.backend(), user_id)
@@ -470,9 +533,9 @@ pub async fn checkout(
     if lines.is_empty() {
         return Err(Error::invalid("order", "the open order is empty"));
     }
-    let key = |line: &ItemRow| (line.sku.clone(), line.beer_id);
-    let mut now_lines: Vec<_> = lines.iter().map(key).collect();
-    let mut then_lines: Vec<_> = checked.iter().map(key).collect();
+    let line_key = |line: &ItemRow| (line.sku.clone(), line.beer_id);
+    let mut now_lines: Vec<_> = lines.iter().map(line_key).collect();
+    let mut then_lines: Vec<_> = checked.iter().map(line_key).collect();
     now_lines.sort();
     then_lines.sort();
     if order.id != order_id || now_lines != then_lines {
@@ -487,6 +550,7 @@ pub async fn checkout(
             .bind(order.id),
     )
     .await?;
+    record(&mut tx, user_id, key, order.id).await?;
     tx.commit().await?;
     Ok(Checkout::Closed(order.id))
 }

@@ -24,6 +24,10 @@ pub enum Error {
     BeersUnavailable(String),
     /// The database failed.
     Database(sqlx::Error),
+    /// A mutation with the same idempotency key was applied first; nothing of this one was kept.
+    /// The mutation answers with that one's order instead ([`crate::schema`]), so a client sees this
+    /// only if that order is gone.
+    Replayed,
 }
 
 /// Results of orders operations.
@@ -75,6 +79,11 @@ impl From<Error> for async_graphql::Error {
                 tracing::error!(%error, "database error");
                 internal_error()
             }
+            Error::Replayed => graphql_error(
+                ErrorCode::Conflict,
+                "a request with this idempotency key was applied already",
+                None,
+            ),
         }
     }
 }

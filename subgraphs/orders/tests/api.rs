@@ -462,7 +462,7 @@ async fn timestamps_follow_the_order_of_changes(test_db: TestDb) {
     // and every round closes at least one order whatever the scheduling.
     const ROUNDS: usize = 10;
     for _ in 0..ROUNDS {
-        db::change_line(&db, 7, beer, db::LineChange::Add(1))
+        db::change_line(&db, 7, beer, db::LineChange::Add(1), None)
             .await
             .expect("adds");
         let changes: Vec<_> = (0..30)
@@ -473,10 +473,10 @@ async fn timestamps_follow_the_order_of_changes(test_db: TestDb) {
                         if let Some((order_id, lines)) =
                             db::open_order_lines(&db, 7).await.expect("reads")
                         {
-                            db::checkout(&db, 7, order_id, &lines).await.ok();
+                            db::checkout(&db, 7, order_id, &lines, None).await.ok();
                         }
                     } else {
-                        db::change_line(&db, 7, beer, db::LineChange::Add(1))
+                        db::change_line(&db, 7, beer, db::LineChange::Add(1), None)
                             .await
                             .ok();
                     }
@@ -1131,7 +1131,65 @@ async fn an_earlier_orders_database_upgrades_in_place(test_db: TestDb) {
     );
 }
 
+/// A mutation sent again with its idempotency key (the router's retry after a lost answer) is
+/// answered with the order it changed and not applied twice; the key is the caller's own, and two
+/// fields of one request, or two keys, are two mutations. A bad key is refused.
+async fn mutations_with_an_idempotency_key_apply_once(test_db: TestDb) {
+    use axum::{
+        body::Body,
+        http::{header, Request, StatusCode},
+    };
+    let t = TestApp::start(&test_db).await;
+    let send = |query: &'static str, token: &'static str, key: &'static str| {
+        let request = Request::post("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("idempotency-key", key)
+            .body(Body::from(json!({ "query": query }).to_string()))
+            .expect("a valid request");
+        taproom_common::testing::send(&t.app, request)
+    };
+    let add = r#"mutation { addToOrder(sku: "123456", quantity: 1) { id items { quantity } } }"#;
+    let first = send(add, "customer", "k-1").await.body;
+    let again = send(add, "customer", "k-1").await.body;
+    assert_eq!(data(&again)["addToOrder"], data(&first)["addToOrder"]);
+    assert_eq!(data(&again)["addToOrder"]["items"][0]["quantity"], 1);
+    let other_key = send(add, "customer", "k-2").await.body;
+    assert_eq!(data(&other_key)["addToOrder"]["items"][0]["quantity"], 2);
+    // Another caller's key of the same text is theirs.
+    let theirs = send(add, "other", "k-1").await.body;
+    assert_eq!(data(&theirs)["addToOrder"]["items"][0]["quantity"], 1);
+    assert_ne!(
+        data(&theirs)["addToOrder"]["id"],
+        data(&first)["addToOrder"]["id"]
+    );
+    // Two fields of one request are two mutations.
+    let twice = send(
+        r#"mutation { a: addToOrder(sku: "123456", quantity: 1) { id } b: addToOrder(sku: "123456", quantity: 1) { items { quantity } } }"#,
+        "customer",
+        "k-3",
+    )
+    .await
+    .body;
+    assert_eq!(data(&twice)["b"]["items"][0]["quantity"], 4);
+    // A checkout sent again answers with the order it closed, not "there is no open order".
+    let checkout = "mutation { checkout { id status } }";
+    let closed = send(checkout, "customer", "k-4").await.body;
+    assert_eq!(data(&closed)["checkout"]["status"], "CHECKED_OUT");
+    let replayed = send(checkout, "customer", "k-4").await.body;
+    assert_eq!(data(&replayed)["checkout"], data(&closed)["checkout"]);
+    let rows: Vec<(i64,)> =
+        t.db.fetch_all(sqlx::query("SELECT quantity FROM order_items"))
+            .await
+            .expect("reads");
+    assert_eq!(rows.iter().map(|(q,)| q).sum::<i64>(), 5, "{rows:?}");
+    let bad = send(add, "customer", "no spaces allowed").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&bad.body), "BAD_REQUEST");
+}
+
 test_on_both_databases!(
+    mutations_with_an_idempotency_key_apply_once,
     setting_a_line_quantity,
     unavailable_beers_cannot_be_ordered,
     the_order_lifecycle,

@@ -1,7 +1,9 @@
 //! Changes to the caller's open order.
 
+use std::future::Future;
+
 use async_graphql::{Context, Object, Result, ID};
-use taproom_common::auth;
+use taproom_common::{auth, trust::IdempotencyKey};
 
 use crate::{
     beers::BeerRef,
@@ -38,6 +40,7 @@ async fn change_line(
     user_id: i64,
     sku: &str,
     change: LineChange,
+    key: Option<&str>,
 ) -> Result<i64, Error> {
     let no_beer = || Error::not_found(Some("sku"), format!("no beer has sku {sku:?}"));
     if !plausible_sku(sku) {
@@ -56,7 +59,49 @@ async fn change_line(
         name: &beer.name,
         unit_price_cents: beer.price_cents,
     };
-    db::change_line(&state.db, user_id, line, change).await
+    db::change_line(&state.db, user_id, line, change, key).await
+}
+
+/// This mutation field's idempotency key, if the request has one: the request's key (the router
+/// makes it distinct per subgraph request) and the field's response key, so two fields of one
+/// request never share one.
+fn idempotency_key(ctx: &Context<'_>) -> Option<String> {
+    let key = ctx.data_opt::<IdempotencyKey>()?;
+    Some(format!("{}/{}", key.0, ctx.item.node.response_key().node))
+}
+
+/// Runs `write` (which records `key` in its transaction, [`db::change_line`] and the others) and
+/// answers with the order it changed; a mutation whose key was applied before, or first by a
+/// concurrent request, answers with that one's order and changes nothing.
+async fn once(
+    state: &AppState,
+    user_id: i64,
+    key: Option<&str>,
+    write: impl Future<Output = Result<i64, Error>>,
+) -> Result<Order> {
+    if let Some(key) = key {
+        if let Some(order_id) = db::applied(&state.db, user_id, key).await? {
+            tracing::info!(
+                order_id,
+                user_id,
+                "mutation sent again with its idempotency key: answered, not applied"
+            );
+            return reload(state, order_id).await;
+        }
+    }
+    match write.await {
+        Ok(order_id) => reload(state, order_id).await,
+        // A copy with the same key may have been applied meanwhile (the write then finds its key
+        // taken, or, for a checkout, no open order left): its order is the answer.
+        Err(error) => {
+            if let Some(key) = key {
+                if let Some(order_id) = db::applied(&state.db, user_id, key).await? {
+                    return reload(state, order_id).await;
+                }
+            }
+            Err(error.into())
+        }
+    }
 }
 
 /// Reads back an order just written (one statement; mutations are not batched).
@@ -81,14 +126,16 @@ impl Mutation {
             .into());
         }
         let state = ctx.data_unchecked::<AppState>();
-        let order_id = change_line(
+        let key = idempotency_key(ctx);
+        let key = key.as_deref();
+        let write = change_line(
             state,
             caller.user_id,
             &sku,
             LineChange::Add(quantity.into()),
-        )
-        .await?;
-        reload(state, order_id).await
+            key,
+        );
+        once(state, caller.user_id, key, write).await
     }
 
     /// Make the caller's open order hold exactly quantity of a beer: 1 to 1000 sets the line (creating the order if needed, at the beer's current price, like addToOrder); 0 removes the line, and changes nothing if there is none. NOT_FOUND if there is no open order to remove from. An open order left with no lines is not listed (myOrders, currentOrder, ordersConnection) until a line is added again. (orders)
@@ -107,26 +154,25 @@ impl Mutation {
             .into());
         }
         let state = ctx.data_unchecked::<AppState>();
-        let order_id = if quantity == 0 {
-            if plausible_sku(&sku) {
-                db::remove_line(&state.db, caller.user_id, &sku).await?.0
-            } else {
-                // No line has it: nothing to remove, but there must be an open order.
-                db::open_order(&state.db, caller.user_id)
-                    .await?
-                    .ok_or_else(|| Error::not_found(None, "there is no open order"))?
-                    .id
+        let key = idempotency_key(ctx);
+        let key = key.as_deref();
+        let write = async {
+            if quantity != 0 {
+                let change = LineChange::Set(quantity.into());
+                return change_line(state, caller.user_id, &sku, change, key).await;
             }
-        } else {
-            change_line(
-                state,
-                caller.user_id,
-                &sku,
-                LineChange::Set(quantity.into()),
-            )
-            .await?
+            if plausible_sku(&sku) {
+                return Ok(db::remove_line(&state.db, caller.user_id, &sku, key)
+                    .await?
+                    .0);
+            }
+            // No line has it: nothing to remove, but there must be an open order.
+            Ok(db::open_order(&state.db, caller.user_id)
+                .await?
+                .ok_or_else(|| Error::not_found(None, "there is no open order"))?
+                .id)
         };
-        reload(state, order_id).await
+        once(state, caller.user_id, key, write).await
     }
 
     /// Remove the whole line of that sku from the caller's open order. An open order left with no lines is not listed until a line is added again. (orders)
@@ -136,11 +182,17 @@ impl Mutation {
         if !plausible_sku(&sku) {
             return Err(no_line(&sku).into());
         }
-        let (order_id, removed) = db::remove_line(&state.db, caller.user_id, &sku).await?;
-        if !removed {
-            return Err(no_line(&sku).into());
-        }
-        reload(state, order_id).await
+        let key = idempotency_key(ctx);
+        let key = key.as_deref();
+        let write = async {
+            let (order_id, removed) = db::remove_line(&state.db, caller.user_id, &sku, key).await?;
+            if removed {
+                Ok(order_id)
+            } else {
+                Err(no_line(&sku))
+            }
+        };
+        once(state, caller.user_id, key, write).await
     }
 
     /// Cancel one of the caller's orders while it is open; checkout and cancel are final. NOT_FOUND if it does not exist or belongs to someone else; BAD_USER_INPUT if it is checked out or cancelled already. (orders)
@@ -150,60 +202,68 @@ impl Mutation {
         let order_id = id.parse::<i64>().map_err(|_| {
             Error::not_found(Some("id"), format!("no order {} of yours", id.as_str()))
         })?;
-        let order_id = db::cancel(&state.db, caller.user_id, order_id).await?;
-        tracing::info!(order_id, user_id = caller.user_id, "order cancelled");
-        reload(state, order_id).await
+        let key = idempotency_key(ctx);
+        let key = key.as_deref();
+        let write = async {
+            let order_id = db::cancel(&state.db, caller.user_id, order_id, key).await?;
+            tracing::info!(order_id, user_id = caller.user_id, "order cancelled");
+            Ok(order_id)
+        };
+        once(state, caller.user_id, key, write).await
     }
 
     /// Close the caller's open order. BAD_USER_INPUT if it is empty or holds beers that have left the catalog or are not available now (the message names their skus); NOT_FOUND if there is no open order. (orders)
     async fn checkout(&self, ctx: &Context<'_>) -> Result<Order> {
         let caller = auth::require_caller(ctx).await?;
         let state = ctx.data_unchecked::<AppState>();
-        // The lines are checked against the catalog without holding the order's lock (a request to
-        // another service); checkout then closes the order only if its lines are still the ones
-        // checked, and otherwise checks again.
-        for _ in 0..CHECKOUT_ATTEMPTS {
-            let (order_id, lines) = db::open_order_lines(&state.db, caller.user_id)
-                .await?
-                .ok_or_else(|| Error::not_found(None, "there is no open order"))?;
-            if lines.is_empty() {
-                return Err(Error::invalid("order", "the open order is empty").into());
+        let key = idempotency_key(ctx);
+        let key = key.as_deref();
+        let write = async {
+            // The lines are checked against the catalog without holding the order's lock (a request to
+            // another service); checkout then closes the order only if its lines are still the ones
+            // checked, and otherwise checks again.
+            for _ in 0..CHECKOUT_ATTEMPTS {
+                let (order_id, lines) = db::open_order_lines(&state.db, caller.user_id)
+                    .await?
+                    .ok_or_else(|| Error::not_found(None, "there is no open order"))?;
+                if lines.is_empty() {
+                    return Err(Error::invalid("order", "the open order is empty"));
+                }
+                let refs: Vec<BeerRef> = lines
+                    .iter()
+                    .map(|line| match line.beer_id {
+                        Some(id) => BeerRef::Id(id),
+                        None => BeerRef::Sku(line.sku.clone()),
+                    })
+                    .collect();
+                let orderable = state.beers.still_orderable(&refs).await?;
+                let gone: Vec<&str> = lines
+                    .iter()
+                    .zip(&orderable)
+                    .filter(|(_, orderable)| !**orderable)
+                    .map(|(line, _)| line.sku.as_str())
+                    .collect();
+                if !gone.is_empty() {
+                    return Err(Error::invalid(
+                        "order",
+                        format!(
+                            "these beers have left the catalog or are not available now; remove them before checking out: {}",
+                            gone.join(", ")
+                        ),
+                    ));
+                }
+                if let Checkout::Closed(order_id) =
+                    db::checkout(&state.db, caller.user_id, order_id, &lines, key).await?
+                {
+                    tracing::info!(order_id, user_id = caller.user_id, "order checked out");
+                    return Ok(order_id);
+                }
             }
-            let refs: Vec<BeerRef> = lines
-                .iter()
-                .map(|line| match line.beer_id {
-                    Some(id) => BeerRef::Id(id),
-                    None => BeerRef::Sku(line.sku.clone()),
-                })
-                .collect();
-            let orderable = state.beers.still_orderable(&refs).await?;
-            let gone: Vec<&str> = lines
-                .iter()
-                .zip(&orderable)
-                .filter(|(_, orderable)| !**orderable)
-                .map(|(line, _)| line.sku.as_str())
-                .collect();
-            if !gone.is_empty() {
-                return Err(Error::invalid(
-                    "order",
-                    format!(
-                        "these beers have left the catalog or are not available now; remove them before checking out: {}",
-                        gone.join(", ")
-                    ),
-                )
-                .into());
-            }
-            if let Checkout::Closed(order_id) =
-                db::checkout(&state.db, caller.user_id, order_id, &lines).await?
-            {
-                tracing::info!(order_id, user_id = caller.user_id, "order checked out");
-                return reload(state, order_id).await;
-            }
-        }
-        Err(Error::invalid(
-            "order",
-            "the open order kept changing during checkout; try again",
-        )
-        .into())
+            Err(Error::invalid(
+                "order",
+                "the open order kept changing during checkout; try again",
+            ))
+        };
+        once(state, caller.user_id, key, write).await
     }
 }
