@@ -476,7 +476,7 @@ fn psql(lab: &Lab, database: &str, sql: &str) -> String {
 
 #[test]
 #[ignore = "needs root, network namespaces, haproxy and PostgreSQL: run by scripts/test.sh"]
-fn replicas_on_separate_hosts_lose_no_request_through_kills_rolls_and_a_database_cut() {
+fn replicas_on_separate_hosts_through_a_kill_a_rolling_restart_and_a_database_cut() {
     assert!(
         Command::new("id")
             .arg("-u")
