@@ -5,7 +5,8 @@
 //! A request that failed at the connection level (refused, reset, closed before an answer; or a
 //! 502/503: a load balancer saying the same of the replica behind it, or a service saying it
 //! cannot answer now) is sent once more, so that a replica dying or restarting behind a load
-//! balancer costs the caller nothing. The retry gets only what is left of the request's time, so
+//! balancer costs the caller nothing. The retry waits a moment first ([`RETRY_PAUSE`], jittered),
+//! goes over a new connection, and gets only what is left of the request's time, so
 //! the caller's timeout still bounds the whole. A budget bounds
 //! the retries: each first attempt earns a fifth of a retry, each retry spends one, and at most
 //! [`MAX_BANKED`] are saved up. When every replica is down, retries stop at about a fifth of the
@@ -75,6 +76,9 @@ pub struct Sent {
     pub retry: Option<(Retried, String)>,
 }
 
+/// How long a retry waits at least (and at most twice that, at random).
+pub const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 /// Less time than this left of a request's `timeout` is not worth a retry.
 const MIN_RETRY_TIME: Duration = Duration::from_millis(100);
 
@@ -90,10 +94,20 @@ pub async fn send_idempotent(
     timeout: Duration,
 ) -> Sent {
     let started = Instant::now();
+    let (client, request) = request.build_split();
+    let request = match request {
+        Ok(request) => request,
+        Err(error) => {
+            return Sent {
+                answer: Err(error),
+                retry: None,
+            }
+        }
+    };
     let again = request.try_clone();
-    let answer = request.send().await;
+    let answer = client.execute(request).await;
     budget.earn();
-    let (Some(again), Some(reason)) = (again, connection_failure(&answer)) else {
+    let (Some(mut again), Some(reason)) = (again, connection_failure(&answer)) else {
         return Sent {
             answer,
             retry: None,
@@ -112,10 +126,37 @@ pub async fn send_idempotent(
             retry: Some((Retried::BudgetExhausted, reason)),
         };
     }
+    // A moment's pause first, so that a replica dying under the first attempt is dead (its
+    // connections refused, which a load balancer sends on to another replica) rather than dying
+    // under the retry too (seen in the multi-host test: both attempts met the same kill).
+    let pause = RETRY_PAUSE + RETRY_PAUSE.mul_f64(rand::random::<f64>());
+    if left <= pause + MIN_RETRY_TIME {
+        return Sent {
+            answer,
+            retry: None,
+        };
+    }
+    tokio::time::sleep(pause).await;
+    *again.timeout_mut() = Some(left - pause);
     Sent {
-        answer: again.timeout(left).send().await,
+        answer: fresh_connections().execute(again).await,
         retry: Some((Retried::Yes, reason)),
     }
+}
+
+/// A client that keeps no connection for another request: what a retry is sent with. A load
+/// balancer closes the kept-alive connections it had tied to a replica that died, all at once; a
+/// retry on another kept-alive connection could meet the same fate (seen in the multi-host test),
+/// one on a new connection cannot.
+fn fresh_connections() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_default()
+    })
 }
 
 /// Why `answer` failed at the connection level, so that sending it again may succeed: no answer
@@ -125,11 +166,24 @@ fn connection_failure(answer: &Result<reqwest::Response, reqwest::Error>) -> Opt
     match answer {
         Err(error) if error.is_timeout() => None,
         Err(error) if error.is_connect() => Some("connection refused or unreachable".to_owned()),
-        Err(error) if error.is_request() => Some(format!("request failed: {error}")),
+        Err(error) if error.is_request() => Some(format!("request failed: {}", causes(error))),
         Err(_) => None,
         Ok(response) => matches!(response.status().as_u16(), 502 | 503)
             .then(|| format!("HTTP {}", response.status())),
     }
+}
+
+/// `error` and its sources, `: `-separated (reqwest's own message alone says only "error sending
+/// request"; its sources say how: a reset, a connection closed before the answer).
+pub fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

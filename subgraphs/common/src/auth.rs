@@ -308,7 +308,7 @@ impl RemoteAuthenticator {
         }
         let response = sent
             .answer
-            .map_err(|e| Unavailable(format!("{}: {e}", self.url)))?;
+            .map_err(|e| Unavailable(format!("{}: {}", self.url, crate::retry::causes(&e))))?;
         if !response.status().is_success() {
             return Err(Unavailable(format!(
                 "{} answered {}",

@@ -117,7 +117,9 @@ impl BeersClient {
         if let Some((retried, reason)) = &sent.retry {
             tracing::warn!(url = %self.url, %reason, ?retried, "a catalog lookup failed at the connection level");
         }
-        let response = sent.answer.map_err(|e| self.unavailable(e))?;
+        let response = sent
+            .answer
+            .map_err(|e| self.unavailable(taproom_common::retry::causes(&e)))?;
         if !response.status().is_success() {
             return Err(self.unavailable(format!("HTTP {}", response.status())));
         }
