@@ -7,6 +7,7 @@
 //! - Malformed bodies answer 400, bodies over [`Limits::max_body_bytes`] 413, unsupported content types
 //!   415, mutations over GET 405 — always as a GraphQL-shaped JSON error with `extensions.code`.
 //!   Reading the request and negotiating the media type is `taproom-http`'s, shared with the router.
+//! - `GET /graphql` with `Upgrade: websocket`: subscriptions over `graphql-transport-ws`.
 //! - `GET /health` (liveness): 200 while the process serves. `GET /ready` (readiness): 200 only while
 //!   it is not draining ([`taproom_http::lifecycle`]) and the database answers.
 //!
@@ -15,12 +16,17 @@
 use std::{future::Future, net::SocketAddr};
 
 use async_graphql::{
+    http::ALL_WEBSOCKET_PROTOCOLS,
     parser::types::{DocumentOperations, OperationType},
     Executor,
 };
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     body::Bytes,
-    extract::{rejection::BytesRejection, ConnectInfo, DefaultBodyLimit, State},
+    extract::{
+        rejection::BytesRejection, ws::WebSocketUpgrade, ConnectInfo, DefaultBodyLimit,
+        FromRequestParts as _, State,
+    },
     http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::get,
@@ -91,6 +97,10 @@ pub fn graphql_app_with<E: Executor + Clone>(
         .with_state(db);
     let graphql = Router::new()
         .route("/graphql", get(graphql::<E>).post(graphql::<E>))
+        .layer(axum::middleware::from_fn_with_state(
+            executor.clone(),
+            subscriptions::<E>,
+        ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(Shell {
             executor,
@@ -160,6 +170,70 @@ async fn ready(State(db): State<Db>, lifecycle: Option<Extension<Lifecycle>>) ->
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
     }
+}
+
+/// `GET /graphql` with `Upgrade: websocket`: a WebSocket of the `graphql-transport-ws` protocol
+/// (or the older `graphql-ws`), for subscriptions. The caller's token comes from the upgrade
+/// request's `Authorization` header, or else from `Authorization` in the `connection_init`
+/// payload (browsers cannot set headers on a WebSocket). Any other request goes on to `/graphql`.
+async fn subscriptions<E: Executor>(
+    State(executor): State<E>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let upgrading = request
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if !upgrading {
+        return next.run(request).await;
+    }
+    let (mut parts, _) = request.into_parts();
+    let Ok(protocol) = GraphQLProtocol::from_request_parts(&mut parts, &()).await else {
+        return error_reply(
+            MediaType::Json,
+            &HttpError::bad("a GraphQL WebSocket needs the graphql-transport-ws subprotocol"),
+        );
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let credentials = Credentials::from_header(
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    );
+    let client = ClientAddress::of(
+        &parts.headers,
+        parts.extensions.get::<TrustedCaller>(),
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer),
+    );
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, executor, protocol)
+                .on_connection_init(move |payload| async move {
+                    let credentials = match payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                    {
+                        Some(Value::String(value)) => {
+                            Credentials::from_header(Some(value.as_bytes()))
+                        }
+                        _ => credentials,
+                    };
+                    let mut data = async_graphql::Data::default();
+                    data.insert(RequestAuth::new(credentials));
+                    data.insert(client);
+                    Ok(data)
+                })
+                .serve()
+        })
 }
 
 /// What the `/graphql` handler is given.
@@ -349,17 +423,21 @@ pub async fn serve(
 }
 
 /// A subgraph schema builder with federation enabled and the router's limits on documents
-/// ([`crate::limits`]).
-pub fn schema_builder<Q, M>(
+/// ([`crate::limits`]). A subgraph without subscriptions passes `async_graphql::EmptySubscription`.
+pub fn schema_builder<Q, M, S>(
     query: Q,
     mutation: M,
-) -> async_graphql::SchemaBuilder<Q, M, async_graphql::EmptySubscription>
+    subscription: S,
+) -> async_graphql::SchemaBuilder<Q, M, S>
 where
     Q: async_graphql::ObjectType + 'static,
     M: async_graphql::ObjectType + 'static,
+    S: async_graphql::SubscriptionType + 'static,
 {
-    async_graphql::Schema::build(query, mutation, async_graphql::EmptySubscription)
+    async_graphql::Schema::build(query, mutation, subscription)
         .enable_federation()
+        // The router composes subscriptions too (an empty one is left out all the same).
+        .enable_subscription_in_federation()
         .extension(DocumentLimits)
         // async-graphql's own guard on nesting (32 by default, counting fragments as levels too)
         // would otherwise refuse what the router sends before the limits above are checked; it
@@ -368,12 +446,13 @@ where
 }
 
 /// The federation v2 SDL of a schema built by [`schema_builder`] (what `<service> sdl` prints).
-pub fn federation_sdl<Q, M>(query: Q, mutation: M) -> String
+pub fn federation_sdl<Q, M, S>(query: Q, mutation: M, subscription: S) -> String
 where
     Q: async_graphql::ObjectType + 'static,
     M: async_graphql::ObjectType + 'static,
+    S: async_graphql::SubscriptionType + 'static,
 {
-    schema_builder(query, mutation)
+    schema_builder(query, mutation, subscription)
         .finish()
         .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
 }

@@ -9,7 +9,19 @@ use taproom_common::{
     time,
 };
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    events::{announce, Change, ChangeKind},
+};
+
+/// The change a write announces ([`crate::events`]).
+fn order_change(order_id: i64, user_id: i64, kind: ChangeKind) -> Change {
+    Change {
+        order_id,
+        user_id,
+        kind,
+    }
+}
 
 /// This service's migrations, one folder per dialect.
 pub fn migrations() -> Migrations {
@@ -360,6 +372,12 @@ pub async fn change_line(
     }
     touch(&mut tx, order.id, &now).await?;
     record(&mut tx, user_id, key, order.id).await?;
+    announce(
+        &mut tx,
+        db.backend(),
+        order_change(order.id, user_id, ChangeKind::Lines),
+    )
+    .await?;
     tx.commit().await?;
     Ok(order.id)
 }
@@ -389,6 +407,12 @@ pub async fn remove_line(
     }
     touch(&mut tx, order.id, &now).await?;
     record(&mut tx, user_id, key, order.id).await?;
+    announce(
+        &mut tx,
+        db.backend(),
+        order_change(order.id, user_id, ChangeKind::Lines),
+    )
+    .await?;
     tx.commit().await?;
     Ok((order.id, true))
 }
@@ -427,6 +451,12 @@ pub async fn cancel(db: &Db, user_id: i64, order_id: i64, key: Option<&str>) -> 
     )
     .await?;
     record(&mut tx, user_id, key, order.id).await?;
+    announce(
+        &mut tx,
+        db.backend(),
+        order_change(order.id, user_id, ChangeKind::Cancel),
+    )
+    .await?;
     tx.commit().await?;
     Ok(order.id)
 }
@@ -551,6 +581,12 @@ pub async fn checkout(
     )
     .await?;
     record(&mut tx, user_id, key, order.id).await?;
+    announce(
+        &mut tx,
+        db.backend(),
+        order_change(order.id, user_id, ChangeKind::Checkout),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Checkout::Closed(order.id))
 }

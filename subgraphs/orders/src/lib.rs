@@ -10,6 +10,7 @@
 //!   [`loader`]: DataLoaders so every entity and list resolver costs one statement per batch.
 //! - [`beers`]: the client that asks the beers subgraph whether a sku exists and what it costs.
 //! - [`schema`]: `Query`, `Mutation`, `Order`, `OrderItem`, and the `User` and `Beer` references.
+//! - [`events`]: every committed change to an order, on every replica, for subscriptions.
 //! - [`demo`]: the demo customer's orders that the local stack adds on its first start.
 
 pub mod beers;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod loader;
 pub mod schema;
 
@@ -25,7 +27,7 @@ use std::{future::Future, sync::Arc};
 use axum::Router;
 use taproom_common::{
     auth::Authenticator,
-    db::Db,
+    db::{Backend, Db},
     http::{graphql_app, Limits},
     service,
 };
@@ -34,6 +36,7 @@ use tokio::net::TcpListener;
 use crate::{
     beers::BeersClient,
     config::{Cli, Command, ServeArgs},
+    events::Events,
 };
 
 /// What the schema shares. Cheap to clone.
@@ -43,6 +46,8 @@ pub struct AppState {
     pub db: Db,
     /// The beers subgraph, for prices.
     pub beers: BeersClient,
+    /// Order changes, for subscriptions.
+    pub events: Events,
 }
 
 /// The whole HTTP app: `/graphql` and `/health`.
@@ -78,9 +83,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db = service::open_migrated(&args.db.database_url, &db::migrations()).await?;
+    let events = Events::new(db.backend());
+    if db.backend() == Backend::Postgres {
+        events.listen(&args.db.database_url).await?;
+    }
     let state = AppState {
         db: db.clone(),
         beers: BeersClient::new(args.beers_url.clone(), args.trust.subgraph_secret.clone()),
+        events,
     };
     let authenticator = args.auth.authenticator(args.trust.subgraph_secret.clone());
     let limits = Limits {

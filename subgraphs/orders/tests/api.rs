@@ -66,6 +66,7 @@ impl TestApp {
         let state = AppState {
             db: db.clone(),
             beers: BeersClient::new(beers.clone(), None),
+            events: taproom_orders::events::Events::new(db.backend()),
         };
         TestApp {
             app: taproom_orders::app(state, Arc::new(StaticAuthenticator), Limits::default()),
@@ -633,6 +634,7 @@ async fn repeated_subtrees_answer_as_if_resolved_everywhere(test_db: TestDb) {
         AppState {
             db: t.db.clone(),
             beers: BeersClient::new(t.beers.clone(), None),
+            events: taproom_orders::events::Events::new(t.db.backend()),
         },
         Arc::new(StaticAuthenticator),
         Limits {

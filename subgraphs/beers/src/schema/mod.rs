@@ -26,7 +26,7 @@ pub type BeersSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// The schema, serving `state`, verifying callers with `authenticator`.
 pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> BeersSchema {
-    schema_builder(Query, Mutation)
+    schema_builder(Query, Mutation, EmptySubscription)
         .data(DataLoader::new(
             BeerByIdLoader {
                 db: state.db.clone(),
@@ -46,5 +46,5 @@ pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> BeersSc
 
 /// The federation v2 SDL that `taproom-beers sdl` prints and `schema/beers.graphql` holds.
 pub fn sdl() -> String {
-    federation_sdl(Query, Mutation)
+    federation_sdl(Query, Mutation, EmptySubscription)
 }

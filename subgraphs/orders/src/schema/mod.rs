@@ -4,10 +4,11 @@
 mod mutation;
 mod order;
 mod query;
+mod subscription;
 
 use std::sync::Arc;
 
-use async_graphql::{dataloader::DataLoader, EmptySubscription, Schema};
+use async_graphql::{dataloader::DataLoader, Schema};
 use taproom_common::{
     auth::Authenticator,
     http::{federation_sdl, schema_builder},
@@ -16,6 +17,7 @@ use taproom_common::{
 pub use mutation::Mutation;
 pub use order::{Beer, Order, OrderConnection, OrderItem, OrderStatus, User};
 pub use query::Query;
+pub use subscription::{Subscription, REVERIFY};
 
 use crate::{
     loader::{ItemsLoader, OrderLoader, OrdersByUserLoader},
@@ -23,12 +25,12 @@ use crate::{
 };
 
 /// The orders subgraph's schema type.
-pub type OrdersSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type OrdersSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema, serving `state`, verifying callers with `authenticator`.
 pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> OrdersSchema {
     let db = state.db.clone();
-    schema_builder(Query, Mutation)
+    schema_builder(Query, Mutation, Subscription)
         .data(DataLoader::new(
             OrderLoader { db: db.clone() },
             taproom_common::telemetry::spawn,
@@ -48,5 +50,5 @@ pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> OrdersS
 
 /// The federation v2 SDL that `taproom-orders sdl` prints and `schema/orders.graphql` holds.
 pub fn sdl() -> String {
-    federation_sdl(Query, Mutation)
+    federation_sdl(Query, Mutation, Subscription)
 }

@@ -9,6 +9,7 @@ use crate::{
     beers::BeerRef,
     db::{self, Checkout, LineBeer, LineChange, MAX_LINE_QUANTITY},
     error::Error,
+    events::{Change, ChangeKind},
     schema::Order,
     AppState,
 };
@@ -41,7 +42,7 @@ async fn change_line(
     sku: &str,
     change: LineChange,
     key: Option<&str>,
-) -> Result<i64, Error> {
+) -> Result<(i64, bool), Error> {
     let no_beer = || Error::not_found(Some("sku"), format!("no beer has sku {sku:?}"));
     if !plausible_sku(sku) {
         return Err(no_beer());
@@ -59,7 +60,10 @@ async fn change_line(
         name: &beer.name,
         unit_price_cents: beer.price_cents,
     };
-    db::change_line(&state.db, user_id, line, change, key).await
+    Ok((
+        db::change_line(&state.db, user_id, line, change, key).await?,
+        true,
+    ))
 }
 
 /// This mutation field's idempotency key, if the request has one: the request's key (the router
@@ -72,12 +76,14 @@ fn idempotency_key(ctx: &Context<'_>) -> Option<String> {
 
 /// Runs `write` (which records `key` in its transaction, [`db::change_line`] and the others) and
 /// answers with the order it changed; a mutation whose key was applied before, or first by a
-/// concurrent request, answers with that one's order and changes nothing.
+/// concurrent request, answers with that one's order and changes nothing. `write` gives the
+/// order's id and whether it changed it (then subscribers hear of a change of `kind`).
 async fn once(
     state: &AppState,
     user_id: i64,
     key: Option<&str>,
-    write: impl Future<Output = Result<i64, Error>>,
+    kind: ChangeKind,
+    write: impl Future<Output = Result<(i64, bool), Error>>,
 ) -> Result<Order> {
     if let Some(key) = key {
         if let Some(order_id) = db::applied(&state.db, user_id, key).await? {
@@ -90,7 +96,16 @@ async fn once(
         }
     }
     match write.await {
-        Ok(order_id) => reload(state, order_id).await,
+        Ok((order_id, changed)) => {
+            if changed {
+                state.events.committed(Change {
+                    order_id,
+                    user_id,
+                    kind,
+                });
+            }
+            reload(state, order_id).await
+        }
         // A copy with the same key may have been applied meanwhile (the write then finds its key
         // taken, or, for a checkout, no open order left): its order is the answer.
         Err(error) => {
@@ -105,7 +120,7 @@ async fn once(
 }
 
 /// Reads back an order just written (one statement; mutations are not batched).
-async fn reload(state: &AppState, order_id: i64) -> Result<Order> {
+pub(crate) async fn reload(state: &AppState, order_id: i64) -> Result<Order> {
     let row = db::orders_by_ids(&state.db, &[order_id])
         .await?
         .pop()
@@ -135,7 +150,7 @@ impl Mutation {
             LineChange::Add(quantity.into()),
             key,
         );
-        once(state, caller.user_id, key, write).await
+        once(state, caller.user_id, key, ChangeKind::Lines, write).await
     }
 
     /// Make the caller's open order hold exactly quantity of a beer: 1 to 1000 sets the line (creating the order if needed, at the beer's current price, like addToOrder); 0 removes the line, and changes nothing if there is none. NOT_FOUND if there is no open order to remove from. An open order left with no lines is not listed (myOrders, currentOrder, ordersConnection) until a line is added again. (orders)
@@ -162,17 +177,15 @@ impl Mutation {
                 return change_line(state, caller.user_id, &sku, change, key).await;
             }
             if plausible_sku(&sku) {
-                return Ok(db::remove_line(&state.db, caller.user_id, &sku, key)
-                    .await?
-                    .0);
+                return db::remove_line(&state.db, caller.user_id, &sku, key).await;
             }
             // No line has it: nothing to remove, but there must be an open order.
-            Ok(db::open_order(&state.db, caller.user_id)
+            let order = db::open_order(&state.db, caller.user_id)
                 .await?
-                .ok_or_else(|| Error::not_found(None, "there is no open order"))?
-                .id)
+                .ok_or_else(|| Error::not_found(None, "there is no open order"))?;
+            Ok((order.id, false))
         };
-        once(state, caller.user_id, key, write).await
+        once(state, caller.user_id, key, ChangeKind::Lines, write).await
     }
 
     /// Remove the whole line of that sku from the caller's open order. An open order left with no lines is not listed until a line is added again. (orders)
@@ -187,12 +200,12 @@ impl Mutation {
         let write = async {
             let (order_id, removed) = db::remove_line(&state.db, caller.user_id, &sku, key).await?;
             if removed {
-                Ok(order_id)
+                Ok((order_id, true))
             } else {
                 Err(no_line(&sku))
             }
         };
-        once(state, caller.user_id, key, write).await
+        once(state, caller.user_id, key, ChangeKind::Lines, write).await
     }
 
     /// Cancel one of the caller's orders while it is open; checkout and cancel are final. NOT_FOUND if it does not exist or belongs to someone else; BAD_USER_INPUT if it is checked out or cancelled already. (orders)
@@ -207,9 +220,9 @@ impl Mutation {
         let write = async {
             let order_id = db::cancel(&state.db, caller.user_id, order_id, key).await?;
             tracing::info!(order_id, user_id = caller.user_id, "order cancelled");
-            Ok(order_id)
+            Ok((order_id, true))
         };
-        once(state, caller.user_id, key, write).await
+        once(state, caller.user_id, key, ChangeKind::Cancel, write).await
     }
 
     /// Close the caller's open order. BAD_USER_INPUT if it is empty or holds beers that have left the catalog or are not available now (the message names their skus); NOT_FOUND if there is no open order. (orders)
@@ -256,7 +269,7 @@ impl Mutation {
                     db::checkout(&state.db, caller.user_id, order_id, &lines, key).await?
                 {
                     tracing::info!(order_id, user_id = caller.user_id, "order checked out");
-                    return Ok(order_id);
+                    return Ok((order_id, true));
                 }
             }
             Err(Error::invalid(
@@ -264,6 +277,6 @@ impl Mutation {
                 "the open order kept changing during checkout; try again",
             ))
         };
-        once(state, caller.user_id, key, write).await
+        once(state, caller.user_id, key, ChangeKind::Checkout, write).await
     }
 }

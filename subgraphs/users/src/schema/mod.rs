@@ -29,7 +29,7 @@ pub fn schema(state: AppState) -> UsersSchema {
         db: state.db.clone(),
         keys: state.keys.clone(),
     });
-    schema_builder(Query, Mutation)
+    schema_builder(Query, Mutation, EmptySubscription)
         .data(DataLoader::new(
             UserLoader {
                 db: state.db.clone(),
@@ -44,5 +44,5 @@ pub fn schema(state: AppState) -> UsersSchema {
 
 /// The federation v2 SDL that `taproom-users sdl` prints and `schema/users.graphql` holds.
 pub fn sdl() -> String {
-    federation_sdl(Query, Mutation)
+    federation_sdl(Query, Mutation, EmptySubscription)
 }
