@@ -307,6 +307,8 @@ pub struct TestRouter {
     http: HttpOptions,
     /// Whether `__schema` and `__type` are answered.
     introspection: bool,
+    /// The most subscriptions open at once.
+    max_subscriptions: usize,
     /// The subgraphs whose mutations with an idempotency key may be retried.
     idempotent: Vec<String>,
 }
@@ -327,6 +329,7 @@ impl TestRouter {
             },
             http: HttpOptions::default(),
             introspection: true,
+            max_subscriptions: taproom_router::MAX_SUBSCRIPTIONS,
             idempotent: Vec::new(),
         }
     }
@@ -350,6 +353,11 @@ impl TestRouter {
     }
 
     /// The HTTP face as `options` say (default: [`HttpOptions::default`], a 1 MiB body limit).
+    pub fn max_subscriptions(mut self, most: usize) -> Self {
+        self.max_subscriptions = most;
+        self
+    }
+
     pub fn http(mut self, options: HttpOptions) -> Self {
         self.http = options;
         self
@@ -406,7 +414,8 @@ impl TestRouter {
                 Persisted::new(&self.persisted)
                     .unwrap_or_else(|e| panic!("persisted queries do not load: {e:#}")),
             )
-            .introspection(self.introspection),
+            .introspection(self.introspection)
+            .max_subscriptions(self.max_subscriptions),
         );
         let service = Service::serve(routes(state.clone(), self.http)).await;
         RunningRouter { service, state }

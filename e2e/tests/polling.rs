@@ -97,6 +97,8 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
         persisted_documents: None,
         safelist: false,
         max_batch_size: 10,
+        max_subscriptions: taproom_router::MAX_SUBSCRIPTIONS,
+        max_subscriptions_per_connection: 32,
         compression_min_bytes: 1024,
         playground: true,
         no_playground: false,

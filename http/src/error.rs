@@ -35,6 +35,8 @@ pub enum Code {
     QueryNotInSafelist,
     /// A subgraph could not be asked, or answered something that is not a GraphQL response.
     SubgraphRequestFailed,
+    /// Too many at once (subscriptions open on the router, say).
+    RateLimited,
     InternalServerError,
     /// A code the router does not produce itself (a subgraph's `UNAUTHENTICATED`, say).
     Other(String),
@@ -58,6 +60,7 @@ impl Code {
             Code::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
             Code::QueryNotInSafelist => "QUERY_NOT_IN_SAFELIST",
             Code::SubgraphRequestFailed => "SUBGRAPH_REQUEST_FAILED",
+            Code::RateLimited => "RATE_LIMITED",
             Code::InternalServerError => "INTERNAL_SERVER_ERROR",
             Code::Other(code) => code,
         }

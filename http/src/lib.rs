@@ -260,7 +260,7 @@ pub fn read_request(
 }
 
 /// One request object from JSON text.
-fn request_from_json(body: &[u8]) -> Result<GraphqlHttpRequest, HttpError> {
+pub fn request_from_json(body: &[u8]) -> Result<GraphqlHttpRequest, HttpError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Fields {

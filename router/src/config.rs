@@ -186,6 +186,12 @@ pub struct ServeArgs {
     /// The most operations one batched request (a JSON array) may hold; 0 refuses batches.
     #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 10)]
     pub max_batch_size: usize,
+    /// The most subscriptions open on this router at once (RATE_LIMITED beyond).
+    #[arg(long, env = "MAX_SUBSCRIPTIONS", default_value_t = crate::pipeline::MAX_SUBSCRIPTIONS)]
+    pub max_subscriptions: usize,
+    /// The most operations running at once on one WebSocket.
+    #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 32)]
+    pub max_subscriptions_per_connection: usize,
     /// Responses of at least this many bytes are compressed (gzip, brotli or zstd) for clients
     /// that accept it.
     #[arg(long, env = "COMPRESSION_MIN_BYTES", default_value_t = 1024)]

@@ -155,6 +155,16 @@ impl SubgraphClient {
         self
     }
 
+    /// The subgraph secret presented with every request, if any.
+    pub fn secret(&self) -> Option<&HeaderValue> {
+        self.secret.as_ref()
+    }
+
+    /// Every request's timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Turns in-flight request deduplication on or off.
     pub fn dedupe(mut self, on: bool) -> Self {
         self.in_flight = on.then(Arc::default);

@@ -10,6 +10,7 @@ use std::{
     io::Read as _,
     net::SocketAddr,
     sync::{atomic::AtomicI64, Arc},
+    time::Duration,
 };
 
 use axum::{
@@ -41,7 +42,7 @@ use crate::{
     error::{errors_body, Code, GraphqlError, RequestError},
     fetch::{BATCH_HEADER, CLIENT_ADDRESS_HEADER, IDEMPOTENCY_HEADER},
     metrics::Outcome,
-    pipeline::{GraphqlRequest, Router},
+    pipeline::{Answer, GraphqlRequest, Router, Streamed},
 };
 
 /// The header with which a client asks for the query plan in `extensions.queryPlan`.
@@ -67,6 +68,8 @@ pub struct HttpOptions {
     pub query_plan_header: bool,
     /// Whether `/metrics` is served here (else on a listener of its own: [`metrics_routes`]).
     pub metrics: bool,
+    /// The most operations running at once on one WebSocket.
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl Default for HttpOptions {
@@ -80,6 +83,7 @@ impl Default for HttpOptions {
             demo_accounts: false,
             query_plan_header: true,
             metrics: true,
+            max_subscriptions_per_connection: 32,
         }
     }
 }
@@ -88,7 +92,7 @@ impl Default for HttpOptions {
 pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
     let options = Arc::new(options);
     let mut routes = Routes::new()
-        .route("/graphql", get(graphql).post(graphql))
+        .route("/graphql", get(graphql_get).post(graphql))
         // The compressed body's limit; the decompressed one is checked while decoding.
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
@@ -114,7 +118,8 @@ pub fn routes(router: Arc<Router>, options: HttpOptions) -> Routes {
         .compress_when(
             SizeAbove::new(options.compression_min_bytes)
                 .and(NotForContentType::IMAGES)
-                .and(NotForContentType::const_new("text/event-stream")),
+                .and(NotForContentType::const_new("text/event-stream"))
+                .and(NotForContentType::const_new("multipart/mixed")),
         );
     let routes = routes
         .layer(Extension(options.clone()))
@@ -231,6 +236,50 @@ async fn dashboard(State(router): State<Arc<Router>>) -> Response {
         .into_response()
 }
 
+/// `GET /graphql`: a WebSocket ([`crate::ws`]) when the client asks to upgrade, else as `POST`.
+async fn graphql_get(
+    State(router): State<Arc<Router>>,
+    Extension(options): Extension<Arc<HttpOptions>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, _) = request.into_parts();
+    if crate::ws::upgrading(&parts.headers) {
+        let mut headers = parts.headers.clone();
+        client_headers(&mut headers, peer.as_ref());
+        headers.remove(IDEMPOTENCY_HEADER);
+        headers.insert(BATCH_HEADER, batch_id());
+        let limits = crate::ws::WsLimits {
+            max_per_connection: options.max_subscriptions_per_connection,
+            max_message_bytes: options.max_body_bytes,
+        };
+        return crate::ws::upgrade(router, limits, headers, parts).await;
+    }
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    graphql(
+        State(router),
+        Extension(options),
+        peer,
+        method,
+        uri,
+        headers,
+        Ok(Bytes::new()),
+    )
+    .await
+}
+
+/// The client's address is the TCP peer's, whatever a client claims in the header; the batch
+/// header is the router's to set.
+fn client_headers(headers: &mut HeaderMap, peer: Option<&Extension<ConnectInfo<SocketAddr>>>) {
+    headers.remove(CLIENT_ADDRESS_HEADER);
+    headers.remove(BATCH_HEADER);
+    if let Some(Extension(ConnectInfo(peer))) = peer {
+        if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
+            headers.insert(CLIENT_ADDRESS_HEADER, value);
+        }
+    }
+}
+
 async fn graphql(
     State(router): State<Arc<Router>>,
     Extension(options): Extension<Arc<HttpOptions>>,
@@ -240,15 +289,7 @@ async fn graphql(
     mut headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    // The client's address is the TCP peer's, whatever a client claims in the header; the batch
-    // header is the router's to set.
-    headers.remove(CLIENT_ADDRESS_HEADER);
-    headers.remove(BATCH_HEADER);
-    if let Some(Extension(ConnectInfo(peer))) = peer {
-        if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
-            headers.insert(CLIENT_ADDRESS_HEADER, value);
-        }
-    }
+    client_headers(&mut headers, peer.as_ref());
     let _active = ActiveRequest::start(&router.client.metrics.active_requests);
     let media = MediaType::negotiate(&headers);
     let started = std::time::Instant::now();
@@ -290,6 +331,43 @@ async fn graphql(
         Incoming::One(request) => {
             if let Some(key) = &key {
                 headers.insert(IDEMPOTENCY_HEADER, key.clone());
+            }
+            let stream = if accepts(&headers, "text/event-stream", None) {
+                Some(Transport::Sse)
+            } else if accepts(
+                &headers,
+                "multipart/mixed",
+                Some(("subscriptionSpec", "1.0")),
+            ) {
+                Some(Transport::Multipart)
+            } else {
+                None
+            };
+            if let Some(transport) = stream {
+                let request = graphql_request(&request, over_get, false);
+                return match router.execute_streaming(request, &headers).await {
+                    Ok(Answer::Whole(body)) if transport == Transport::Sse => {
+                        sse(futures_util::stream::iter([Streamed::Next(body)]))
+                    }
+                    Ok(Answer::Whole(body)) => reply(media, StatusCode::OK, body),
+                    Ok(Answer::Events(events)) => match transport {
+                        Transport::Sse => sse(receiver_stream(events)),
+                        Transport::Multipart => multipart_subscription(events),
+                    },
+                    Ok(Answer::Parts(_)) => unreachable!("execute_streaming never defers"),
+                    Err(error) => request_error_reply(media, &error),
+                };
+            }
+            if accepts_incremental(&headers) {
+                let request = graphql_request(&request, over_get, false);
+                return match router.execute_incremental(request, &headers).await {
+                    Ok(Answer::Whole(body)) => reply(media, StatusCode::OK, body),
+                    Ok(Answer::Parts(parts)) => {
+                        multipart(receiver_stream(parts), DEFER_CONTENT_TYPE)
+                    }
+                    Ok(Answer::Events(_)) => unreachable!("execute_incremental never subscribes"),
+                    Err(error) => request_error_reply(media, &error),
+                };
             }
             match run(&router, &request, over_get, want_plan, &headers).await {
                 Ok(body) => reply(media, StatusCode::OK, body),
@@ -383,6 +461,22 @@ impl Drop for ActiveRequest<'_> {
     }
 }
 
+pub(crate) fn graphql_request(
+    request: &GraphqlHttpRequest,
+    over_get: bool,
+    want_plan: bool,
+) -> GraphqlRequest<'_> {
+    GraphqlRequest {
+        query: request.query.as_deref(),
+        document_id: request.document_id.as_deref(),
+        extensions: &request.extensions,
+        operation_name: request.operation_name.as_deref(),
+        variables: &request.variables,
+        over_get,
+        want_plan,
+    }
+}
+
 /// Runs one operation of a request.
 async fn run(
     router: &Router,
@@ -391,16 +485,194 @@ async fn run(
     want_plan: bool,
     headers: &HeaderMap,
 ) -> Result<Vec<u8>, RequestError> {
-    let request = GraphqlRequest {
-        query: request.query.as_deref(),
-        document_id: request.document_id.as_deref(),
-        extensions: &request.extensions,
-        operation_name: request.operation_name.as_deref(),
-        variables: &request.variables,
-        over_get,
-        want_plan,
-    };
-    router.execute(request, headers).await
+    router
+        .execute(graphql_request(request, over_get, want_plan), headers)
+        .await
+}
+
+/// The boundary between the parts of a `multipart/mixed` response.
+const BOUNDARY: &str = "graphql";
+
+/// Whether the client takes `@defer`'s incremental delivery: its `Accept` names
+/// `multipart/mixed` (Apollo Client sends `multipart/mixed;deferSpec=20220824, application/json`).
+fn accepts_incremental(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            let mut params = range.split(';').map(str::trim);
+            params
+                .next()
+                .is_some_and(|media| media.eq_ignore_ascii_case("multipart/mixed"))
+                && params.all(|p| {
+                    p.split_once('=').is_none_or(|(name, value)| {
+                        !name.trim().eq_ignore_ascii_case("deferSpec")
+                            || value.trim().trim_matches('"') == "20220824"
+                    })
+                })
+        })
+}
+
+/// The content type of `@defer`'s incremental delivery.
+const DEFER_CONTENT_TYPE: &str = "multipart/mixed; boundary=\"graphql\"; deferSpec=20220824";
+
+/// The content type of subscriptions over multipart HTTP (Apollo's protocol).
+const SUBSCRIPTION_CONTENT_TYPE: &str =
+    "multipart/mixed; boundary=\"graphql\"; subscriptionSpec=\"1.0\"";
+
+/// How often an idle multipart subscription sends its heartbeat (`{}`).
+pub const MULTIPART_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// How often an idle event stream sends a comment, so that proxies keep it open.
+pub const SSE_HEARTBEAT: Duration = Duration::from_secs(12);
+
+/// The streaming transports of `POST /graphql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// GraphQL over Server-Sent Events (`Accept: text/event-stream`), `graphql-sse`'s distinct
+    /// connections mode.
+    Sse,
+    /// Multipart HTTP (`Accept: multipart/mixed;subscriptionSpec=1.0`), Apollo Client's.
+    Multipart,
+}
+
+/// The items of a channel, as a stream.
+fn receiver_stream<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        Some((receiver.recv().await?, receiver))
+    })
+}
+
+/// `stream`'s items, and `heartbeat` whenever none came for `every`.
+fn with_heartbeat<T: Send + 'static>(
+    stream: impl futures_util::Stream<Item = T> + Send + 'static,
+    every: Duration,
+    heartbeat: impl Fn() -> T + Send + 'static,
+) -> impl futures_util::Stream<Item = T> + Send {
+    use futures_util::StreamExt as _;
+    let stream = Box::pin(stream);
+    futures_util::stream::unfold(Some(stream), move |stream| {
+        let beat = heartbeat();
+        async move {
+            let mut stream = stream?;
+            match tokio::time::timeout(every, stream.next()).await {
+                Ok(Some(item)) => Some((item, Some(stream))),
+                Ok(None) => None,
+                Err(_) => Some((beat, Some(stream))),
+            }
+        }
+    })
+}
+
+/// A `multipart/mixed` response of `parts` (JSON texts), each sent as soon as it comes. Each
+/// chunk ends with the boundary, so that a client knows the part is complete without waiting for
+/// the next one; the last boundary is closed (`--`) when the parts end.
+fn multipart(
+    parts: impl futures_util::Stream<Item = Vec<u8>> + Send + 'static,
+    content_type: &'static str,
+) -> Response {
+    use futures_util::StreamExt as _;
+    let opening = Bytes::from(format!("\r\n--{BOUNDARY}"));
+    let parts = parts.map(|json| {
+        let mut chunk = b"\r\ncontent-type: application/json; charset=utf-8\r\n\r\n".to_vec();
+        chunk.extend_from_slice(&json);
+        chunk.extend_from_slice(format!("\r\n--{BOUNDARY}").as_bytes());
+        Bytes::from(chunk)
+    });
+    let stream = futures_util::stream::once(async move { opening })
+        .chain(parts)
+        .chain(futures_util::stream::once(async {
+            Bytes::from_static(b"--\r\n")
+        }))
+        .map(Ok::<_, std::convert::Infallible>);
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// A subscription over multipart HTTP: each event as `{"payload": ..}`, `{}` as the heartbeat,
+/// and an end with errors as `{"payload": null, "errors": [..]}`.
+fn multipart_subscription(events: tokio::sync::mpsc::Receiver<Streamed>) -> Response {
+    use futures_util::StreamExt as _;
+    let parts = receiver_stream(events).map(|item| match item {
+        Streamed::Next(body) => {
+            let mut part = b"{\"payload\":".to_vec();
+            part.extend_from_slice(&body);
+            part.push(b'}');
+            part
+        }
+        Streamed::Failed(errors) => {
+            serde_json::to_vec(&serde_json::json!({"payload": null, "errors": errors}))
+                .expect("errors always serialize")
+        }
+    });
+    multipart(
+        with_heartbeat(parts, MULTIPART_HEARTBEAT, || b"{}".to_vec()),
+        SUBSCRIPTION_CONTENT_TYPE,
+    )
+}
+
+/// GraphQL over Server-Sent Events: `next` per result (an end with errors is a last `next` with
+/// them), then `complete`; a comment as the heartbeat.
+fn sse(items: impl futures_util::Stream<Item = Streamed> + Send + 'static) -> Response {
+    use futures_util::StreamExt as _;
+    let events = items
+        .map(|item| {
+            let body = match item {
+                Streamed::Next(body) => body,
+                Streamed::Failed(errors) => errors_body(&errors),
+            };
+            let mut event = b"event: next\ndata: ".to_vec();
+            event.extend_from_slice(&body);
+            event.extend_from_slice(b"\n\n");
+            event
+        })
+        .chain(futures_util::stream::once(async {
+            b"event: complete\ndata:\n\n".to_vec()
+        }));
+    let stream = with_heartbeat(events, SSE_HEARTBEAT, || b":\n\n".to_vec())
+        .map(|chunk| Ok::<_, std::convert::Infallible>(Bytes::from(chunk)));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Whether the client's `Accept` names `media` (with `param` at that value, if given).
+fn accepts(headers: &HeaderMap, media: &str, param: Option<(&str, &str)>) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            let mut params = range.split(';').map(str::trim);
+            params.next().is_some_and(|m| m.eq_ignore_ascii_case(media))
+                && param.is_none_or(|(name, value)| {
+                    params.any(|p| {
+                        p.split_once('=').is_some_and(|(n, v)| {
+                            n.trim().eq_ignore_ascii_case(name)
+                                && v.trim().trim_matches('"') == value
+                        })
+                    })
+                })
+        })
 }
 
 /// The response to a request that could not run. `PERSISTED_QUERY_NOT_FOUND` is an ordinary

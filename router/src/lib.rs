@@ -50,15 +50,17 @@ pub mod plan;
 mod playground;
 mod response;
 mod serve;
+pub mod subscription;
 pub mod supergraph;
 mod tooling;
 mod value;
 mod variables;
+mod ws;
 
 /// The typed GraphQL error and request error, shared with the subgraphs' HTTP shell.
 pub use taproom_http::error;
 
 pub use cli::run;
-pub use pipeline::{GraphqlRequest, Router};
+pub use pipeline::{GraphqlRequest, Router, MAX_SUBSCRIPTIONS};
 pub use serve::{avoid_huge_pages, compose_live, fetch_sdl, serve, shutdown_signal};
 pub use tooling::{check, compose};

@@ -18,24 +18,32 @@
 //! HTTP (media types, status codes) is the `http` module's alone.
 
 use std::{
+    panic::AssertUnwindSafe,
     sync::{atomic::Ordering, Arc, RwLock},
     time::{Duration, Instant},
 };
 
 use axum::http::{HeaderMap, StatusCode};
+use futures_util::FutureExt as _;
 use serde_json::{Map, Value};
 use taproom_telemetry::traces::TARGET;
 use tracing::Instrument;
 
+use hive_router_query_planner::planner::plan_nodes::{FetchNode, PlanNode};
+
 use crate::{
     body::Shaped,
-    error::{Code, RequestError},
+    error::{Code, GraphqlError, RequestError},
     execute::{Execution, MergeGate},
-    fetch::SubgraphClient,
+    fetch::{read_answer, SubgraphClient},
     metrics::{CacheLabels, Found, Outcome},
-    persisted::Persisted,
-    plan::{Kind, OperationLimits, PlanCache, Prepared},
+    persisted::{Persisted, QueryText},
+    plan::{
+        defer::{Delivered, Split},
+        Kind, OperationLimits, PlanCache, Prepared,
+    },
     response,
+    subscription::{Next, Upstream},
     supergraph::Supergraph,
     value::Bodies,
     variables,
@@ -57,6 +65,36 @@ impl Served {
     }
 }
 
+/// An admitted request: its query text, the prepared operation and the coerced variables.
+struct Admitted<'r> {
+    query: QueryText<'r>,
+    prepared: Arc<Prepared>,
+    variables: Map<String, Value>,
+}
+
+/// What a client that takes incremental delivery gets.
+pub enum Answer {
+    /// One complete response body.
+    Whole(Vec<u8>),
+    /// The initial payload, then each deferred part, as JSON texts of the incremental delivery
+    /// format (`hasNext` on each); the channel closes after the last.
+    Parts(tokio::sync::mpsc::Receiver<Vec<u8>>),
+    /// A subscription's events; the channel closes when it ends.
+    Events(tokio::sync::mpsc::Receiver<Streamed>),
+}
+
+/// One item of a subscription's stream.
+#[derive(Debug)]
+pub enum Streamed {
+    /// An event's response (`{data, errors}`), as JSON text.
+    Next(Vec<u8>),
+    /// The subscription ended with these errors (the subgraph went away, the supergraph changed).
+    Failed(Vec<GraphqlError>),
+}
+
+/// The most subscriptions a router keeps open at once, unless told otherwise.
+pub const MAX_SUBSCRIPTIONS: usize = 10_000;
+
 /// The router's state: the current supergraph and the subgraph client.
 pub struct Router {
     served: RwLock<Arc<Served>>,
@@ -70,6 +108,11 @@ pub struct Router {
     pub persisted: Persisted,
     /// Whether `__schema` and `__type` are answered.
     pub introspection: bool,
+    /// Places for subscriptions open at once.
+    subscriptions: Arc<tokio::sync::Semaphore>,
+    max_subscriptions: usize,
+    /// Counts supergraph swaps: a swap ends the subscriptions open.
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 /// One GraphQL request, as `http` read it.
@@ -104,7 +147,22 @@ impl Router {
             persisted: Persisted::new(&crate::persisted::PersistedSettings::default())
                 .expect("no file to read"),
             introspection: true,
+            subscriptions: Arc::new(tokio::sync::Semaphore::new(MAX_SUBSCRIPTIONS)),
+            max_subscriptions: MAX_SUBSCRIPTIONS,
+            reloads: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Keeps at most `most` subscriptions open at once (by default [`MAX_SUBSCRIPTIONS`]).
+    pub fn max_subscriptions(mut self, most: usize) -> Self {
+        self.subscriptions = Arc::new(tokio::sync::Semaphore::new(most));
+        self.max_subscriptions = most;
+        self
+    }
+
+    /// Subscriptions open now.
+    pub fn open_subscriptions(&self) -> usize {
+        self.max_subscriptions - self.subscriptions.available_permits()
     }
 
     /// Answers `__schema` and `__type` only if `on` (`__typename` always).
@@ -149,6 +207,7 @@ impl Router {
             .served
             .write()
             .expect("the supergraph lock is never poisoned") = Served::new(supergraph);
+        self.reloads.send_modify(|count| *count += 1);
     }
 
     /// Operations prepared (plan cache misses) for the current supergraph.
@@ -162,13 +221,29 @@ impl Router {
         self.admit(&self.served(), request).map(drop)
     }
 
-    /// Stages 0 to 2: the query text, the prepared operation (from the cache or made now) and
-    /// the coerced variables, or why the request cannot run.
-    fn admit(
+    /// [`Router::admit`], counting a refused request in the metrics.
+    fn admit_counted<'r>(
         &self,
         served: &Served,
-        request: GraphqlRequest<'_>,
-    ) -> Result<(Arc<Prepared>, Map<String, Value>), RequestError> {
+        request: GraphqlRequest<'r>,
+        started: Instant,
+    ) -> Result<Admitted<'r>, RequestError> {
+        self.admit(served, request).inspect_err(|_| {
+            let seconds = started.elapsed().as_secs_f64();
+            // Before it is prepared, the name is only what the client claims: not a label.
+            self.client
+                .metrics
+                .operation(None, Outcome::request_error, seconds);
+        })
+    }
+
+    /// Stages 0 to 2: the query text, the prepared operation (from the cache or made now) and
+    /// the coerced variables, or why the request cannot run.
+    fn admit<'r>(
+        &self,
+        served: &Served,
+        request: GraphqlRequest<'r>,
+    ) -> Result<Admitted<'r>, RequestError> {
         let supergraph = &served.supergraph;
         let query =
             self.persisted
@@ -219,7 +294,11 @@ impl Router {
             request.variables,
             &supergraph.planner.consumer_schema.document,
         )?;
-        Ok((prepared, variables))
+        Ok(Admitted {
+            query,
+            prepared,
+            variables,
+        })
     }
 
     /// Runs one GraphQL request through the pipeline; `headers` are the client's (some are
@@ -230,18 +309,388 @@ impl Router {
         headers: &HeaderMap,
     ) -> Result<Vec<u8>, RequestError> {
         let started = Instant::now();
-        let metrics = &self.client.metrics;
         let served = self.served();
+        let Admitted {
+            prepared,
+            variables,
+            ..
+        } = self.admit_counted(&served, request, started)?;
+        refuse_subscription(&prepared)?;
+        let shaped = self.shape(&served, &prepared, &variables, headers).await;
+        self.count(&prepared, shaped.errors.is_empty(), started);
+        let plan = request.want_plan.then(|| match &prepared.planned {
+            Some((_, plan)) => format!("{plan}"),
+            None => "No subgraph fetches: the router answered this operation itself.".to_owned(),
+        });
+        Ok(shaped.into_body(&prepared.root_keys, plan.as_deref()))
+    }
+
+    /// Runs one GraphQL request for a client that takes incremental delivery
+    /// (`multipart/mixed; deferSpec=20220824`): a query with `@defer` on is split
+    /// ([`crate::plan::defer`]) and answered in parts, the first as soon as what is not deferred
+    /// is complete; any other request is answered whole, as by [`Router::execute`].
+    pub async fn execute_incremental(
+        self: &Arc<Self>,
+        request: GraphqlRequest<'_>,
+        headers: &HeaderMap,
+    ) -> Result<Answer, RequestError> {
+        let started = Instant::now();
+        let served = self.served();
+        let Admitted {
+            query,
+            prepared,
+            variables,
+        } = self.admit_counted(&served, request, started)?;
+        refuse_subscription(&prepared)?;
+        let split = if prepared.defers {
+            crate::plan::defer::split(&query, request.operation_name, &variables)
+                .map_err(RequestError::from)?
+        } else {
+            None
+        };
+        let Some(split) = split else {
+            let shaped = self.shape(&served, &prepared, &variables, headers).await;
+            self.count(&prepared, shaped.errors.is_empty(), started);
+            return Ok(Answer::Whole(shaped.into_body(&prepared.root_keys, None)));
+        };
+        let prepare =
+            |text: &str| {
+                served
+                .plans
+                .get_or_prepare(&served.supergraph, text, request.operation_name, &self.limits)
+                .map(|(prepared, _)| prepared)
+                .map_err(|error| {
+                    tracing::error!(%error, text, "a query split off at @defer does not prepare");
+                    RequestError::from(error)
+                })
+            };
+        let initial = prepare(&split.initial)?;
+        let parts = split
+            .deferred
+            .iter()
+            .map(|deferred| prepare(&deferred.query))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        let router = self.clone();
+        let variables = Arc::new(variables);
+        let headers = Arc::new(headers.clone());
+        tokio::spawn(
+            async move {
+                router
+                    .deliver(
+                        served, prepared, split, initial, parts, variables, headers, sender,
+                        started,
+                    )
+                    .await;
+            }
+            .in_current_span(),
+        );
+        Ok(Answer::Parts(receiver))
+    }
+
+    /// Runs the initial query and every deferred one at once, and sends the client the initial
+    /// payload, then each deferred part as it completes (one inside another after it).
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver(
+        self: &Arc<Self>,
+        served: Arc<Served>,
+        whole: Arc<Prepared>,
+        split: Split,
+        initial: Arc<Prepared>,
+        parts: Vec<Arc<Prepared>>,
+        variables: Arc<Map<String, Value>>,
+        headers: Arc<HeaderMap>,
+        sender: tokio::sync::mpsc::Sender<Vec<u8>>,
+        started: Instant,
+    ) {
+        // Dropped (the client went away), the set cancels what is still running.
+        let mut running = tokio::task::JoinSet::new();
+        for (index, prepared) in parts.into_iter().enumerate() {
+            let (router, served, variables, headers) = (
+                self.clone(),
+                served.clone(),
+                variables.clone(),
+                headers.clone(),
+            );
+            running.spawn(
+                async move {
+                    let answer = router
+                        .answer(&served, &prepared, &variables, &headers)
+                        .await;
+                    (index, answer)
+                }
+                .in_current_span(),
+            );
+        }
+        let mut clean = true;
+        let mut first = self.answer(&served, &initial, &variables, &headers).await;
+        clean &= first.get("errors").is_none();
+        let mut delivered = Delivered::new(first.get("data").cloned().unwrap_or(Value::Null));
+        first["hasNext"] = Value::Bool(true);
+        if sender.send(first.to_string().into_bytes()).await.is_err() {
+            return;
+        }
+        let mut sent = vec![false; split.deferred.len()];
+        let mut left = split.deferred.len();
+        let mut waiting: Vec<(usize, Value)> = Vec::new();
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok(done) => waiting.push(done),
+                Err(error) => {
+                    // `answer` catches panics; only a cancelled task gets here.
+                    tracing::error!(%error, "a deferred part's task ended without an answer");
+                    return;
+                }
+            }
+            while let Some(at) = waiting
+                .iter()
+                .position(|(index, _)| split.deferred[*index].parent.is_none_or(|p| sent[p]))
+            {
+                let (index, answer) = waiting.swap_remove(at);
+                clean &= answer.get("errors").is_none();
+                let entries = delivered.entries(&split.deferred[index], &answer);
+                sent[index] = true;
+                left -= 1;
+                if entries.is_empty() && left > 0 {
+                    continue;
+                }
+                let mut part = Map::new();
+                if !entries.is_empty() {
+                    part.insert("incremental".to_owned(), Value::Array(entries));
+                }
+                part.insert("hasNext".to_owned(), Value::Bool(left > 0));
+                if sender
+                    .send(Value::Object(part).to_string().into_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        self.client.metrics.operation(
+            whole.name.as_deref(),
+            if clean {
+                Outcome::ok
+            } else {
+                Outcome::graphql_errors
+            },
+            started.elapsed().as_secs_f64(),
+        );
+    }
+
+    /// Runs one GraphQL request for a client that takes a stream of results (a WebSocket, Server-Sent
+    /// Events, multipart HTTP): a subscription is opened to the subgraph that owns its root field
+    /// ([`crate::subscription`]), and each event runs the rest of the plan (the fields other
+    /// subgraphs own) and is shaped before it is sent; any other operation is answered whole.
+    pub async fn execute_streaming(
+        self: &Arc<Self>,
+        request: GraphqlRequest<'_>,
+        headers: &HeaderMap,
+    ) -> Result<Answer, RequestError> {
+        let started = Instant::now();
+        let served = self.served();
+        let Admitted {
+            prepared,
+            variables,
+            ..
+        } = self.admit_counted(&served, request, started)?;
+        if prepared.kind != Kind::Subscription {
+            let shaped = self.shape(&served, &prepared, &variables, headers).await;
+            self.count(&prepared, shaped.errors.is_empty(), started);
+            return Ok(Answer::Whole(shaped.into_body(&prepared.root_keys, None)));
+        }
+        let place = self
+            .subscriptions
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                RequestError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Code::RateLimited,
+                    format!(
+                        "this router has its most subscriptions open ({}); try again later",
+                        self.max_subscriptions
+                    ),
+                )
+            })?;
+        let Some(primary) = prepared
+            .planned
+            .as_ref()
+            .and_then(|(_, plan)| plan.node.as_ref())
+            .and_then(subscription_fetch)
+            .cloned()
+        else {
+            tracing::error!("a subscription's plan has no Subscription node");
+            return Err(RequestError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::InternalServerError,
+                "internal error",
+            ));
+        };
+        let service = primary.service_name.clone();
+        let failed = |reason: &str| RequestError {
+            status: StatusCode::BAD_GATEWAY,
+            errors: vec![crate::execute::subgraph_failed(&service, reason)],
+        };
+        let url = served
+            .supergraph
+            .subgraph_urls
+            .get(&service)
+            .ok_or_else(|| failed("has no URL in the supergraph"))?;
+        let body = subscribe_body(&primary, &variables);
+        let upstream = Upstream::open(
+            url,
+            &body,
+            headers,
+            self.client.secret(),
+            self.client.timeout(),
+        )
+        .await
+        .map_err(|reason| {
+            tracing::warn!(subgraph = %service, %reason, "cannot open a subscription");
+            failed(&reason)
+        })?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(16);
+        let router = self.clone();
+        let headers = headers.clone();
+        tokio::spawn(
+            async move {
+                router
+                    .relay(
+                        served, prepared, primary, variables, headers, upstream, sender,
+                    )
+                    .await;
+                drop(place);
+            }
+            .in_current_span(),
+        );
+        Ok(Answer::Events(receiver))
+    }
+
+    /// Sends the client each event of `upstream` with the rest of the plan run, until the
+    /// subgraph ends it, the client goes away or the supergraph changes.
+    #[allow(clippy::too_many_arguments)]
+    async fn relay(
+        &self,
+        served: Arc<Served>,
+        prepared: Arc<Prepared>,
+        primary: FetchNode,
+        variables: Map<String, Value>,
+        headers: HeaderMap,
+        mut upstream: Upstream,
+        sender: tokio::sync::mpsc::Sender<Streamed>,
+    ) {
+        let mut reloads = self.reloads.subscribe();
+        let service = primary.service_name.as_str();
+        loop {
+            let item = tokio::select! {
+                next = upstream.next() => match next {
+                    Next::Event(payload) => {
+                        let started = Instant::now();
+                        let body = AssertUnwindSafe(self.event(&served, &prepared, &primary, &variables, &headers, payload))
+                            .catch_unwind()
+                            .await;
+                        match body {
+                            Ok((body, clean)) => {
+                                self.count(&prepared, clean, started);
+                                Streamed::Next(body)
+                            }
+                            Err(panic) => {
+                                tracing::error!(panic = %crate::supergraph::panic_message(panic), "a subscription event panicked");
+                                Streamed::Failed(vec![GraphqlError::new(Code::InternalServerError, "internal error")])
+                            }
+                        }
+                    }
+                    Next::Complete => break,
+                    Next::Failed(reason) => {
+                        tracing::warn!(subgraph = service, %reason, "a subscription ended");
+                        Streamed::Failed(vec![crate::execute::subgraph_failed(service, &reason)])
+                    }
+                },
+                _ = reloads.changed() => Streamed::Failed(vec![GraphqlError::new(
+                    Code::InternalServerError,
+                    "the router's supergraph changed; the subscription ended: subscribe again",
+                )]),
+                () = sender.closed() => break,
+            };
+            let last = matches!(item, Streamed::Failed(_));
+            if sender.send(item).await.is_err() || last {
+                break;
+            }
+        }
+        upstream.close().await;
+    }
+
+    /// One subscription event: the rest of the plan run from `payload` (what the subgraph sent),
+    /// shaped; and whether it has no errors.
+    async fn event(
+        &self,
+        served: &Served,
+        prepared: &Prepared,
+        primary: &FetchNode,
+        variables: &Map<String, Value>,
+        headers: &HeaderMap,
+        payload: Vec<u8>,
+    ) -> (Vec<u8>, bool) {
         let supergraph = &served.supergraph;
-        let (prepared, variables) = match self.admit(&served, request) {
-            Ok(admitted) => admitted,
-            Err(error) => {
-                let seconds = started.elapsed().as_secs_f64();
-                // Before it is prepared, the name is only what the client claims: not a label.
-                metrics.operation(None, Outcome::request_error, seconds);
-                return Err(error);
+        let bodies = Bodies::default();
+        let Some((operation, plan)) = &prepared.planned else {
+            unreachable!("a subscription is always planned");
+        };
+        let event = match read_answer((StatusCode::OK, payload.into()), &bodies) {
+            Ok(event) => event,
+            Err(reason) => {
+                let error = crate::execute::subgraph_failed(&primary.service_name, &reason);
+                return (crate::error::errors_body(&[error]), false);
             }
         };
+        let executed = Execution::new(supergraph, &self.client, headers, variables, &bodies)
+            .gated(self.merging.as_ref())
+            .run_event(plan, primary, event)
+            .await;
+        let shaped = response::shape(supergraph, variables, executed, operation, &prepared.root);
+        let clean = shaped.errors.is_empty();
+        (shaped.into_body(&prepared.root_keys, None), clean)
+    }
+
+    /// One query of a split operation answered as `{data, errors}`; a panic is an internal error.
+    async fn answer(
+        &self,
+        served: &Served,
+        prepared: &Prepared,
+        variables: &Map<String, Value>,
+        headers: &HeaderMap,
+    ) -> Value {
+        let shaped = AssertUnwindSafe(self.shape(served, prepared, variables, headers))
+            .catch_unwind()
+            .await;
+        let body = match shaped {
+            Ok(shaped) => shaped.into_body(&prepared.root_keys, None),
+            Err(panic) => {
+                tracing::error!(
+                    panic = %crate::supergraph::panic_message(panic),
+                    "a query split off at @defer panicked"
+                );
+                crate::error::errors_body(&[crate::error::GraphqlError::new(
+                    Code::InternalServerError,
+                    "internal error",
+                )])
+            }
+        };
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    }
+
+    /// Stages 3 and 4 for an admitted operation: its plan executed and shaped, with the
+    /// router's own introspection answer merged in.
+    async fn shape(
+        &self,
+        served: &Served,
+        prepared: &Prepared,
+        variables: &Map<String, Value>,
+        headers: &HeaderMap,
+    ) -> Shaped {
+        let supergraph = &served.supergraph;
         let bodies = Bodies::default();
         let mut shaped = match &prepared.planned {
             Some((operation, plan)) => {
@@ -252,13 +701,13 @@ impl Router {
                     graphql.operation.name = prepared.name.as_deref(),
                 );
                 let executed =
-                    Execution::new(supergraph, &self.client, headers, &variables, &bodies)
+                    Execution::new(supergraph, &self.client, headers, variables, &bodies)
                         .gated(self.merging.as_ref())
                         .run(plan)
                         .instrument(span)
                         .await;
                 let _shaping = tracing::info_span!(target: TARGET, "graphql.shape").entered();
-                response::shape(supergraph, &variables, executed, operation, &prepared.root)
+                response::shape(supergraph, variables, executed, operation, &prepared.root)
             }
             None => Shaped::default(),
         };
@@ -266,23 +715,60 @@ impl Router {
             shaped.merge(
                 supergraph
                     .introspection
-                    .execute(part, &variables, &prepared.root),
+                    .execute(part, variables, &prepared.root),
             );
         }
-        let outcome = if shaped.errors.is_empty() {
+        shaped
+    }
+
+    /// Counts an operation answered (`clean`: without errors) in the metrics.
+    fn count(&self, prepared: &Prepared, clean: bool, started: Instant) {
+        let outcome = if clean {
             Outcome::ok
         } else {
             Outcome::graphql_errors
         };
-        metrics.operation(
+        self.client.metrics.operation(
             prepared.name.as_deref(),
             outcome,
             started.elapsed().as_secs_f64(),
         );
-        let plan = request.want_plan.then(|| match &prepared.planned {
-            Some((_, plan)) => format!("{plan}"),
-            None => "No subgraph fetches: the router answered this operation itself.".to_owned(),
-        });
-        Ok(shaped.into_body(&prepared.root_keys, plan.as_deref()))
     }
+}
+
+/// A subscription asked for over a transport that answers once is refused, saying which ones
+/// stream.
+fn refuse_subscription(prepared: &Prepared) -> Result<(), RequestError> {
+    if prepared.kind == Kind::Subscription {
+        return Err(RequestError::new(
+            StatusCode::BAD_REQUEST,
+            Code::BadRequest,
+            "a subscription needs a streaming transport: a WebSocket (graphql-transport-ws) at /graphql, Accept: text/event-stream, or Accept: multipart/mixed;subscriptionSpec=1.0",
+        ));
+    }
+    Ok(())
+}
+
+/// The fetch of a subscription plan's `Subscription` node: its first step.
+fn subscription_fetch(node: &PlanNode) -> Option<&FetchNode> {
+    match node {
+        PlanNode::Subscription(subscription) => Some(&subscription.primary),
+        PlanNode::Sequence(sequence) => sequence.nodes.first().and_then(subscription_fetch),
+        _ => None,
+    }
+}
+
+/// The subscribe message's payload for `primary`: its document and the client variables it uses.
+fn subscribe_body(primary: &FetchNode, variables: &Map<String, Value>) -> Vec<u8> {
+    let used: Map<String, Value> = primary
+        .variable_usages
+        .iter()
+        .flatten()
+        .filter_map(|name| Some((name.clone(), variables.get(name)?.clone())))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "query": primary.operation.document_str,
+        "variables": used,
+    }))
+    .expect("a request always serializes")
 }

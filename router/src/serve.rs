@@ -128,7 +128,8 @@ pub async fn serve(
             manifest: args.persisted_documents.clone(),
             safelist: args.safelist,
         })?)
-        .introspection(!args.no_introspection),
+        .introspection(!args.no_introspection)
+        .max_subscriptions(args.max_subscriptions),
     );
     if router.persisted.watches_a_file() {
         tokio::spawn(watch_manifest(router.clone()));
@@ -161,6 +162,7 @@ pub async fn serve(
         demo_accounts: args.playground_demo_accounts,
         query_plan_header: !args.no_query_plan_header,
         metrics: args.metrics_listen.is_none(),
+        max_subscriptions_per_connection: args.max_subscriptions_per_connection,
     };
     if let Some(address) = args.metrics_listen {
         let metrics = TcpListener::bind(address)

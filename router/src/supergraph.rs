@@ -43,6 +43,8 @@ pub struct Supergraph {
     api: ApiTypes,
     /// The API schema, indexed to answer introspection.
     pub introspection: Introspection,
+    /// The API schema with `@defer` declared: what operations are validated against.
+    pub validation_schema: graphql_tools::static_graphql::schema::Document,
     /// How many prepared operations the router caches for this supergraph.
     pub plan_cache_size: u64,
 }
@@ -98,7 +100,15 @@ impl Supergraph {
                     .extend(union.types.iter().cloned());
             }
         }
-        let introspection = Introspection::new(planner.consumer_schema.document.clone());
+        let mut validation_schema = (*planner.consumer_schema.document).clone();
+        if !validation_schema.definitions.iter().any(|d| {
+            matches!(d, graphql_tools::static_graphql::schema::Definition::DirectiveDefinition(d) if d.name == "defer")
+        }) {
+            let defer = safe_parse_schema(crate::plan::defer::DIRECTIVE_SDL)
+                .map_err(|e| SupergraphError::Parse(e.to_string()))?;
+            validation_schema.definitions.extend(defer.definitions);
+        }
+        let introspection = Introspection::new(Arc::new(validation_schema.clone()));
         let mut api = ApiTypes::new(&planner.consumer_schema.document);
         api.hiding = possible_types
             .iter()
@@ -118,6 +128,7 @@ impl Supergraph {
             possible_types,
             api,
             introspection,
+            validation_schema,
             plan_cache_size,
         }))
     }

@@ -1,6 +1,6 @@
 // The router's frontend features driven by @apollo/client under Node: persisted queries (a miss,
 // then hits, over GET), a batch of three operations in one request, a compressed (brotli) answer,
-// and a router with a safelist. Needs a running stack and a safelisted router beside it:
+// a router with a safelist, and a query with @defer delivered in parts. Needs a running stack and a safelisted router beside it:
 // TAPROOM_ROUTER_URL, TAPROOM_SAFELIST_ROUTER_URL and TAPROOM_MANIFEST (scripts/apollo-test.sh).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -126,4 +126,49 @@ test('a safelisted router runs the listed operations only', async () => {
       return true;
     },
   );
+});
+
+test('a deferred query comes in parts: the initial payload, then the deferred fragment', async () => {
+  const link = new HttpLink({ uri: `${routerUrl}/graphql` });
+  const query = gql`
+    query Deferred {
+      beers(first: 2) { edges { node { sku ... @defer(label: "details") { name price } } } }
+    }
+  `;
+  // The link gives each part as it comes: the initial payload, then the incremental one.
+  const parts = await new Promise((resolve, reject) => {
+    const seen = [];
+    execute(link, { query }).subscribe({
+      next: (result) => seen.push(result),
+      error: reject,
+      complete: () => resolve(seen),
+    });
+  });
+  assert.equal(parts.length, 2, JSON.stringify(parts));
+  const [initial, deferred] = parts;
+  assert.equal(initial.hasNext, true);
+  assert.deepEqual(initial.data.beers.edges.map((e) => Object.keys(e.node)), [['sku'], ['sku']]);
+  assert.equal(deferred.hasNext, false);
+  assert.equal(deferred.incremental.length, 2, JSON.stringify(deferred));
+  for (const [i, entry] of deferred.incremental.entries()) {
+    assert.deepEqual(entry.path, ['beers', 'edges', i, 'node']);
+    assert.equal(entry.label, 'details');
+    assert.equal(typeof entry.data.name, 'string');
+  }
+
+  // ApolloClient merges the parts into one result.
+  const apollo = client(new HttpLink({ uri: `${routerUrl}/graphql` }));
+  const results = [];
+  await new Promise((resolve, reject) => {
+    apollo.watchQuery({ query, fetchPolicy: 'no-cache' }).subscribe({
+      next: (result) => {
+        results.push(result);
+        if (result.data?.beers?.edges?.every((e) => e.node.name)) resolve();
+      },
+      error: reject,
+    });
+  });
+  const merged = results.at(-1).data.beers.edges;
+  assert.equal(merged.length, 2);
+  assert.ok(merged.every((e) => e.node.sku && e.node.name && e.node.price), JSON.stringify(merged));
 });

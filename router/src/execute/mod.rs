@@ -74,6 +74,8 @@ pub struct Execution<'a> {
     place: Place<'a>,
     /// Mutation fetches sent so far: each one's idempotency key ends with its number.
     mutation_fetches: std::sync::atomic::AtomicU32,
+    /// Whether the plan's `Subscription` node was answered already: an event ([`Execution::run_event`]).
+    event: bool,
 }
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -97,6 +99,7 @@ impl<'a> Execution<'a> {
             errors: Mutex::new(Vec::new()),
             place: Place::new(None),
             mutation_fetches: std::sync::atomic::AtomicU32::new(0),
+            event: false,
         }
     }
 
@@ -123,6 +126,29 @@ impl<'a> Execution<'a> {
                 .into_inner()
                 .expect("the errors lock is never poisoned"),
         }
+    }
+
+    /// Runs the rest of a subscription's `plan` for one event: `event` is what the subgraph sent
+    /// for the plan's `Subscription` node (`primary`), merged at the root first.
+    pub async fn run_event(
+        mut self,
+        plan: &QueryPlan,
+        primary: &FetchNode,
+        event: SubgraphResponse<'a>,
+    ) -> Executed<'a> {
+        self.event = true;
+        let mut data = event.data;
+        if let (Some(data), Some(rewrites)) = (&mut data, &primary.output_rewrites) {
+            self.rewrite(data, rewrites);
+        }
+        self.push_errors(event.errors);
+        if let Some(data) = data {
+            deep_merge(
+                &mut self.data.lock().expect("the data lock is never poisoned"),
+                data,
+            );
+        }
+        self.run(plan).await
     }
 
     fn node<'n>(&'n self, node: &'n PlanNode) -> BoxFuture<'n> {
@@ -154,6 +180,8 @@ impl<'a> Execution<'a> {
                         self.node(branch).await;
                     }
                 }
+                // An event's: merged before the plan ran.
+                PlanNode::Subscription(_) if self.event => {}
                 PlanNode::Subscription(_) | PlanNode::Defer(_) => self.unsupported(kind(node)),
             }
         })

@@ -4,6 +4,7 @@
 //! supergraph by operation text and name, so a repeated operation is never parsed, validated or
 //! planned twice. What fails is a [`PrepareError`], which becomes the client's [`RequestError`].
 
+pub mod defer;
 pub mod limits;
 mod locations;
 mod split;
@@ -146,6 +147,8 @@ pub struct Prepared {
     pub introspects_schema: bool,
     /// The normalized operation and its plan, when anything is left to fetch from subgraphs.
     pub planned: Option<(Normalized, QueryPlan)>,
+    /// Whether it uses `@defer` (then it may be split: [`defer::split`]).
+    pub defers: bool,
 }
 
 /// Prepared operations of one supergraph, bounded (least recently used entries go first).
@@ -223,7 +226,7 @@ pub fn prepare(
     check_limits(selection_set, &fragments, limits)?;
 
     let errors = validate(
-        &supergraph.planner.consumer_schema.document,
+        &supergraph.validation_schema,
         &document,
         &default_rules_validation_plan(),
     );
@@ -242,9 +245,15 @@ pub fn prepare(
                 .collect(),
         ));
     }
-    if kind == Kind::Subscription {
+    let defers = defer::uses_defer(selection_set, &fragments);
+    if kind == Kind::Subscription && defers {
         return Err(PrepareError::validation(
-            "subscriptions are not supported by this router",
+            "@defer cannot be used in a subscription: each event is sent whole",
+        ));
+    }
+    if kind == Kind::Mutation && defer::defers_a_root_field(selection_set, &fragments) {
+        return Err(PrepareError::validation(
+            "@defer cannot be used on a mutation's root fields: they run one after another, and each must be answered before the next starts",
         ));
     }
 
@@ -283,6 +292,8 @@ pub fn prepare(
     } else {
         let _planning = tracing::info_span!(target: TARGET, "graphql.plan").entered();
         let mut remaining = document.clone();
+        // The planner plans no `@defer`: this is the operation answered whole.
+        defer::strip(&mut remaining);
         for definition in &mut remaining.definitions {
             if let Definition::Operation(op) = definition {
                 if is_selected(op, operation_name) {
@@ -333,6 +344,7 @@ pub fn prepare(
         introspection,
         introspects_schema,
         planned,
+        defers,
     })
 }
 

@@ -1,0 +1,292 @@
+//! GraphQL over WebSocket at `GET /graphql` (`Upgrade: websocket`), the `graphql-transport-ws`
+//! protocol of the `graphql-ws` library: subscriptions, and queries and mutations too.
+//!
+//! - The client sends `connection_init` within [`INIT_TIMEOUT`] (else close 4408); its payload's
+//!   `Authorization` (browsers cannot set headers on a WebSocket), or else the upgrade request's
+//!   header, is the token every operation of the connection is sent with. A second
+//!   `connection_init` closes with 4429; `subscribe` before the acknowledgement with 4401; an id in
+//!   use with 4409; a message that is not the protocol's with 4400.
+//! - Each `subscribe` runs through the pipeline ([`Router::execute_streaming`]): `next` per result,
+//!   then `complete`; a request that cannot run, or a subscription that ends with errors (the
+//!   subgraph went away, the supergraph changed), gets `error` with them. At most
+//!   `max_per_connection` operations run at once on one connection; one more gets `error`.
+//! - The server pings every [`PING_EVERY`] (the client answers `pong`) and answers pings.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        FromRequestParts as _,
+    },
+    http::{header, HeaderMap, HeaderValue},
+    response::{IntoResponse, Response},
+};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{json, Value};
+use taproom_http::{error_reply, request_from_json, HttpError, MediaType};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use crate::{
+    error::{Code, GraphqlError},
+    http::graphql_request,
+    pipeline::{Answer, Router, Streamed},
+    subscription::PROTOCOL,
+};
+
+/// How long a client has to send `connection_init`.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the server pings an idle client.
+pub const PING_EVERY: Duration = Duration::from_secs(15);
+
+/// What one WebSocket connection may do.
+#[derive(Debug, Clone, Copy)]
+pub struct WsLimits {
+    /// Operations running at once on one connection.
+    pub max_per_connection: usize,
+    /// The largest message, in bytes.
+    pub max_message_bytes: usize,
+}
+
+/// Whether `headers` ask to upgrade to a WebSocket.
+pub fn upgrading(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"))
+}
+
+/// Upgrades the request (`headers` are the client's, as the HTTP face prepared them) to a
+/// GraphQL WebSocket, or answers why not.
+pub async fn upgrade(
+    router: Arc<Router>,
+    limits: WsLimits,
+    headers: HeaderMap,
+    mut parts: axum::http::request::Parts,
+) -> Response {
+    let offered = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|protocol| protocol.trim() == PROTOCOL);
+    if !offered {
+        return error_reply(
+            MediaType::Json,
+            &HttpError::bad(format!(
+                "a GraphQL WebSocket needs the {PROTOCOL} subprotocol (Sec-WebSocket-Protocol)"
+            )),
+        );
+    }
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    upgrade
+        .protocols([PROTOCOL])
+        .max_message_size(limits.max_message_bytes)
+        .on_upgrade(move |socket| serve(router, limits, headers, socket))
+        .into_response()
+}
+
+/// What the operations' tasks tell the connection.
+enum Out {
+    /// A message to send.
+    Send(Value),
+    /// The operation `id` is over.
+    Done(String),
+}
+
+/// Why the connection is closed by the server.
+struct Close(u16, String);
+
+async fn serve(router: Arc<Router>, limits: WsLimits, mut headers: HeaderMap, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (out, mut outgoing) = mpsc::channel::<Out>(64);
+    let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut acknowledged = false;
+    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+    tokio::pin!(init_deadline);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let close: Option<Close> = loop {
+        tokio::select! {
+            () = &mut init_deadline, if !acknowledged => {
+                break Some(Close(4408, "Connection initialisation timeout".into()));
+            }
+            _ = ping.tick(), if acknowledged => {
+                if send(&mut sink, json!({"type": "ping"})).await.is_err() {
+                    break None;
+                }
+            }
+            Some(out) = outgoing.recv() => match out {
+                Out::Send(message) => {
+                    if send(&mut sink, message).await.is_err() {
+                        break None;
+                    }
+                }
+                Out::Done(id) => {
+                    running.remove(&id);
+                }
+            },
+            message = stream.next() => {
+                let text = match message {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        break Some(Close(4400, "binary messages are not part of the protocol".into()));
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text.as_str()) else {
+                    break Some(Close(4400, "a message must be a JSON object".into()));
+                };
+                match message.get("type").and_then(Value::as_str) {
+                    Some("connection_init") => {
+                        if acknowledged {
+                            break Some(Close(4429, "Too many initialisation requests".into()));
+                        }
+                        if let Some(token) = message
+                            .get("payload")
+                            .and_then(|p| p.get("Authorization").or_else(|| p.get("authorization")))
+                        {
+                            let Some(value) = token.as_str().and_then(|t| HeaderValue::from_str(t).ok()) else {
+                                break Some(Close(4400, "connection_init's Authorization must be a header value".into()));
+                            };
+                            headers.insert(header::AUTHORIZATION, value);
+                        }
+                        acknowledged = true;
+                        if send(&mut sink, json!({"type": "connection_ack"})).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some("ping") => {
+                        let mut pong = json!({"type": "pong"});
+                        if let Some(payload) = message.get("payload") {
+                            pong["payload"] = payload.clone();
+                        }
+                        if send(&mut sink, pong).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some("pong") => {}
+                    Some("subscribe") => {
+                        if !acknowledged {
+                            break Some(Close(4401, "Unauthorized".into()));
+                        }
+                        let (Some(Value::String(id)), Some(payload @ Value::Object(_))) =
+                            (message.get("id"), message.get("payload"))
+                        else {
+                            break Some(Close(4400, "subscribe needs an id and a payload".into()));
+                        };
+                        if running.contains_key(id) {
+                            break Some(Close(4409, format!("Subscriber for {id} already exists")));
+                        }
+                        if running.len() >= limits.max_per_connection {
+                            let error = GraphqlError::new(
+                                Code::BadRequest,
+                                format!(
+                                    "at most {} operations may run at once on one WebSocket",
+                                    limits.max_per_connection
+                                ),
+                            );
+                            let message = json!({"id": id, "type": "error", "payload": [error]});
+                            if send(&mut sink, message).await.is_err() {
+                                break None;
+                            }
+                            continue;
+                        }
+                        let task = tokio::spawn(operation(
+                            router.clone(),
+                            id.clone(),
+                            payload.to_string(),
+                            headers.clone(),
+                            out.clone(),
+                        ));
+                        running.insert(id.clone(), task);
+                    }
+                    Some("complete") => {
+                        if let Some(Value::String(id)) = message.get("id") {
+                            if let Some(task) = running.remove(id) {
+                                task.abort();
+                            }
+                        }
+                    }
+                    _ => break Some(Close(4400, "unknown message type".into())),
+                }
+            }
+        }
+    };
+    for task in running.into_values() {
+        task.abort();
+    }
+    if let Some(Close(code, reason)) = close {
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
+}
+
+async fn send(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    message: Value,
+) -> Result<(), axum::Error> {
+    sink.send(Message::text(message.to_string())).await
+}
+
+/// Runs one `subscribe` to its end, sending its messages through `out`.
+async fn operation(
+    router: Arc<Router>,
+    id: String,
+    payload: String,
+    headers: HeaderMap,
+    out: mpsc::Sender<Out>,
+) {
+    let next = |body: Vec<u8>| {
+        let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Out::Send(json!({"id": id, "type": "next", "payload": payload}))
+    };
+    let error =
+        |errors: &[GraphqlError]| Out::Send(json!({"id": id, "type": "error", "payload": errors}));
+    let complete = Out::Send(json!({"id": id, "type": "complete"}));
+    let request = match request_from_json(payload.as_bytes()) {
+        Ok(request) => request,
+        Err(bad) => {
+            let _ = out.send(Out::Done(id.clone())).await;
+            let _ = out
+                .send(error(&[GraphqlError::new(Code::BadRequest, bad.message)]))
+                .await;
+            return;
+        }
+    };
+    let answer = router
+        .execute_streaming(graphql_request(&request, false, false), &headers)
+        .await;
+    let ended = match answer {
+        Err(refused) => error(&refused.errors),
+        Ok(Answer::Whole(body)) => {
+            if out.send(next(body)).await.is_err() {
+                return;
+            }
+            complete
+        }
+        // Not asked for here: `execute_streaming` never defers.
+        Ok(Answer::Parts(_)) => complete,
+        Ok(Answer::Events(mut events)) => loop {
+            match events.recv().await {
+                Some(Streamed::Next(body)) => {
+                    if out.send(next(body)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Streamed::Failed(errors)) => break error(&errors),
+                None => break complete,
+            }
+        },
+    };
+    // Done first: once the client has the last message, the id is free again.
+    let _ = out.send(Out::Done(id.clone())).await;
+    let _ = out.send(ended).await;
+}
