@@ -349,9 +349,10 @@ impl Router {
             None
         };
         let Some(split) = split else {
-            let shaped = self.shape(&served, &prepared, &variables, headers).await;
-            self.count(&prepared, shaped.errors.is_empty(), started);
-            return Ok(Answer::Whole(shaped.into_body(&prepared.root_keys, None)));
+            return Ok(Answer::Whole(
+                self.whole(&served, &prepared, &variables, headers, started)
+                    .await,
+            ));
         };
         let prepare =
             |text: &str| {
@@ -496,9 +497,10 @@ impl Router {
             ..
         } = self.admit_counted(&served, request, started)?;
         if prepared.kind != Kind::Subscription {
-            let shaped = self.shape(&served, &prepared, &variables, headers).await;
-            self.count(&prepared, shaped.errors.is_empty(), started);
-            return Ok(Answer::Whole(shaped.into_body(&prepared.root_keys, None)));
+            return Ok(Answer::Whole(
+                self.whole(&served, &prepared, &variables, headers, started)
+                    .await,
+            ));
         }
         let place = self
             .subscriptions
@@ -719,6 +721,20 @@ impl Router {
             );
         }
         shaped
+    }
+
+    /// An operation answered whole (by a streaming or incremental transport), counted.
+    async fn whole(
+        &self,
+        served: &Served,
+        prepared: &Prepared,
+        variables: &Map<String, Value>,
+        headers: &HeaderMap,
+        started: Instant,
+    ) -> Vec<u8> {
+        let shaped = self.shape(served, prepared, variables, headers).await;
+        self.count(prepared, shaped.errors.is_empty(), started);
+        shaped.into_body(&prepared.root_keys, None)
     }
 
     /// Counts an operation answered (`clean`: without errors) in the metrics.
