@@ -203,6 +203,18 @@ impl Federation {
         TestRouter::new(self.state.supergraph().sdl.clone())
     }
 
+    /// A second orders replica on the same database (on a new port), as behind a load balancer.
+    pub async fn another_orders_replica(&self) -> Service {
+        let auth_url = format!("http://{}/auth/introspect", self.users.address);
+        start_orders(
+            &self.dbs.orders,
+            &auth_url,
+            &self.beers.graphql_url(),
+            TcpListener::bind("127.0.0.1:0").await.expect("binds"),
+        )
+        .await
+    }
+
     /// Stops the beers subgraph.
     pub async fn stop_beers(&mut self) {
         self.beers.stop().await;

@@ -489,15 +489,22 @@ async fn limits_and_protocol_errors() {
     );
 }
 
-/// On PostgreSQL the events come through LISTEN/NOTIFY: an admin's `checkouts` stream gets one
-/// event per checkout, with the owner resolved, and nothing for other changes.
+/// On PostgreSQL the events come through LISTEN/NOTIFY, across replicas: an admin subscribed
+/// through one orders replica gets one event per checkout made through another (a second router
+/// in front of it), with the owner resolved, and nothing for other changes.
 #[tokio::test]
-async fn checkouts_on_postgres_come_once_each_through_listen_notify() {
+async fn checkouts_on_postgres_reach_another_replica_once_each_through_listen_notify() {
     let f = Federation::start_on(taproom_common::testing::TestDb::postgres().await).await;
     let (admin, _) = f.register("admin").await;
     f.promote("admin").await;
     let (ivan, _) = f.register("ivan").await;
     let (olga, _) = f.register("olga").await;
+    let replica = f.another_orders_replica().await;
+    let writer = f
+        .another_router()
+        .subgraph_url("orders", replica.graphql_url())
+        .start()
+        .await;
     let mut ws = Ws::connect(&f.router.graphql_url(), Some(&admin)).await;
     ws.subscribe(
         "all",
@@ -505,14 +512,33 @@ async fn checkouts_on_postgres_come_once_each_through_listen_notify() {
     )
     .await;
     subscribed(&f.state, 1).await;
+    let http = reqwest::Client::new();
+    let through_replica = |query: &'static str, token: &String| {
+        http.post(writer.graphql_url())
+            .bearer_auth(token)
+            .json(&json!({ "query": query }))
+            .send()
+    };
     let mut expected = Vec::new();
     for (token, name) in [(&ivan, "ivan"), (&olga, "olga")] {
-        let order = add(&f, token, "123456", 1).await;
-        let done = f
-            .gql("mutation { checkout { id } }", json!({}), Some(token))
-            .await;
+        let added: Value = through_replica(
+            r#"mutation { addToOrder(sku: "123456", quantity: 1) { id } }"#,
+            token,
+        )
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+        assert!(added["errors"].is_null(), "{added}");
+        let done: Value = through_replica("mutation { checkout { id } }", token)
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("JSON");
         assert!(done["errors"].is_null(), "{done}");
-        expected.push((order, name));
+        expected.push((added["data"]["addToOrder"]["id"].clone(), name));
     }
     for (order, name) in expected {
         let event = ws.next().await;
