@@ -63,3 +63,61 @@ test('the playground runs a federated query and shows its plan', { timeout: 120_
     await browser.close();
   }
 });
+
+test('the playground runs a subscription and shows each event as it comes', { timeout: 120_000 }, async () => {
+  assert.ok(routerUrl, 'TAPROOM_ROUTER_URL must name a running router');
+  const graphql = async (query, token) => {
+    const response = await fetch(new URL('/graphql', routerUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ query }),
+    });
+    return response.json();
+  };
+  const login = await graphql('mutation { login(username: "customer", password: "Customer1234") { token } }');
+  const token = login.data.login.token;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const failed = [];
+    page.on('pageerror', (error) => failed.push(`page error: ${error.message}`));
+    // The headers pane's content, as GraphiQL keeps it (shouldPersistHeaders).
+    await page.addInitScript((headers) => {
+      localStorage.setItem('graphiql:headers', headers);
+    }, JSON.stringify({ Authorization: `Bearer ${token}` }));
+    await page.goto(routerUrl, { waitUntil: 'networkidle' });
+    await page.waitForSelector('.graphiql-query-editor .CodeMirror');
+    const editor = page.locator('.graphiql-query-editor .CodeMirror');
+    assert.match(await editor.innerText(), /subscription \{ orderChanged/);
+    await editor.click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.type('subscription Live { orderChanged { owner { username } items { sku beer { name', { delay: 10 });
+    await page.keyboard.press('Escape');
+    await page.waitForTimeout(1000);
+    await page.click('.graphiql-execute-button');
+    // The subscription is live once the subgraph has verified the caller: lines are added until
+    // an event shows.
+    const response = page.locator('.graphiql-response');
+    for (let tries = 0; tries < 30; tries++) {
+      const added = await graphql('mutation { addToOrder(sku: "123457", quantity: 1) { id } }', token);
+      assert.equal(added.errors, undefined, JSON.stringify(added));
+      if (/"username": "customer"/.test(await response.innerText())) break;
+      await page.waitForTimeout(500);
+    }
+    const result = await response.innerText();
+    assert.match(result, /"orderChanged"/);
+    assert.match(result, /"username": "customer"/, 'the owner comes from the users subgraph');
+    assert.match(result, /"name": "Загорка"/, 'the beer comes from the beers subgraph');
+    assert.deepEqual(failed, []);
+  } finally {
+    await browser.close();
+  }
+});
