@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The router's frontend features with a real client: installs tests/apollo (@apollo/client from npm,
+# The router's frontend features with real clients (subscriptions too: graphql-ws, graphql-sse):
+# installs tests/apollo (@apollo/client and the others from npm,
 # at the versions pinned in its package-lock.json), builds and starts the local stack on free ports,
 # starts a second router beside it with --safelist over schema/persisted-documents.json, and runs
 # tests/apollo under Node. Stops both whatever the outcome.
