@@ -461,20 +461,12 @@ impl Drop for ActiveRequest<'_> {
     }
 }
 
-pub(crate) fn graphql_request(
+fn graphql_request(
     request: &GraphqlHttpRequest,
     over_get: bool,
     want_plan: bool,
 ) -> GraphqlRequest<'_> {
-    GraphqlRequest {
-        query: request.query.as_deref(),
-        document_id: request.document_id.as_deref(),
-        extensions: &request.extensions,
-        operation_name: request.operation_name.as_deref(),
-        variables: &request.variables,
-        over_get,
-        want_plan,
-    }
+    GraphqlRequest::read(request, over_get, want_plan)
 }
 
 /// Runs one operation of a request.

@@ -131,6 +131,25 @@ pub struct GraphqlRequest<'r> {
     pub want_plan: bool,
 }
 
+impl<'r> GraphqlRequest<'r> {
+    /// The pipeline's view of a request `taproom-http` read.
+    pub fn read(
+        request: &'r taproom_http::GraphqlHttpRequest,
+        over_get: bool,
+        want_plan: bool,
+    ) -> Self {
+        GraphqlRequest {
+            query: request.query.as_deref(),
+            document_id: request.document_id.as_deref(),
+            extensions: &request.extensions,
+            operation_name: request.operation_name.as_deref(),
+            variables: &request.variables,
+            over_get,
+            want_plan,
+        }
+    }
+}
+
 impl Router {
     /// A router serving `supergraph`.
     pub fn new(

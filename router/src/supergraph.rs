@@ -29,6 +29,10 @@ pub enum SupergraphError {
     UnknownOverride(String, String),
 }
 
+/// How the API schema declares `@defer` (the planner's API schema does not).
+pub const DEFER_DIRECTIVE_SDL: &str =
+    "directive @defer(label: String, if: Boolean! = true) on FRAGMENT_SPREAD | INLINE_FRAGMENT";
+
 /// A supergraph ready to serve.
 pub struct Supergraph {
     /// The SDL it was loaded from.
@@ -104,7 +108,7 @@ impl Supergraph {
         if !validation_schema.definitions.iter().any(|d| {
             matches!(d, graphql_tools::static_graphql::schema::Definition::DirectiveDefinition(d) if d.name == "defer")
         }) {
-            let defer = safe_parse_schema(crate::plan::defer::DIRECTIVE_SDL)
+            let defer = safe_parse_schema(DEFER_DIRECTIVE_SDL)
                 .map_err(|e| SupergraphError::Parse(e.to_string()))?;
             validation_schema.definitions.extend(defer.definitions);
         }

@@ -29,8 +29,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
     error::{Code, GraphqlError},
-    http::graphql_request,
-    pipeline::{Answer, Router, Streamed},
+    pipeline::{Answer, GraphqlRequest, Router, Streamed},
     subscription::PROTOCOL,
 };
 
@@ -262,7 +261,7 @@ async fn operation(
         }
     };
     let answer = router
-        .execute_streaming(graphql_request(&request, false, false), &headers)
+        .execute_streaming(GraphqlRequest::read(&request, false, false), &headers)
         .await;
     let ended = match answer {
         Err(refused) => error(&refused.errors),

@@ -26,10 +26,6 @@ use serde_json::{Map, Value as Json};
 
 use super::{find_fragment, parts, select_operation, Kind, PrepareError};
 
-/// How the API schema declares `@defer` (the planner's API schema does not).
-pub const DIRECTIVE_SDL: &str =
-    "directive @defer(label: String, if: Boolean! = true) on FRAGMENT_SPREAD | INLINE_FRAGMENT";
-
 const DEFER: &str = "defer";
 
 fn is_defer(directive: &Directive) -> bool {
