@@ -349,3 +349,40 @@ async fn a_mutation_with_an_idempotency_key_is_retried_and_applied_once() {
         "{cart}"
     );
 }
+
+/// A subgraph that hangs up without answering (a replica killed mid-request): the client reads
+/// which service failed and how, never its address. The report: `request to subgraph "orders"
+/// failed: ... error sending request for url (http://127.0.0.1:15003/graphql)`.
+#[tokio::test]
+async fn a_subgraph_that_hangs_up_is_named_not_addressed() {
+    let f = Federation::start().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            // Read the request's first bytes, then close without a word.
+            let mut buffer = [0u8; 1024];
+            let _ = socket.readable().await;
+            let _ = socket.try_read(&mut buffer);
+            drop(socket);
+        }
+    });
+    let router = f.another_router().subgraph_url("beers", url).start().await;
+    let answer = ask(
+        &router.graphql_url(),
+        r#"{ beer(sku: "123456") { name } }"#,
+        &[],
+    )
+    .await;
+    let error = &answer["errors"][0];
+    assert_eq!(
+        error["extensions"]["code"], "SUBGRAPH_REQUEST_FAILED",
+        "{answer}"
+    );
+    assert_eq!(error["extensions"]["service"], "beers", "{answer}");
+    let leaks = taproom_e2e::leaks::leaks_in(&answer.to_string());
+    assert!(leaks.is_empty(), "{leaks:?}");
+}

@@ -50,15 +50,20 @@ pub const CLIENT_ADDRESS_HEADER: &str = "x-taproom-client-address";
 /// can only restrict its sender, so subgraphs believe it from anyone.
 pub const BATCH_HEADER: &str = "x-taproom-batch-id";
 
-/// The header with a mutation's idempotency key: the client's `Idempotency-Key` (for one member
-/// of a batch, with the member's index), and for each subgraph request the fetch's number within
-/// the operation, so every subgraph request has a key of its own. A subgraph that honours it
+/// The header with a mutation's idempotency key: the router's key for the client's
+/// `Idempotency-Key` and the operation ([`crate::idempotency`]), and for each subgraph request the
+/// fetch's number within the operation, so every subgraph request has a key of its own. A subgraph that honours it
 /// (`--idempotent-subgraph`) applies a mutation at most once per key, and only then does the router
 /// retry a mutation ([`taproom_http::retry`]).
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// The headers the router itself sets on requests that are never shared (mutations).
-pub const UNSHARED_HEADERS: [&str; 3] = [CLIENT_ADDRESS_HEADER, BATCH_HEADER, IDEMPOTENCY_HEADER];
+pub const UNSHARED_HEADERS: [&str; 4] = [
+    CLIENT_ADDRESS_HEADER,
+    BATCH_HEADER,
+    IDEMPOTENCY_HEADER,
+    crate::idempotency::FINGERPRINT_HEADER,
+];
 
 /// A subgraph's answer, or why there is none.
 pub type FetchResult<'b> = Result<SubgraphResponse<'b>, String>;
@@ -303,7 +308,7 @@ impl SubgraphClient {
                     counts: self.counts.clone(),
                     metrics: self.metrics.clone(),
                     secret: self.secret.clone(),
-                    unshared: [None, None, None],
+                    unshared: [None, None, None, None],
                     trace,
                     retries: self.retries.clone(),
                     timeout: self.timeout,
@@ -316,9 +321,10 @@ impl SubgraphClient {
             .in_current_span(),
         );
         async move {
-            let answer = task
-                .await
-                .unwrap_or_else(|e| Err(format!("request task failed: {e}")));
+            let answer = task.await.unwrap_or_else(|error| {
+                tracing::error!(%error, "a shared subgraph request's task failed");
+                Err("failed inside the router".to_owned())
+            });
             in_flight
                 .lock()
                 .expect("in-flight lock is never poisoned")
@@ -444,15 +450,18 @@ async fn send(
             answer
         }
     };
+    // What the client reads names the subgraph (the caller's error does) and the kind of
+    // failure, never its address: the cause, with the URL, goes to the log.
     let response = answer.map_err(|e| {
         failed(Failure::transport);
         context::fail(&span, "transport");
+        tracing::warn!(subgraph = %labels.subgraph, cause = %taproom_http::retry::causes(&e), "a subgraph request failed");
         if e.is_timeout() {
             "timed out".to_owned()
         } else if e.is_connect() {
             "connection refused or unreachable".to_owned()
         } else {
-            format!("request failed: {e}")
+            "the connection failed before the answer came".to_owned()
         }
     })?;
     let status = response.status();
@@ -460,7 +469,12 @@ async fn send(
     let bytes = response.bytes().await.map_err(|e| {
         failed(Failure::transport);
         context::fail(&span, "transport");
-        format!("cannot read the response: {e}")
+        tracing::warn!(subgraph = %labels.subgraph, cause = %taproom_http::retry::causes(&e), "a subgraph's answer could not be read");
+        if e.is_timeout() {
+            "timed out".to_owned()
+        } else {
+            "the connection broke while the answer was read".to_owned()
+        }
     })?;
     span.record("http.response.body.size", bytes.len());
     if !status.is_success() {

@@ -58,11 +58,18 @@ impl Upstream {
         let ws_url = match url.split_once("://") {
             Some(("http", rest)) => format!("ws://{rest}"),
             Some(("https", rest)) => format!("wss://{rest}"),
-            _ => return Err(format!("has a URL that is not http(s): {url}")),
+            _ => {
+                tracing::error!(
+                    url,
+                    "a subgraph's URL is not http(s): no subscription can open"
+                );
+                return Err("has a URL that is not http(s)".to_owned());
+            }
         };
-        let mut request = ws_url
-            .into_client_request()
-            .map_err(|e| format!("has a URL a WebSocket cannot open: {e}"))?;
+        let mut request = ws_url.into_client_request().map_err(|e| {
+            tracing::error!(cause = %e, "a subgraph's URL cannot be opened as a WebSocket");
+            "has a URL a WebSocket cannot open".to_owned()
+        })?;
         let sent = request.headers_mut();
         sent.insert("sec-websocket-protocol", HeaderValue::from_static(PROTOCOL));
         for name in FORWARDED_HEADERS {
@@ -80,12 +87,17 @@ impl Upstream {
         if let Some(secret) = secret {
             sent.insert(SECRET_HEADER, secret.clone());
         }
-        let payload: Value = serde_json::from_slice(body)
-            .map_err(|e| format!("cannot be sent the subscription: {e}"))?;
+        let payload: Value = serde_json::from_slice(body).map_err(|e| {
+            tracing::error!(cause = %e, "a subscription's request is not JSON");
+            "cannot be sent the subscription".to_owned()
+        })?;
         let opened = async {
             let (mut socket, _) = tokio_tungstenite::connect_async(request)
                 .await
-                .map_err(|e| format!("refused the subscription's WebSocket: {e}"))?;
+                .map_err(|e| {
+                    tracing::warn!(cause = %e, "a subgraph refused a subscription's WebSocket");
+                    "refused the subscription's WebSocket".to_owned()
+                })?;
             send(
                 &mut socket,
                 json!({"type": "connection_init", "payload": {}}),
@@ -98,7 +110,8 @@ impl Upstream {
                         send(&mut socket, json!({"type": "pong"})).await?;
                     }
                     Some(message) => {
-                        return Err(format!("answered connection_init with {}", message["type"]))
+                        tracing::warn!(%message, "a subgraph answered connection_init with another message");
+                        return Err("answered connection_init with another message".to_owned());
                     }
                     None => return Err("closed the WebSocket before acknowledging it".into()),
                 }
@@ -147,7 +160,10 @@ impl Upstream {
                     }
                 }
                 Some("pong") => {}
-                _ => return Next::Failed(format!("sent an unexpected message: {message}")),
+                _ => {
+                    tracing::warn!(%message, "a subgraph sent a message the protocol does not allow here");
+                    return Next::Failed("sent a message the protocol does not allow".to_owned());
+                }
             }
         }
     }
@@ -166,7 +182,10 @@ async fn send(
     socket
         .send(Message::text(message.to_string()))
         .await
-        .map_err(|e| format!("closed the subscription's WebSocket: {e}"))
+        .map_err(|e| {
+            tracing::warn!(cause = %e, "a subscription's WebSocket to a subgraph closed");
+            "closed the subscription's WebSocket".to_owned()
+        })
 }
 
 /// The next protocol message (JSON), `None` when the socket closed.
@@ -186,7 +205,10 @@ async fn read(
             }
             // Pings are answered by tungstenite.
             Some(Ok(_)) => {}
-            Some(Err(error)) => return Err(format!("broke the subscription's WebSocket: {error}")),
+            Some(Err(error)) => {
+                tracing::warn!(cause = %error, "a subscription's WebSocket to a subgraph broke");
+                return Err("broke the subscription's WebSocket".to_owned());
+            }
         }
     }
 }
