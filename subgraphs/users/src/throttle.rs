@@ -3,10 +3,13 @@
 //! Every password check (`login`, and the re-checks of `changePassword` and `deleteAccount`) first
 //! takes an attempt from the username's and the client address's records; an attempt counts as
 //! failed until it succeeds, so many attempts at once cannot all slip through before the first
-//! fails. After [`USERNAME_FREE_FAILURES`] failures in a row for a username (or
-//! [`ADDRESS_FREE_FAILURES`] from one address: several people may share one), each further failure
-//! blocks the next attempt for twice as long as the one before, from 1 s up to [`MAX_DELAY`]; a
-//! blocked attempt is refused with `RATE_LIMITED` and `retryAfterSeconds`, before any argon2 work.
+//! fails. [`USERNAME_FREE_FAILURES`] failures in a row for a username (or
+//! [`ADDRESS_FREE_FAILURES`] from one address: several people may share one) are checked freely;
+//! the last of them blocks the next attempt for 1 s, and each further failure for twice as long as
+//! the one before, up to [`MAX_DELAY`]. So the sixth wrong password in a row for a username is
+//! refused with `RATE_LIMITED` and `retryAfterSeconds`, before any argon2 work, unless the wait
+//! has passed. A wait runs from when the failed check ended (the argon2 work can take a while):
+//! [`Attempt::failed`].
 //! A success clears the username's record (not the address's: signing in to one's own account must
 //! not reset a guesser's count). Records are forgotten after [`FORGET_AFTER`] without attempts.
 //!
@@ -50,10 +53,16 @@ impl Record {
     /// Counts a failure (pessimistically, when the attempt starts).
     fn fail(&mut self, free: u32, now: Instant) {
         self.failures = self.failures.saturating_add(1);
-        if self.failures > free {
-            let doublings = (self.failures - free - 1).min(20);
+        self.block(free, now);
+    }
+
+    /// Blocks attempts for the delay the failures so far earn, from `now` (none before `free`
+    /// failures); a block already longer stays.
+    fn block(&mut self, free: u32, now: Instant) {
+        if self.failures >= free {
+            let doublings = (self.failures - free).min(20);
             let delay = Duration::from_secs(1u64 << doublings).min(MAX_DELAY);
-            self.blocked_until = Some(now + delay);
+            self.blocked_until = self.blocked_until.max(Some(now + delay));
         }
     }
 }
@@ -85,6 +94,7 @@ impl Default for Throttle {
 /// An attempt taken from the records: counted as failed unless [`Attempt::succeeded`] is called.
 pub struct Attempt {
     username: Arc<Mutex<Record>>,
+    address: Option<Arc<Mutex<Record>>>,
 }
 
 impl Attempt {
@@ -94,6 +104,23 @@ impl Attempt {
             .username
             .lock()
             .expect("a record's lock is never poisoned") = Record::default();
+    }
+
+    /// The credentials were wrong, as found at `now`: the wait this failure earns runs from now
+    /// (the check itself may have taken a while).
+    pub fn failed(self, now: Instant) {
+        let records = [
+            (Some(&self.username), USERNAME_FREE_FAILURES),
+            (self.address.as_ref(), ADDRESS_FREE_FAILURES),
+        ];
+        for (record, free) in records {
+            if let Some(record) = record {
+                record
+                    .lock()
+                    .expect("a record's lock is never poisoned")
+                    .block(free, now);
+            }
+        }
     }
 }
 
@@ -133,8 +160,10 @@ impl Throttle {
             record.fail(ADDRESS_FREE_FAILURES, now);
         }
         drop(user_record);
+        drop(address_record);
         Ok(Attempt {
             username: username.clone(),
+            address: address.clone(),
         })
     }
 }
@@ -148,7 +177,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn delays_grow_after_the_free_failures_and_a_success_clears_them() {
+    async fn five_failures_are_free_then_delays_double_and_a_success_clears_them() {
         let throttle = Throttle::default();
         let start = Instant::now();
         for _ in 0..USERNAME_FREE_FAILURES {
@@ -157,19 +186,20 @@ mod tests {
                 .await
                 .expect("free failures");
         }
-        // The sixth attempt may start, but its failure blocks the next one for 1 s, then 2 s, 4 s.
+        // The fifth failure blocks the sixth attempt for 1 s; each failure after that doubles it.
         let mut now = start;
         for expected in [1, 2, 4, 8] {
-            throttle
-                .attempt("ann", address(1), now)
-                .await
-                .expect("allowed once the delay has passed");
             assert_eq!(
                 throttle.attempt("ann", address(1), now).await.err(),
                 Some(expected)
             );
             now += Duration::from_secs(expected);
+            throttle
+                .attempt("ann", address(1), now)
+                .await
+                .expect("allowed once the delay has passed");
         }
+        now += Duration::from_secs(16);
         // Another username is unaffected, from the same address.
         throttle
             .attempt("bob", address(1), now)
@@ -188,13 +218,31 @@ mod tests {
                 .await
                 .expect("free again");
         }
+        assert_eq!(
+            throttle.attempt("ann", address(1), now).await.err(),
+            Some(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wait_runs_from_the_end_of_the_failed_check() {
+        let throttle = Throttle::default();
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_secs(60))
+            .expect("the machine has been up a minute");
+        for _ in 0..USERNAME_FREE_FAILURES {
+            // Checks that started a minute ago and fail now: the wait starts now.
+            let attempt = throttle.attempt("cy", None, long_ago).await.expect("free");
+            attempt.failed(Instant::now());
+        }
+        assert!(throttle.attempt("cy", None, Instant::now()).await.is_err());
     }
 
     #[tokio::test]
     async fn one_address_guessing_many_usernames_is_slowed_too() {
         let throttle = Throttle::default();
         let now = Instant::now();
-        for i in 0..=ADDRESS_FREE_FAILURES {
+        for i in 0..ADDRESS_FREE_FAILURES {
             throttle
                 .attempt(&format!("user{i}"), address(7), now)
                 .await

@@ -102,6 +102,7 @@ async fn check_password(
         attempt.succeeded();
         Ok(())
     } else {
+        attempt.failed(Instant::now());
         Err(Error::WrongPassword { field })
     }
 }
@@ -160,6 +161,7 @@ impl Mutation {
         // An unknown username is checked against a dummy hash: the same work, the same answer.
         let valid = verify_password(password, stored.clone()).await?;
         let (Some(user_id), Some(verified_hash)) = (user_id.filter(|_| valid), stored) else {
+            attempt.failed(Instant::now());
             return Err(Error::BadCredentials.into());
         };
         let (token, token_hash) = state.keys.issue();
@@ -173,6 +175,7 @@ impl Mutation {
         .await?;
         if !stored {
             // The password changed (or the account went) while we were verifying the old one.
+            attempt.failed(Instant::now());
             return Err(Error::BadCredentials.into());
         }
         attempt.succeeded();
