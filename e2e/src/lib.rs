@@ -5,6 +5,7 @@
 //! subgraphs, or Taproom's with some subgraph URLs pointing at fakes).
 
 pub mod fixture;
+pub mod leaks;
 pub mod otlp;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
@@ -109,7 +110,18 @@ pub struct Federation {
     pub router: Service,
     /// The router's state, for its counters.
     pub state: Arc<Router>,
+    /// What scans the router's error messages for addresses and paths.
+    pub scanner: leaks::Scanner,
+    /// The orders service's events, for its subscriber count.
+    orders_events: OrdersEvents,
     pub http: reqwest::Client,
+}
+
+impl Drop for Federation {
+    /// A test whose router gave away an address or a path in an error message fails.
+    fn drop(&mut self) {
+        self.scanner.check();
+    }
 }
 
 impl Federation {
@@ -156,7 +168,7 @@ impl Federation {
             TcpListener::bind("127.0.0.1:0").await.expect("binds"),
         )
         .await;
-        let orders = start_orders(
+        let (orders, orders_events) = start_orders(
             &dbs.orders,
             &auth_url,
             &beers.graphql_url(),
@@ -182,10 +194,7 @@ impl Federation {
             },
         ])
         .expect("the three subgraphs compose");
-        let RunningRouter {
-            service: router,
-            state,
-        } = TestRouter::new(supergraph).start().await;
+        let (router, state, scanner) = TestRouter::new(supergraph).start().await.into_parts();
         Federation {
             dbs,
             users,
@@ -193,6 +202,8 @@ impl Federation {
             orders,
             router,
             state,
+            scanner,
+            orders_events,
             http: reqwest::Client::new(),
         }
     }
@@ -213,6 +224,14 @@ impl Federation {
             TcpListener::bind("127.0.0.1:0").await.expect("binds"),
         )
         .await
+        .0
+    }
+
+    /// Subscriptions the orders service is listening for changes for now.
+    pub fn orders_subscribers(&self) -> usize {
+        self.orders_events
+            .get()
+            .map_or(0, taproom_orders::events::Events::subscribers)
     }
 
     /// Stops the beers subgraph.
@@ -429,8 +448,20 @@ impl TestRouter {
             .introspection(self.introspection)
             .max_subscriptions(self.max_subscriptions),
         );
-        let service = Service::serve(routes(state.clone(), self.http)).await;
-        RunningRouter { service, state }
+        let scanner = leaks::Scanner::default();
+        let scanning = scanner.clone();
+        let routes = routes(state.clone(), self.http).layer(axum::middleware::map_response(
+            move |response| {
+                let scanning = scanning.clone();
+                async move { scanning.scan(response) }
+            },
+        ));
+        let service = Service::serve(routes).await;
+        RunningRouter {
+            service,
+            state,
+            scanner,
+        }
     }
 }
 
@@ -440,6 +471,15 @@ pub struct RunningRouter {
     pub service: Service,
     /// Its state, for its counters (`client.counts()`, `prepared_count()`).
     pub state: Arc<Router>,
+    /// What scans its error messages for addresses and paths ([`leaks`]).
+    pub scanner: leaks::Scanner,
+}
+
+impl Drop for RunningRouter {
+    /// A test whose router gave away an address or a path in an error message fails.
+    fn drop(&mut self) {
+        self.scanner.check();
+    }
 }
 
 impl RunningRouter {
@@ -451,6 +491,16 @@ impl RunningRouter {
     /// Stops the router and waits until it has.
     pub async fn stop(&mut self) {
         self.service.stop().await;
+    }
+
+    /// Its server, state and scanner, for a harness that keeps them apart.
+    pub fn into_parts(mut self) -> (Service, Arc<Router>, leaks::Scanner) {
+        let service = Service {
+            address: self.service.address,
+            stop: self.service.stop.take(),
+            task: self.service.task.take(),
+        };
+        (service, self.state.clone(), self.scanner.clone())
     }
 }
 
@@ -496,12 +546,15 @@ async fn start_beers(db: &TestDb, auth_url: &str, listener: TcpListener) -> Serv
     })
 }
 
+/// The order events of an orders service started here, once it has them.
+pub type OrdersEvents = Arc<std::sync::OnceLock<taproom_orders::events::Events>>;
+
 async fn start_orders(
     db: &TestDb,
     auth_url: &str,
     beers_url: &str,
     listener: TcpListener,
-) -> Service {
+) -> (Service, OrdersEvents) {
     let args = taproom_orders::config::ServeArgs {
         db: taproom_orders::config::DbArgs {
             database_url: db.url.clone(),
@@ -517,9 +570,27 @@ async fn start_orders(
         no_subtree_memo: false,
         trust: secret_args(),
     };
-    Service::spawn(listener, |listener, rx| {
-        taproom_orders::serve(args, listener, stopped(rx))
-    })
+    let events = OrdersEvents::default();
+    let observed = events.clone();
+    let service = Service::spawn(listener, |listener, rx| {
+        taproom_orders::serve_observed(args, listener, stopped(rx), move |events| {
+            observed.set(events.clone()).ok();
+        })
+    });
+    (service, events)
+}
+
+/// Waits until `done` holds, checking every 10 ms; panics saying `what` never happened if it
+/// does not within a minute (a bound for a broken test, not a measure of speed).
+pub async fn until(what: &str, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Forwards a GraphQL POST `body`, with the caller's `Authorization` and `idempotency-key` if any, to the subgraph at

@@ -541,7 +541,7 @@ async fn edge_cases_of_the_root_selection() {
 }
 
 #[tokio::test]
-async fn a_fragment_bomb_is_refused_quickly() {
+async fn a_fragment_bomb_is_refused_without_expanding_it() {
     let f = Federation::start().await;
     let mut query = String::from("{ ...F0 }\n");
     for i in 0..40 {
@@ -551,13 +551,10 @@ async fn a_fragment_bomb_is_refused_quickly() {
         ));
     }
     query.push_str("fragment F40 on Query { usernameExists(username: \"x\") }\n");
-    let started = std::time::Instant::now();
+    // Expanding 2^40 fields would never end: an answer at all shows they were counted, not
+    // expanded (the count is memoized per fragment).
     let (status, refused) = f.post(json!({ "query": query }), None).await;
     assert_eq!((status, code(&refused)), (400, "MAX_FIELDS_LIMIT"));
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "answered without expanding 2^40 fields"
-    );
 }
 
 #[tokio::test]
@@ -739,11 +736,12 @@ async fn failed_sign_ins_from_one_address_are_throttled() {
     for i in 0..22 {
         codes.push(code(&login(i).await).to_owned());
     }
+    // Exactly the documented 20 are checked; the 21st is refused.
     assert!(
-        codes[..21].iter().all(|c| c == "UNAUTHENTICATED"),
+        codes[..20].iter().all(|c| c == "UNAUTHENTICATED"),
         "{codes:?}"
     );
-    assert_eq!(codes[21], "RATE_LIMITED", "{codes:?}");
+    assert_eq!(codes[20..], ["RATE_LIMITED", "RATE_LIMITED"], "{codes:?}");
 }
 
 /// The report: the router allowed depth 32 but the orders subgraph refused depth 17 ("Query is
@@ -880,4 +878,58 @@ fn message(response: &Value) -> &str {
     response["errors"][0]["message"]
         .as_str()
         .expect("a message")
+}
+
+/// An `Idempotency-Key` names one request, as payment APIs have it. The report: the same key with
+/// another mutation answered 200 with the old, checked-out order and added nothing; a repeat
+/// answered the order as it had become; and a client's `K/0` was taken for batch member 0 of `K`.
+#[tokio::test]
+async fn an_idempotency_key_names_one_request() {
+    let f = Federation::start().await;
+    let (token, _) = f.register("ivan").await;
+    let send = |body: Value, key: &'static str| {
+        let request = f
+            .http
+            .post(f.router.graphql_url())
+            .bearer_auth(&token)
+            .header("idempotency-key", key)
+            .json(&body);
+        async move {
+            let response = request.send().await.expect("answers");
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    let add = |sku: &str| json!({ "query": format!(r#"mutation {{ addToOrder(sku: "{sku}", quantity: 1) {{ id isOpen items {{ sku quantity }} }} }}"#) });
+    let first = send(add("200001"), "K").await;
+    assert!(first["errors"].is_null(), "{first}");
+    let checkout = json!({ "query": "mutation { checkout { id } }" });
+    assert!(send(checkout, "K2").await["errors"].is_null());
+
+    // The same key with another request: refused, nothing added.
+    let reused = send(add("200039"), "K").await;
+    assert_eq!(code(&reused), "BAD_USER_INPUT", "{reused}");
+    assert_eq!(
+        reused["errors"][0]["extensions"]["field"],
+        "Idempotency-Key"
+    );
+    let current = f
+        .gql("{ currentOrder { id } }", json!({}), Some(&token))
+        .await;
+    assert_eq!(current["data"]["currentOrder"], Value::Null, "{current}");
+
+    // The same request again: the first answer, as it was (open, one line), not as it is now.
+    let again = send(add("200001"), "K").await;
+    assert_eq!(again, first);
+
+    // Batch member 0 of "B" and a request keyed "B/0" are two requests.
+    let batch = send(json!([add("123456")]), "B").await;
+    assert_eq!(
+        batch[0]["data"]["addToOrder"]["items"][0]["quantity"], 1,
+        "{batch}"
+    );
+    let single = send(add("123456"), "B/0").await;
+    assert_eq!(
+        single["data"]["addToOrder"]["items"][0]["quantity"], 2,
+        "applied, not taken for the batch's member: {single}"
+    );
 }

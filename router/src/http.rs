@@ -39,8 +39,10 @@ use tower_http::{
 };
 
 use crate::{
+    client::TrustedProxies,
     error::{errors_body, Code, GraphqlError, RequestError},
     fetch::{BATCH_HEADER, CLIENT_ADDRESS_HEADER, IDEMPOTENCY_HEADER},
+    idempotency::{self, FINGERPRINT_HEADER},
     metrics::Outcome,
     pipeline::{Answer, GraphqlRequest, Router, Streamed},
 };
@@ -70,6 +72,8 @@ pub struct HttpOptions {
     pub metrics: bool,
     /// The most operations running at once on one WebSocket.
     pub max_subscriptions_per_connection: usize,
+    /// The proxies whose forwarding headers name the client ([`crate::client`]).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for HttpOptions {
@@ -84,6 +88,7 @@ impl Default for HttpOptions {
             query_plan_header: true,
             metrics: true,
             max_subscriptions_per_connection: 32,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -246,7 +251,7 @@ async fn graphql_get(
     let (parts, _) = request.into_parts();
     if crate::ws::upgrading(&parts.headers) {
         let mut headers = parts.headers.clone();
-        client_headers(&mut headers, peer.as_ref());
+        client_headers(&mut headers, peer.as_ref(), &options.trusted_proxies);
         headers.remove(IDEMPOTENCY_HEADER);
         headers.insert(BATCH_HEADER, batch_id());
         let limits = crate::ws::WsLimits {
@@ -268,13 +273,20 @@ async fn graphql_get(
     .await
 }
 
-/// The client's address is the TCP peer's, whatever a client claims in the header; the batch
-/// header is the router's to set.
-fn client_headers(headers: &mut HeaderMap, peer: Option<&Extension<ConnectInfo<SocketAddr>>>) {
+/// The client's address is the TCP peer's, or what a trusted proxy says it is
+/// ([`crate::client`]), whatever a client claims in the router's own header; the batch and
+/// fingerprint headers are the router's to set.
+fn client_headers(
+    headers: &mut HeaderMap,
+    peer: Option<&Extension<ConnectInfo<SocketAddr>>>,
+    trusted: &TrustedProxies,
+) {
     headers.remove(CLIENT_ADDRESS_HEADER);
     headers.remove(BATCH_HEADER);
+    headers.remove(FINGERPRINT_HEADER);
     if let Some(Extension(ConnectInfo(peer))) = peer {
-        if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
+        let client = trusted.client_address(peer.ip(), headers);
+        if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
             headers.insert(CLIENT_ADDRESS_HEADER, value);
         }
     }
@@ -289,7 +301,7 @@ async fn graphql(
     mut headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    client_headers(&mut headers, peer.as_ref());
+    client_headers(&mut headers, peer.as_ref(), &options.trusted_proxies);
     let _active = ActiveRequest::start(&router.client.metrics.active_requests);
     let media = MediaType::negotiate(&headers);
     let started = std::time::Instant::now();
@@ -330,7 +342,7 @@ async fn graphql(
     match incoming {
         Incoming::One(request) => {
             if let Some(key) = &key {
-                headers.insert(IDEMPOTENCY_HEADER, key.clone());
+                keyed(&mut headers, key, None, &request);
             }
             let stream = if accepts(&headers, "text/event-stream", None) {
                 Some(Transport::Sse)
@@ -382,17 +394,15 @@ async fn graphql(
             let bodies = futures_util::future::join_all(members.iter().enumerate().map(
                 |(at, member)| async move {
                     // Each member's mutations are their own: the key gets the member's index.
-                    let keyed;
-                    let headers = match key.as_ref().and_then(|key| {
-                        HeaderValue::from_str(&format!("{}/{at}", key.to_str().unwrap_or(""))).ok()
-                    }) {
-                        Some(value) => {
-                            let mut copy = headers.clone();
-                            copy.insert(IDEMPOTENCY_HEADER, value);
-                            keyed = copy;
-                            &keyed
+                    let copy;
+                    let headers = match (key, member) {
+                        (Some(key), Ok(request)) => {
+                            let mut headers = headers.clone();
+                            keyed(&mut headers, key, Some(at), request);
+                            copy = headers;
+                            &copy
                         }
-                        None => headers,
+                        _ => headers,
                     };
                     match member {
                         Ok(request) => {
@@ -443,6 +453,27 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<HeaderValue>, HttpError
         )));
     }
     Ok(Some(value.clone()))
+}
+
+/// Sets the idempotency key the router sends for the client's `key` and the operation `request`
+/// (member `member` of a batch), with the operation's fingerprint ([`crate::idempotency`]).
+fn keyed(
+    headers: &mut HeaderMap,
+    key: &HeaderValue,
+    member: Option<usize>,
+    request: &GraphqlHttpRequest,
+) {
+    headers.insert(IDEMPOTENCY_HEADER, idempotency::derive(key, member));
+    headers.insert(
+        FINGERPRINT_HEADER,
+        idempotency::fingerprint(
+            request.query.as_deref(),
+            request.document_id.as_deref(),
+            &request.extensions,
+            request.operation_name.as_deref(),
+            &request.variables,
+        ),
+    );
 }
 
 /// Counts a client request in `http_server_active_requests` while it lives.

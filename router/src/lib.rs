@@ -35,11 +35,13 @@
 mod ast;
 mod body;
 mod cli;
+pub mod client;
 pub mod config;
 pub mod dashboard;
 mod execute;
 pub mod fetch;
 pub mod http;
+mod idempotency;
 mod introspection;
 mod json;
 pub mod metrics;

@@ -144,10 +144,19 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// characters; it appends a little).
 pub const MAX_IDEMPOTENCY_KEY: usize = 200;
 
-/// The idempotency key of a subgraph request, if it has one. Believed from any caller: a key is
-/// scoped to the caller's own account, so it can only make the caller's own retries safe.
+/// The header with the fingerprint of the client request an idempotency key came with (the router
+/// sends the SHA-256 of the operation, its name and its variables): a key is bound to its request.
+pub const FINGERPRINT_HEADER: &str = "x-taproom-request-fingerprint";
+
+/// The idempotency key of a subgraph request, if it has one, and the fingerprint of the client
+/// request it came with. Believed from any caller: a key is scoped to the caller's own account, so
+/// it can only make the caller's own retries safe.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(pub String);
+pub struct IdempotencyKey {
+    pub key: String,
+    /// [`FINGERPRINT_HEADER`], if sent (at most 128 visible characters).
+    pub request: Option<String>,
+}
 
 impl IdempotencyKey {
     /// The key named in `headers`: `None` without one, an error for one that is empty, too long or
@@ -156,18 +165,46 @@ impl IdempotencyKey {
         let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
             return Ok(None);
         };
-        match value.to_str() {
-            Ok(key)
-                if !key.is_empty()
-                    && key.len() <= MAX_IDEMPOTENCY_KEY
-                    && key.bytes().all(|b| b.is_ascii_graphic()) =>
-            {
-                Ok(Some(IdempotencyKey(key.to_owned())))
+        let visible = |text: &str, most: usize| {
+            !text.is_empty() && text.len() <= most && text.bytes().all(|b| b.is_ascii_graphic())
+        };
+        let request = match headers.get(FINGERPRINT_HEADER).map(|v| v.to_str()) {
+            None => None,
+            Some(Ok(text)) if visible(text, 128) => Some(text.to_owned()),
+            Some(_) => {
+                return Err(format!(
+                    "the {FINGERPRINT_HEADER} header must be 1 to 128 visible ASCII characters"
+                ))
             }
+        };
+        match value.to_str() {
+            Ok(key) if visible(key, MAX_IDEMPOTENCY_KEY) => Ok(Some(IdempotencyKey {
+                key: key.to_owned(),
+                request,
+            })),
             _ => Err(format!(
                 "the {IDEMPOTENCY_HEADER} header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
             )),
         }
+    }
+
+    /// The fingerprint of one mutation field under this key: the client request's, the field's
+    /// name and its arguments (`name`, value), as hex SHA-256. Two uses of a key match only if
+    /// they asked for the same thing.
+    pub fn fingerprint(&self, field: &str, arguments: &[(&str, &str)]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [self.request.as_deref().unwrap_or(""), field] {
+            hash.update(part.len().to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        for (name, value) in arguments {
+            for part in [name, value] {
+                hash.update(part.len().to_le_bytes());
+                hash.update(part.as_bytes());
+            }
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 

@@ -9,19 +9,12 @@ use taproom_common::{
     time,
 };
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     error::{Error, Result},
     events::{announce, Change, ChangeKind},
 };
-
-/// The change a write announces ([`crate::events`]).
-fn order_change(order_id: i64, user_id: i64, kind: ChangeKind) -> Change {
-    Change {
-        order_id,
-        user_id,
-        kind,
-    }
-}
 
 /// This service's migrations, one folder per dialect.
 pub fn migrations() -> Migrations {
@@ -35,7 +28,7 @@ pub fn migrations() -> Migrations {
 pub const MAX_LINE_QUANTITY: i64 = 1000;
 
 /// An order as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct OrderRow {
     pub id: i64,
     pub user_id: i64,
@@ -53,7 +46,7 @@ pub const CHECKED_OUT: &str = "CHECKED_OUT";
 pub const CANCELLED: &str = "CANCELLED";
 
 /// A line of an order as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct ItemRow {
     pub order_id: i64,
     pub sku: String,
@@ -226,40 +219,128 @@ async fn lock_open_order(tx: &mut Tx, backend: Backend, user_id: i64) -> Result<
     Ok(tx.fetch_optional(sqlx::query(&sql).bind(user_id)).await?)
 }
 
-/// The order the caller's mutation with idempotency `key` changed, if it was applied before.
-pub async fn applied(db: &Db, user_id: i64, key: &str) -> Result<Option<i64>> {
-    let row: Option<(i64,)> = db
+/// An order and its lines as a write left them, read in the write's transaction: what the
+/// mutation answers, what a repeat of it with its idempotency key answers, and what subscribers
+/// receive ([`crate::events`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub order: OrderRow,
+    pub items: Vec<ItemRow>,
+}
+
+/// A mutation's idempotency key, and the fingerprint of the request it came with: a key is bound
+/// to the first request it was used for.
+#[derive(Debug, Clone, Copy)]
+pub struct Idempotent<'a> {
+    pub key: &'a str,
+    pub fingerprint: &'a str,
+}
+
+/// What a mutation applied before with an idempotency key was.
+#[derive(Debug)]
+pub struct Applied {
+    /// The order it changed.
+    pub order_id: i64,
+    /// The fingerprint of its request (`None` for keys recorded before fingerprints were).
+    pub fingerprint: Option<String>,
+    /// The order as its answer had it (`None` as for `fingerprint`).
+    pub answer: Option<Snapshot>,
+}
+
+/// The caller's mutation applied before with idempotency `key`, if any.
+pub async fn applied(db: &Db, user_id: i64, key: &str) -> Result<Option<Applied>> {
+    let row: Option<(i64, Option<String>, Option<String>)> = db
         .fetch_optional(
-            sqlx::query("SELECT order_id FROM applied_mutations WHERE user_id = $1 AND key = $2")
-                .bind(user_id)
-                .bind(key),
+            sqlx::query(
+                "SELECT order_id, fingerprint, answer FROM applied_mutations WHERE user_id = $1 AND key = $2",
+            )
+            .bind(user_id)
+            .bind(key),
         )
         .await?;
-    Ok(row.map(|(order_id,)| order_id))
+    let Some((order_id, fingerprint, answer)) = row else {
+        return Ok(None);
+    };
+    let answer = match answer {
+        Some(json) => Some(
+            serde_json::from_str(&json)
+                .map_err(|e| Error::Database(sqlx::Error::Decode(Box::new(e))))?,
+        ),
+        None => None,
+    };
+    Ok(Some(Applied {
+        order_id,
+        fingerprint,
+        answer,
+    }))
+}
+
+/// The order `order_id` and its lines, read in `tx`.
+async fn snapshot(tx: &mut Tx, order_id: i64) -> Result<Snapshot> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
+    let order: OrderRow = tx.fetch_one(sqlx::query(&sql).bind(order_id)).await?;
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM order_items WHERE order_id = $1 ORDER BY time_added, sku"
+    );
+    let items = tx.fetch_all(sqlx::query(&sql).bind(order_id)).await?;
+    Ok(Snapshot { order, items })
+}
+
+/// Ends a write that changed `order_id` (a change of `kind`): the order read as it is now, the
+/// idempotency key recorded with it, the change announced, the transaction committed. The order
+/// as the write left it.
+async fn finish(
+    mut tx: Tx,
+    backend: Backend,
+    user_id: i64,
+    key: Option<Idempotent<'_>>,
+    order_id: i64,
+    kind: ChangeKind,
+) -> Result<Snapshot> {
+    let snapshot = snapshot(&mut tx, order_id).await?;
+    let json = serde_json::to_string(&snapshot).expect("a snapshot always serializes");
+    record(&mut tx, user_id, key, order_id, &json).await?;
+    let change = Change {
+        order_id,
+        user_id,
+        kind,
+    };
+    announce(&mut tx, backend, change, &json).await?;
+    tx.commit().await?;
+    Ok(snapshot)
 }
 
 /// Writes since start, for forgetting old idempotency keys now and then.
 static RECORDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Records, in the mutation's own transaction, that the caller's mutation with idempotency `key`
-/// (if any) changed `order_id`. [`Error::Replayed`] if a request with the same key was applied
-/// first (PostgreSQL waits here for a concurrent one to commit or roll back; SQLite's writers take
-/// turns): the caller then drops this transaction and answers with that request's order.
-async fn record(tx: &mut Tx, user_id: i64, key: Option<&str>, order_id: i64) -> Result<()> {
-    let Some(key) = key else {
+/// (if any) changed `order_id` and answered `answer` (the order's JSON). [`Error::Replayed`] if a
+/// request with the same key was applied first (PostgreSQL waits here for a concurrent one to
+/// commit or roll back; SQLite's writers take turns): the caller then drops this transaction and
+/// answers as for a repeat of that request.
+async fn record(
+    tx: &mut Tx,
+    user_id: i64,
+    key: Option<Idempotent<'_>>,
+    order_id: i64,
+    answer: &str,
+) -> Result<()> {
+    let Some(Idempotent { key, fingerprint }) = key else {
         return Ok(());
     };
     let now = time::now();
     let recorded = tx
         .execute(
             sqlx::query(
-                "INSERT INTO applied_mutations (user_id, key, order_id, time_created)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO NOTHING",
+                "INSERT INTO applied_mutations (user_id, key, order_id, time_created, fingerprint, answer)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, key) DO NOTHING",
             )
             .bind(user_id)
             .bind(key)
             .bind(order_id)
-            .bind(time::to_db(now)),
+            .bind(time::to_db(now))
+            .bind(fingerprint)
+            .bind(answer),
         )
         .await?;
     if recorded.rows_affected() == 0 {
@@ -310,8 +391,8 @@ pub async fn change_line(
     user_id: i64,
     beer: LineBeer<'_>,
     change: LineChange,
-    key: Option<&str>,
-) -> Result<i64> {
+    key: Option<Idempotent<'_>>,
+) -> Result<Snapshot> {
     let mut tx = db.begin().await?;
     // The partial unique index lets exactly one concurrent request create the open order; the others
     // do nothing here and find it below. A checkout that closes the found order before we lock it
@@ -371,25 +452,17 @@ pub async fn change_line(
         ));
     }
     touch(&mut tx, order.id, &now).await?;
-    record(&mut tx, user_id, key, order.id).await?;
-    announce(
-        &mut tx,
-        db.backend(),
-        order_change(order.id, user_id, ChangeKind::Lines),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(order.id)
+    finish(tx, db.backend(), user_id, key, order.id, ChangeKind::Lines).await
 }
 
-/// Removes the whole line of `sku` from the user's open order; the order's id and whether it had
-/// that line (if not, nothing changed). `NOT_FOUND` if there is no open order.
+/// Removes the whole line of `sku` from the user's open order: the order as the removal left it,
+/// or `None` if it had no such line (then nothing changed). `NOT_FOUND` if there is no open order.
 pub async fn remove_line(
     db: &Db,
     user_id: i64,
     sku: &str,
-    key: Option<&str>,
-) -> Result<(i64, bool)> {
+    key: Option<Idempotent<'_>>,
+) -> Result<Option<Snapshot>> {
     let mut tx = db.begin().await?;
     let order = lock_open_order(&mut tx, db.backend(), user_id)
         .await?
@@ -403,23 +476,21 @@ pub async fn remove_line(
         )
         .await?;
     if removed.rows_affected() == 0 {
-        return Ok((order.id, false));
+        return Ok(None);
     }
     touch(&mut tx, order.id, &now).await?;
-    record(&mut tx, user_id, key, order.id).await?;
-    announce(
-        &mut tx,
-        db.backend(),
-        order_change(order.id, user_id, ChangeKind::Lines),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((order.id, true))
+    let snapshot = finish(tx, db.backend(), user_id, key, order.id, ChangeKind::Lines).await?;
+    Ok(Some(snapshot))
 }
 
 /// Cancels the user's open order `order_id`. `NOT_FOUND` if the user has no such order;
 /// `BAD_USER_INPUT` if it is no longer open (checkout and cancel are final).
-pub async fn cancel(db: &Db, user_id: i64, order_id: i64, key: Option<&str>) -> Result<i64> {
+pub async fn cancel(
+    db: &Db,
+    user_id: i64,
+    order_id: i64,
+    key: Option<Idempotent<'_>>,
+) -> Result<Snapshot> {
     let mut tx = db.begin().await?;
     let lock = match db.backend() {
         Backend::Postgres => " FOR UPDATE",
@@ -450,15 +521,7 @@ pub async fn cancel(db: &Db, user_id: i64, order_id: i64, key: Option<&str>) -> 
         .bind(order.id),
     )
     .await?;
-    record(&mut tx, user_id, key, order.id).await?;
-    announce(
-        &mut tx,
-        db.backend(),
-        order_change(order.id, user_id, ChangeKind::Cancel),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(order.id)
+    finish(tx, db.backend(), user_id, key, order.id, ChangeKind::Cancel).await
 }
 
 /// The user's open order and its lines, if there is an open order.
@@ -534,10 +597,10 @@ pub async fn insert_into_empty(db: &Db, orders: &[NewOrder<'_>]) -> Result<usize
 }
 
 /// How checkout ended.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Checkout {
-    /// The order with this id is closed.
-    Closed(i64),
+    /// The order is closed; as checkout left it.
+    Closed(Snapshot),
     /// The open order is no longer the one with the checked lines; nothing changed.
     Changed,
 }
@@ -550,7 +613,7 @@ pub async fn checkout(
     user_id: i64,
     order_id: i64,
     checked: &[ItemRow],
-    key: Option<&str>,
+    key: Option<Idempotent<'_>>,
 ) -> Result<Checkout> {
     let mut tx = db.begin().await?;
     let order = lock_open_order(&mut tx, db.backend(), user_id)
@@ -580,13 +643,14 @@ pub async fn checkout(
             .bind(order.id),
     )
     .await?;
-    record(&mut tx, user_id, key, order.id).await?;
-    announce(
-        &mut tx,
+    let snapshot = finish(
+        tx,
         db.backend(),
-        order_change(order.id, user_id, ChangeKind::Checkout),
+        user_id,
+        key,
+        order.id,
+        ChangeKind::Checkout,
     )
     .await?;
-    tx.commit().await?;
-    Ok(Checkout::Closed(order.id))
+    Ok(Checkout::Closed(snapshot))
 }

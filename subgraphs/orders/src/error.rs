@@ -28,6 +28,8 @@ pub enum Error {
     /// The mutation answers with that one's order instead ([`crate::schema`]), so a client sees this
     /// only if that order is gone.
     Replayed,
+    /// The idempotency key was used before for another request: nothing was changed.
+    KeyReused,
 }
 
 /// Results of orders operations.
@@ -79,6 +81,11 @@ impl From<Error> for async_graphql::Error {
                 tracing::error!(%error, "database error");
                 internal_error()
             }
+            Error::KeyReused => graphql_error(
+                ErrorCode::BadUserInput,
+                "this Idempotency-Key was used for another request; nothing was changed: send a new key with a new request",
+                Some("Idempotency-Key"),
+            ),
             Error::Replayed => graphql_error(
                 ErrorCode::Conflict,
                 "a request with this idempotency key was applied already",

@@ -82,11 +82,23 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_observed(args, listener, shutdown, |_| {}).await
+}
+
+/// [`serve`], handing `observe` this process's order [`Events`] once they exist: a test waits on
+/// their subscriber count for a subscription to be listening, instead of waiting a while.
+pub async fn serve_observed(
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    observe: impl FnOnce(&Events),
+) -> anyhow::Result<()> {
     let db = service::open_migrated(&args.db.database_url, &db::migrations()).await?;
     let events = Events::new(db.backend());
     if db.backend() == Backend::Postgres {
-        events.listen(&args.db.database_url).await?;
+        events.listen(&args.db.database_url, db.clone()).await?;
     }
+    observe(&events);
     let state = AppState {
         db: db.clone(),
         beers: BeersClient::new(args.beers_url.clone(), args.trust.subgraph_secret.clone()),

@@ -1188,6 +1188,38 @@ async fn mutations_with_an_idempotency_key_apply_once(test_db: TestDb) {
     let bad = send(add, "customer", "no spaces allowed").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&bad.body), "BAD_REQUEST");
+
+    // A repeat answers the first answer as it was, not the order as it is now: k-1's order was
+    // open with one bottle, and is checked out with five now.
+    let later = send(add, "customer", "k-1").await.body;
+    assert_eq!(data(&later)["addToOrder"], data(&first)["addToOrder"]);
+    let status =
+        r#"mutation { addToOrder(sku: "123456", quantity: 1) { id isOpen items { quantity } } }"#;
+    let opened = send(status, "customer", "k-5").await.body;
+    assert_eq!(data(&opened)["addToOrder"]["isOpen"], true);
+    send(checkout, "customer", "k-6").await;
+    let as_it_was = send(status, "customer", "k-5").await.body;
+    assert_eq!(data(&as_it_was)["addToOrder"], data(&opened)["addToOrder"]);
+
+    // The same key with another request is refused and changes nothing: the bug was a 200 with
+    // the old order and the new line silently dropped.
+    let other = r#"mutation { addToOrder(sku: "200001", quantity: 1) { id } }"#;
+    let reused = send(other, "customer", "k-5").await.body;
+    assert_eq!(error_code(&reused), "BAD_USER_INPUT", "{reused}");
+    assert_eq!(
+        reused["errors"][0]["extensions"]["field"], "Idempotency-Key",
+        "{reused}"
+    );
+    let more = r#"mutation { addToOrder(sku: "123456", quantity: 2) { id } }"#;
+    assert_eq!(
+        error_code(&send(more, "customer", "k-5").await.body),
+        "BAD_USER_INPUT"
+    );
+    let rows: Vec<(i64,)> =
+        t.db.fetch_all(sqlx::query("SELECT quantity FROM order_items"))
+            .await
+            .expect("reads");
+    assert_eq!(rows.iter().map(|(q,)| q).sum::<i64>(), 6, "{rows:?}");
 }
 
 test_on_both_databases!(

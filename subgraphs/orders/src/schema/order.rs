@@ -27,6 +27,11 @@ impl Order {
         Order(row, OnceCell::new())
     }
 
+    /// The order as a write left it, lines and all ([`db::Snapshot`]).
+    pub fn snapshot(snapshot: db::Snapshot) -> Self {
+        Order(snapshot.order, OnceCell::new_with(Some(snapshot.items)))
+    }
+
     /// Orders whose lines are loaded now, in one batch, when the field being resolved (a list of
     /// orders) selects anything made of lines. Otherwise each order would ask the loader itself,
     /// once per field: a user's 20 orders under each of 20 orders made 860 loader calls.

@@ -22,7 +22,7 @@ use tokio::{
 
 use crate::{
     events::{Change, ChangeKind, Event},
-    schema::{mutation::reload, Order},
+    schema::Order,
     AppState,
 };
 
@@ -60,7 +60,6 @@ impl Subscription {
 struct Watch<F> {
     events: Receiver<Event>,
     wanted: F,
-    state: AppState,
     authenticator: Arc<dyn Authenticator>,
     token: String,
     caller: Caller,
@@ -78,7 +77,7 @@ impl<F: Fn(&Change) -> bool + Send + 'static> Watch<F> {
         admin_only: bool,
         wanted: F,
     ) -> Result<impl Stream<Item = Result<Order>> + use<F>> {
-        let state = ctx.data_unchecked::<AppState>().clone();
+        let state = ctx.data_unchecked::<AppState>();
         let token = auth::bearer_token(ctx)
             .expect("a verified caller presented a bearer token")
             .to_owned();
@@ -88,7 +87,6 @@ impl<F: Fn(&Change) -> bool + Send + 'static> Watch<F> {
             events: state.events.subscribe(),
             wanted,
             authenticator: ctx.data_unchecked::<Arc<dyn Authenticator>>().clone(),
-            state,
             token,
             caller,
             admin_only,
@@ -110,8 +108,9 @@ impl<F: Fn(&Change) -> bool + Send + 'static> Watch<F> {
         loop {
             tokio::select! {
                 event = self.events.recv() => match event {
-                    Ok(Event::Changed(change)) if (self.wanted)(&change) => {
-                        return Some(reload(&self.state, change.order_id).await);
+                    // The order as the change left it, not as it is now.
+                    Ok(Event::Changed(changed)) if (self.wanted)(&changed.change) => {
+                        return Some(Ok(Order::snapshot(changed.order.clone())));
                     }
                     Ok(Event::Changed(_)) => {}
                     Ok(Event::Gap) | Err(RecvError::Lagged(_)) => {
