@@ -6,10 +6,11 @@ use std::{
     time::Duration,
 };
 
-use axum::{http::HeaderValue, routing::post, Router};
+use axum::{routing::post, Router};
+use clap::Parser as _;
 use serde_json::{json, Value};
 use taproom_e2e::{Federation, SUBGRAPH_SECRET};
-use taproom_router::config::{Named, SecretArg, ServeArgs};
+use taproom_router::config::{Cli, Command};
 use tokio::net::TcpListener;
 
 const V1: &str = r#"extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])
@@ -65,56 +66,34 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
     let extra = changing_subgraph(sdl.clone()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
-    let named = |name: &str, value: String| Named {
-        name: name.into(),
-        value,
-    };
-    let args = ServeArgs {
-        supergraph: None,
-        subgraph: vec![
-            named("users", f.users.graphql_url()),
-            named("beers", f.beers.graphql_url()),
-            named("orders", f.orders.graphql_url()),
-            named("extra", extra),
-        ],
-        subgraph_url: Vec::new(),
-        listen: listener.local_addr().expect("bound"),
-        poll_interval_secs: 1,
-        subgraph_timeout_secs: 5,
-        max_body_bytes: 1024 * 1024,
-        max_depth: 32,
-        max_aliases: 200,
-        max_fields: 20_000,
-        plan_cache_size: 100,
-        no_subgraph_dedupe: false,
-        no_subgraph_retry: false,
-        idempotent_subgraph: Vec::new(),
-        max_merging_operations: None,
-        merging_release_ms: 100,
-        cors_origin: Vec::new(),
-        no_apq: false,
-        apq_cache_bytes: 1 << 20,
-        persisted_documents: None,
-        safelist: false,
-        max_batch_size: 10,
-        max_subscriptions: taproom_router::MAX_SUBSCRIPTIONS,
-        max_subscriptions_per_connection: 32,
-        compression_min_bytes: 1024,
-        playground: true,
-        no_playground: false,
-        playground_demo_accounts: false,
-        introspection: true,
-        no_introspection: false,
-        query_plan_header: true,
-        no_query_plan_header: false,
-        metrics_listen: None,
-        shutdown: Default::default(),
-        secret: SecretArg {
-            subgraph_secret: Some(HeaderValue::from_static(SUBGRAPH_SECRET)),
-        },
+    // The flags as an operator writes them; every other setting at its default.
+    let subgraphs = format!(
+        "users={},beers={},orders={},extra={extra}",
+        f.users.graphql_url(),
+        f.beers.graphql_url(),
+        f.orders.graphql_url()
+    );
+    let listen = listener.local_addr().expect("bound").to_string();
+    let cli = Cli::try_parse_from([
+        "taproom-router",
+        "serve",
+        "--subgraph",
+        &subgraphs,
+        "--listen",
+        &listen,
+        "--poll-interval-secs",
+        "1",
+        "--subgraph-timeout-secs",
+        "5",
+        "--subgraph-secret",
+        SUBGRAPH_SECRET,
+    ])
+    .expect("the flags parse");
+    let Command::Serve(args) = cli.command else {
+        unreachable!("serve was asked for");
     };
     tokio::spawn(taproom_router::serve(
-        args,
+        *args,
         listener,
         std::future::pending(),
     ));

@@ -217,6 +217,16 @@ pub struct ServeArgs {
     /// Ignore the `x-taproom-query-plan` header: plans stay private.
     #[arg(long, env = "NO_QUERY_PLAN_HEADER")]
     pub no_query_plan_header: bool,
+    /// A proxy (a CIDR range, e.g. 10.0.0.0/8 or 192.0.2.7/32) whose connections carry the
+    /// client's address in --client-address-header: the right-most address there that is not a
+    /// trusted proxy is the client's (for the sign-in throttle and the per-client budgets).
+    /// Repeatable, or comma-separated. None by default: the client is the TCP peer, whatever its
+    /// headers say.
+    #[arg(long, value_delimiter = ',', env = "TRUSTED_PROXIES")]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+    /// The header the trusted proxies append the client's address to.
+    #[arg(long, env = "CLIENT_ADDRESS_HEADER", value_enum, default_value_t)]
+    pub client_address_header: crate::client::ForwardedHeader,
     /// Serve `/metrics` on this address instead of the main one (e.g. an internal interface).
     #[arg(long, env = "METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

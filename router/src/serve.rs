@@ -163,6 +163,10 @@ pub async fn serve(
         query_plan_header: !args.no_query_plan_header,
         metrics: args.metrics_listen.is_none(),
         max_subscriptions_per_connection: args.max_subscriptions_per_connection,
+        trusted_proxies: crate::client::TrustedProxies {
+            ranges: args.trusted_proxy.clone(),
+            header: args.client_address_header,
+        },
     };
     if let Some(address) = args.metrics_listen {
         let metrics = TcpListener::bind(address)
