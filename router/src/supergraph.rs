@@ -51,6 +51,8 @@ pub struct Supergraph {
     pub validation_schema: graphql_tools::static_graphql::schema::Document,
     /// How many prepared operations the router caches for this supergraph.
     pub plan_cache_size: u64,
+    /// The API schema's types and fields, for the field-merging rule ([`crate::plan::merging`]).
+    pub field_types: crate::plan::merging::FieldTypes,
 }
 
 impl Supergraph {
@@ -132,6 +134,7 @@ impl Supergraph {
             possible_types,
             api,
             introspection,
+            field_types: crate::plan::merging::FieldTypes::new(&validation_schema),
             validation_schema,
             plan_cache_size,
         }))

@@ -7,6 +7,8 @@
 pub mod defer;
 pub mod limits;
 mod locations;
+pub mod merging;
+pub mod pool;
 mod split;
 mod typenames;
 
@@ -25,7 +27,10 @@ use graphql_tools::{
         Definition, Document, FragmentDefinition, OperationDefinition, Selection, SelectionSet,
         VariableDefinition,
     },
-    validation::{rules::default_rules_validation_plan, validate::validate},
+    validation::{
+        rules::{self, ValidationRule},
+        validate::{validate, ValidationPlan},
+    },
 };
 use hive_router_query_planner::{
     ast::{normalization::normalize_operation, operation::OperationDefinition as Normalized},
@@ -153,41 +158,73 @@ pub struct Prepared {
 
 /// Prepared operations of one supergraph, bounded (least recently used entries go first).
 pub struct PlanCache {
-    cache: moka::sync::Cache<(String, Option<String>), Arc<Prepared>>,
+    cache: moka::future::Cache<(String, Option<String>), Arc<Prepared>>,
     /// How many operations were prepared (cache misses): a test reads this to prove caching.
     pub prepared: AtomicU64,
+}
+
+/// Why an operation has no prepared form: it cannot run, or the router could not prepare it now.
+#[derive(Debug, Clone)]
+pub enum NotPrepared {
+    Invalid(PrepareError),
+    /// No preparing thread was free in time ([`pool`]).
+    Busy(RequestError),
+}
+
+impl From<NotPrepared> for RequestError {
+    fn from(error: NotPrepared) -> Self {
+        match error {
+            NotPrepared::Invalid(error) => error.into(),
+            NotPrepared::Busy(error) => error,
+        }
+    }
 }
 
 impl PlanCache {
     /// A cache of at most `capacity` operations.
     pub fn new(capacity: u64) -> Self {
         PlanCache {
-            cache: moka::sync::Cache::new(capacity),
+            cache: moka::future::Cache::new(capacity),
             prepared: AtomicU64::new(0),
         }
     }
 
     /// The prepared form of `query` for `supergraph` (the supergraph this cache belongs to), from
-    /// the cache (`true`) or made now.
-    pub fn get_or_prepare(
+    /// the cache (`true`) or made now on one of `preparer`'s threads for `client`. Callers asking
+    /// for an operation being prepared wait for it: one preparation each.
+    pub async fn get_or_prepare(
         &self,
-        supergraph: &Supergraph,
+        supergraph: &Arc<Supergraph>,
         query: &str,
         operation_name: Option<&str>,
         limits: &OperationLimits,
-    ) -> Result<(Arc<Prepared>, bool), PrepareError> {
+        preparer: &pool::Preparer,
+        client: &crate::client::ClientKey,
+    ) -> Result<(Arc<Prepared>, bool), NotPrepared> {
         let key = (query.to_owned(), operation_name.map(str::to_owned));
-        // The closure runs for one caller per missing key; the others wait for its result, so
+        if let Some(prepared) = self.cache.get(&key).await {
+            return Ok((prepared, true));
+        }
+        // The future runs for one caller per missing key; the others wait for its result, so
         // they count as hits.
-        let missed = std::cell::Cell::new(false);
+        let missed = std::sync::atomic::AtomicBool::new(false);
+        let (text, name) = key.clone();
+        let (supergraph, limits) = (supergraph.clone(), *limits);
         self.cache
-            .try_get_with(key, || {
-                missed.set(true);
+            .try_get_with(key, async {
+                missed.store(true, Ordering::Relaxed);
                 self.prepared.fetch_add(1, Ordering::Relaxed);
-                prepare(supergraph, query, operation_name, limits).map(Arc::new)
+                let prepared = preparer
+                    .run(client, move || {
+                        prepare(&supergraph, &text, name.as_deref(), &limits)
+                    })
+                    .await
+                    .map_err(NotPrepared::Busy)?;
+                prepared.map(Arc::new).map_err(NotPrepared::Invalid)
             })
-            .map(|prepared| (prepared, !missed.get()))
-            .map_err(|e: Arc<PrepareError>| (*e).clone())
+            .await
+            .map(|prepared| (prepared, !missed.load(Ordering::Relaxed)))
+            .map_err(|e: Arc<NotPrepared>| (*e).clone())
     }
 }
 
@@ -225,25 +262,26 @@ pub fn prepare(
     .unwrap_or_else(|| "Query".into());
     check_limits(selection_set, &fragments, limits)?;
 
-    let errors = validate(
-        &supergraph.validation_schema,
-        &document,
-        &default_rules_validation_plan(),
-    );
+    let errors = validate(&supergraph.validation_schema, &document, &VALIDATION_RULES);
+    let mut errors: Vec<(String, Vec<(usize, usize)>)> = errors
+        .into_iter()
+        .map(|e| {
+            let mut locations: Vec<(usize, usize)> =
+                e.locations.iter().map(|p| (p.line, p.column)).collect();
+            if locations.is_empty() {
+                locations = locate_value_error(query, &e.message);
+            }
+            (e.message, locations)
+        })
+        .collect();
+    errors.extend(merging::conflicts(
+        &supergraph.field_types,
+        &root,
+        selection_set,
+        &fragments,
+    ));
     if !errors.is_empty() {
-        return Err(PrepareError::Validation(
-            errors
-                .into_iter()
-                .map(|e| {
-                    let mut locations: Vec<(usize, usize)> =
-                        e.locations.iter().map(|p| (p.line, p.column)).collect();
-                    if locations.is_empty() {
-                        locations = locate_value_error(query, &e.message);
-                    }
-                    (e.message, locations)
-                })
-                .collect(),
-        ));
+        return Err(PrepareError::Validation(errors));
     }
     let defers = defer::uses_defer(selection_set, &fragments);
     if kind == Kind::Subscription && defers {
@@ -420,6 +458,38 @@ fn find_fragment<'a>(
 ) -> Option<&'a FragmentDefinition> {
     fragments.iter().find(|f| f.name == name).copied()
 }
+
+/// `graphql-tools`' default rules but `OverlappingFieldsCanBeMerged`, which compares every pair of
+/// fields with the same response name: [`merging`] checks the same rule in near-linear time.
+static VALIDATION_RULES: std::sync::LazyLock<ValidationPlan> = std::sync::LazyLock::new(|| {
+    let rules: Vec<Box<dyn ValidationRule>> = vec![
+        Box::new(rules::UniqueOperationNames::new()),
+        Box::new(rules::LoneAnonymousOperation::new()),
+        Box::new(rules::SingleFieldSubscriptions::new()),
+        Box::new(rules::KnownTypeNames::new()),
+        Box::new(rules::FragmentsOnCompositeTypes::new()),
+        Box::new(rules::VariablesAreInputTypes::new()),
+        Box::new(rules::LeafFieldSelections::new()),
+        Box::new(rules::FieldsOnCorrectType::new()),
+        Box::new(rules::UniqueFragmentNames::new()),
+        Box::new(rules::KnownFragmentNames::new()),
+        Box::new(rules::NoUnusedFragments::new()),
+        Box::new(rules::NoFragmentsCycle::new()),
+        Box::new(rules::PossibleFragmentSpreads::new()),
+        Box::new(rules::NoUnusedVariables::new()),
+        Box::new(rules::NoUndefinedVariables::new()),
+        Box::new(rules::KnownArgumentNames::new()),
+        Box::new(rules::UniqueArgumentNames::new()),
+        Box::new(rules::UniqueVariableNames::new()),
+        Box::new(rules::ProvidedRequiredArguments::new()),
+        Box::new(rules::KnownDirectives::new()),
+        Box::new(rules::VariablesInAllowedPosition::new()),
+        Box::new(rules::ValuesOfCorrectType::new()),
+        Box::new(rules::UniqueInputFieldNames::new()),
+        Box::new(rules::UniqueDirectivesPerLocation::new()),
+    ];
+    ValidationPlan::from(rules)
+});
 
 /// The longest the planner may work on one operation.
 const PLANNING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
