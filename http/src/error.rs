@@ -136,6 +136,15 @@ impl GraphqlError {
         self
     }
 
+    /// The same error telling the client to wait `seconds` before trying again
+    /// (`extensions.retryAfterSeconds`, with `RATE_LIMITED`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.extensions
+            .other
+            .insert("retryAfterSeconds".to_owned(), Value::from(seconds));
+        self
+    }
+
     /// The same error naming the subgraph `service`.
     pub fn service(mut self, service: &str) -> Self {
         self.extensions.service = Some(service.to_owned());

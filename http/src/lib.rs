@@ -27,6 +27,11 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+/// The read and write buffers of every WebSocket, in bytes: tungstenite's default of 128 KiB each
+/// made a thousand idle sockets cost 144 MB; GraphQL messages are small, and a longer one still
+/// arrives whole (the buffer grows while it is read, then is released).
+pub const WEBSOCKET_BUFFER_BYTES: usize = 4 * 1024;
+
 pub mod error;
 pub mod lifecycle;
 pub mod retry;

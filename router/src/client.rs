@@ -1,5 +1,10 @@
-//! Who the client is: its address, believed from `X-Forwarded-For` or `Forwarded` only when the
-//! connection comes from a trusted proxy, and the key its budgets are counted under.
+//! Who the client is, and what it may hold.
+//!
+//! - Its address ([`TrustedProxies`]), believed from `X-Forwarded-For` or `Forwarded` only when the
+//!   connection comes from a trusted proxy.
+//! - The key its budgets are counted under ([`ClientKey`]), and the budgets ([`Budget`]): what one
+//!   client may hold at once is bounded per client, so one client at its limit leaves the rest of
+//!   the router to everyone else.
 //!
 //! Behind a load balancer every connection comes from the balancer. With `--trusted-proxy` the
 //! router reads the hops the proxies appended, right to left, skipping the trusted ones: the first
@@ -7,10 +12,137 @@
 //! to the left of what the proxies add). A connection from anywhere else is its own address,
 //! whatever its headers say.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+};
 
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+
+use crate::fetch::CLIENT_ADDRESS_HEADER;
+
+/// Whom a request's budget is counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    /// A bearer token's holder (its SHA-256: the router keeps no tokens).
+    Token([u8; 32]),
+    /// An address (anonymous requests, and what needs no account: connections, CPU).
+    Address(IpAddr),
+    /// Neither: a request the router made up itself (tests, the fuzz target).
+    Unknown,
+}
+
+impl ClientKey {
+    /// The request's address, as the HTTP face found it ([`CLIENT_ADDRESS_HEADER`]).
+    pub fn address(headers: &HeaderMap) -> Self {
+        headers
+            .get(CLIENT_ADDRESS_HEADER)
+            .and_then(|value| value.to_str().ok()?.parse().ok())
+            .map_or(ClientKey::Unknown, ClientKey::Address)
+    }
+
+    /// The request's token if it sent one, else its address. The router cannot tell a valid token
+    /// from a made-up one: budgets kept this way hold only what a subgraph also checks (a
+    /// subscription with a made-up token is refused at once and gives its place back).
+    pub fn holder(headers: &HeaderMap) -> Self {
+        match headers.get(header::AUTHORIZATION) {
+            Some(token) => ClientKey::Token(Sha256::digest(token.as_bytes()).into()),
+            None => Self::address(headers),
+        }
+    }
+}
+
+/// How many of one thing each client holds, each at most `limit`.
+#[derive(Debug)]
+pub struct Budget {
+    /// What is counted, for the refusal's message ("subscriptions").
+    pub what: &'static str,
+    pub limit: usize,
+    held: Mutex<HashMap<ClientKey, usize>>,
+}
+
+/// One unit of a [`Budget`], given back when dropped.
+#[derive(Debug)]
+pub struct Held {
+    budget: Arc<Budget>,
+    key: ClientKey,
+}
+
+impl Budget {
+    /// Each client may hold `limit` of `what` (0: no limit).
+    pub fn new(what: &'static str, limit: usize) -> Arc<Self> {
+        Arc::new(Budget {
+            what,
+            limit,
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// One more for `key`, unless it holds its limit already.
+    pub fn take(self: &Arc<Self>, key: &ClientKey) -> Option<Held> {
+        let mut held = self.held.lock().expect("a budget's lock is never poisoned");
+        let count = held.entry(key.clone()).or_default();
+        if self.limit > 0 && *count >= self.limit {
+            if *count == 0 {
+                held.remove(key);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(Held {
+            budget: self.clone(),
+            key: key.clone(),
+        })
+    }
+
+    /// The refusal of one more: 429, `RATE_LIMITED`.
+    pub fn refusal(&self) -> crate::error::RequestError {
+        crate::error::RequestError {
+            status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+            errors: vec![crate::error::GraphqlError::new(
+                crate::error::Code::RateLimited,
+                format!(
+                    "this client has its most {} open ({}); end one first",
+                    self.what, self.limit
+                ),
+            )
+            .retry_after(1)],
+        }
+    }
+
+    /// How many `key` holds now.
+    pub fn held_by(&self, key: &ClientKey) -> usize {
+        let held = self.held.lock().expect("a budget's lock is never poisoned");
+        held.get(key).copied().unwrap_or(0)
+    }
+
+    /// How many clients hold any now (a bounded map: one entry per client holding something).
+    pub fn clients(&self) -> usize {
+        self.held
+            .lock()
+            .expect("a budget's lock is never poisoned")
+            .len()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self
+            .budget
+            .held
+            .lock()
+            .expect("a budget's lock is never poisoned");
+        if let Some(count) = held.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
 
 /// Which header the trusted proxies append the client's address to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -112,6 +244,26 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn a_budget_is_per_client_and_given_back() {
+        let budget = Budget::new("subscriptions", 2);
+        let a = ClientKey::Address(ip("192.0.2.1"));
+        let b = ClientKey::Address(ip("192.0.2.2"));
+        let first = budget.take(&a).expect("one");
+        let _second = budget.take(&a).expect("two");
+        assert!(budget.take(&a).is_none(), "a is at its limit");
+        let _other = budget.take(&b).expect("b is not a");
+        drop(first);
+        let _again = budget.take(&a).expect("one was given back");
+        assert_eq!(budget.held_by(&a), 2);
+        drop((_second, _again, _other));
+        assert_eq!(
+            budget.clients(),
+            0,
+            "nothing is kept for clients that hold nothing"
+        );
+    }
 
     fn proxies(header: ForwardedHeader) -> TrustedProxies {
         TrustedProxies {

@@ -135,6 +135,19 @@ pub struct ServeArgs {
     /// The most fields an operation may select once its fragments are expanded.
     #[arg(long, env = "MAX_FIELDS", default_value_t = 20_000)]
     pub max_fields: usize,
+    /// The most fragments an operation may `@defer`, once its fragments are expanded: each is
+    /// answered as an operation of its own (MAX_FIELDS_LIMIT beyond).
+    #[arg(long, env = "MAX_DEFERRED_FRAGMENTS", default_value_t = 16)]
+    pub max_deferred_fragments: usize,
+    /// The most bytes of subgraph answers one operation may hold (a fetch beyond fails with
+    /// SUBGRAPH_REQUEST_FAILED); 0: no bound.
+    #[arg(long, env = "MAX_ANSWER_BYTES", default_value_t = crate::pipeline::MAX_ANSWER_BYTES)]
+    pub max_answer_bytes: usize,
+    /// How many threads prepare (parse, validate, plan) new operations, off the threads that
+    /// serve requests; each client (by address) uses at most half of them. Default: one per CPU
+    /// the router may run on.
+    #[arg(long, env = "PREPARING_THREADS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub preparing_threads: Option<u64>,
     /// Send every subgraph request, even when an identical one is in flight. By default identical
     /// queries in flight at the same time (same subgraph, body and forwarded headers) share one
     /// request and its answer; mutations never do.
@@ -189,6 +202,18 @@ pub struct ServeArgs {
     /// The most subscriptions open on this router at once (RATE_LIMITED beyond).
     #[arg(long, env = "MAX_SUBSCRIPTIONS", default_value_t = crate::pipeline::MAX_SUBSCRIPTIONS)]
     pub max_subscriptions: usize,
+    /// The most subscriptions one client (its token, or its address when it sends none) keeps
+    /// open at once, over every transport (RATE_LIMITED beyond); 0: only the router's limit.
+    #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CLIENT", default_value_t = crate::pipeline::MAX_SUBSCRIPTIONS_PER_CLIENT)]
+    pub max_subscriptions_per_client: usize,
+    /// The most WebSockets and event streams (SSE, multipart subscriptions) one client address
+    /// keeps open at once, idle or not (429, RATE_LIMITED beyond); 0: no limit.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = crate::pipeline::MAX_CONNECTIONS_PER_CLIENT)]
+    pub max_connections_per_client: usize,
+    /// How long a WebSocket with no operation running stays open, in seconds (then it closes
+    /// with 1000; graphql-ws clients connect again when they need to).
+    #[arg(long, env = "WEBSOCKET_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub websocket_idle_secs: u64,
     /// The most operations running at once on one WebSocket.
     #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 32)]
     pub max_subscriptions_per_connection: usize,

@@ -39,7 +39,7 @@ use tower_http::{
 };
 
 use crate::{
-    client::TrustedProxies,
+    client::{ClientKey, TrustedProxies},
     error::{errors_body, Code, GraphqlError, RequestError},
     fetch::{BATCH_HEADER, CLIENT_ADDRESS_HEADER, IDEMPOTENCY_HEADER},
     idempotency::{self, FINGERPRINT_HEADER},
@@ -74,6 +74,8 @@ pub struct HttpOptions {
     pub max_subscriptions_per_connection: usize,
     /// The proxies whose forwarding headers name the client ([`crate::client`]).
     pub trusted_proxies: TrustedProxies,
+    /// How long a WebSocket with no operation running stays open.
+    pub websocket_idle: Duration,
 }
 
 impl Default for HttpOptions {
@@ -89,6 +91,7 @@ impl Default for HttpOptions {
             metrics: true,
             max_subscriptions_per_connection: 32,
             trusted_proxies: TrustedProxies::default(),
+            websocket_idle: Duration::from_secs(60),
         }
     }
 }
@@ -257,8 +260,13 @@ async fn graphql_get(
         let limits = crate::ws::WsLimits {
             max_per_connection: options.max_subscriptions_per_connection,
             max_message_bytes: options.max_body_bytes,
+            idle: options.websocket_idle,
         };
-        return crate::ws::upgrade(router, limits, headers, parts).await;
+        let connections = &router.connections_per_client;
+        let Some(held) = connections.take(&ClientKey::address(&headers)) else {
+            return request_error_reply(MediaType::Json, &connections.refusal());
+        };
+        return crate::ws::upgrade(router, limits, headers, held, parts).await;
     }
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     graphql(
@@ -362,10 +370,18 @@ async fn graphql(
                         sse(futures_util::stream::iter([Streamed::Next(body)]))
                     }
                     Ok(Answer::Whole(body)) => reply(media, StatusCode::OK, body),
-                    Ok(Answer::Events(events)) => match transport {
-                        Transport::Sse => sse(receiver_stream(events)),
-                        Transport::Multipart => multipart_subscription(events),
-                    },
+                    Ok(Answer::Events(events)) => {
+                        // An event stream is a connection the client holds, like a WebSocket.
+                        let connections = &router.connections_per_client;
+                        let Some(held) = connections.take(&ClientKey::address(&headers)) else {
+                            return request_error_reply(media, &connections.refusal());
+                        };
+                        let events = holding(receiver_stream(events), held);
+                        match transport {
+                            Transport::Sse => sse(events),
+                            Transport::Multipart => multipart_subscription(events),
+                        }
+                    }
                     Ok(Answer::Parts(_)) => unreachable!("execute_streaming never defers"),
                     Err(error) => request_error_reply(media, &error),
                 };
@@ -622,11 +638,27 @@ fn multipart(
         .into_response()
 }
 
+/// `stream`, keeping `held` until it ends or is dropped.
+fn holding<T: Send + 'static>(
+    stream: impl futures_util::Stream<Item = T> + Send + 'static,
+    held: crate::client::Held,
+) -> impl futures_util::Stream<Item = T> + Send {
+    use futures_util::StreamExt as _;
+    let mut held = Some(held);
+    stream.map(move |item| {
+        // Touched so the closure owns it: it goes when the stream does.
+        let _ = held.as_mut();
+        item
+    })
+}
+
 /// A subscription over multipart HTTP: each event as `{"payload": ..}`, `{}` as the heartbeat,
 /// and an end with errors as `{"payload": null, "errors": [..]}`.
-fn multipart_subscription(events: tokio::sync::mpsc::Receiver<Streamed>) -> Response {
+fn multipart_subscription(
+    events: impl futures_util::Stream<Item = Streamed> + Send + 'static,
+) -> Response {
     use futures_util::StreamExt as _;
-    let parts = receiver_stream(events).map(|item| match item {
+    let parts = events.map(|item| match item {
         Streamed::Next(body) => {
             let mut part = b"{\"payload\":".to_vec();
             part.extend_from_slice(&body);

@@ -33,6 +33,7 @@ use hive_router_query_planner::planner::plan_nodes::{FetchNode, PlanNode};
 
 use crate::{
     body::Shaped,
+    client::{Budget, ClientKey},
     error::{Code, GraphqlError, RequestError},
     execute::{Execution, MergeGate},
     fetch::{read_answer, SubgraphClient},
@@ -40,6 +41,7 @@ use crate::{
     persisted::{Persisted, QueryText},
     plan::{
         defer::{Delivered, Split},
+        pool::Preparer,
         Kind, OperationLimits, PlanCache, Prepared,
     },
     response,
@@ -95,6 +97,31 @@ pub enum Streamed {
 /// The most subscriptions a router keeps open at once, unless told otherwise.
 pub const MAX_SUBSCRIPTIONS: usize = 10_000;
 
+/// The most subscriptions one client keeps open at once, unless told otherwise.
+pub const MAX_SUBSCRIPTIONS_PER_CLIENT: usize = 100;
+
+/// The most bytes of subgraph answers one operation holds, unless told otherwise.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
+/// Answers this large are shaped off the async worker ([`off_the_worker`]).
+const LARGE_ANSWER_BYTES: usize = 256 * 1024;
+
+/// Runs `shape` (CPU work in proportion to `bytes` of answers) in place, or, for a large answer on
+/// the multi-threaded runtime, with this worker's other tasks handed to another thread meanwhile
+/// (`block_in_place`): a big answer must not hold up the requests queued behind it.
+fn off_the_worker<T>(bytes: usize, shape: impl FnOnce() -> T) -> T {
+    let multi_threaded = tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if bytes >= LARGE_ANSWER_BYTES && multi_threaded {
+        tokio::task::block_in_place(shape)
+    } else {
+        shape()
+    }
+}
+
+/// The most WebSockets and event streams one client address keeps open, unless told otherwise.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 100;
+
 /// The router's state: the current supergraph and the subgraph client.
 pub struct Router {
     served: RwLock<Arc<Served>>,
@@ -108,9 +135,17 @@ pub struct Router {
     pub persisted: Persisted,
     /// Whether `__schema` and `__type` are answered.
     pub introspection: bool,
+    /// The threads new operations are prepared on, a share per client.
+    preparer: Preparer,
     /// Places for subscriptions open at once.
     subscriptions: Arc<tokio::sync::Semaphore>,
     max_subscriptions: usize,
+    /// The most bytes of subgraph answers one operation may hold.
+    max_answer_bytes: usize,
+    /// Subscriptions open per client (token, or address when anonymous).
+    subscriptions_per_client: Arc<Budget>,
+    /// WebSockets and event streams open per client address.
+    pub connections_per_client: Arc<Budget>,
     /// Counts supergraph swaps: a swap ends the subscriptions open.
     reloads: tokio::sync::watch::Sender<u64>,
 }
@@ -166,8 +201,15 @@ impl Router {
             persisted: Persisted::new(&crate::persisted::PersistedSettings::default())
                 .expect("no file to read"),
             introspection: true,
+            preparer: Preparer::for_this_machine(),
+            max_answer_bytes: MAX_ANSWER_BYTES,
             subscriptions: Arc::new(tokio::sync::Semaphore::new(MAX_SUBSCRIPTIONS)),
             max_subscriptions: MAX_SUBSCRIPTIONS,
+            subscriptions_per_client: Budget::new("subscriptions", MAX_SUBSCRIPTIONS_PER_CLIENT),
+            connections_per_client: Budget::new(
+                "WebSockets and event streams",
+                MAX_CONNECTIONS_PER_CLIENT,
+            ),
             reloads: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -176,6 +218,34 @@ impl Router {
     pub fn max_subscriptions(mut self, most: usize) -> Self {
         self.subscriptions = Arc::new(tokio::sync::Semaphore::new(most));
         self.max_subscriptions = most;
+        self
+    }
+
+    /// Lets each client (its token, or its address when anonymous) keep at most `most`
+    /// subscriptions open (by default [`MAX_SUBSCRIPTIONS_PER_CLIENT`]; 0: no limit but the
+    /// router's).
+    pub fn max_subscriptions_per_client(mut self, most: usize) -> Self {
+        self.subscriptions_per_client = Budget::new("subscriptions", most);
+        self
+    }
+
+    /// Lets each client address keep at most `most` WebSockets and event streams open (by default
+    /// [`MAX_CONNECTIONS_PER_CLIENT`]; 0: no limit).
+    pub fn max_connections_per_client(mut self, most: usize) -> Self {
+        self.connections_per_client = Budget::new("WebSockets and event streams", most);
+        self
+    }
+
+    /// Lets one operation hold at most `bytes` of subgraph answers (by default
+    /// [`MAX_ANSWER_BYTES`]; 0: no bound): a fetch beyond fails with `SUBGRAPH_REQUEST_FAILED`.
+    pub fn max_answer_bytes(mut self, bytes: usize) -> Self {
+        self.max_answer_bytes = bytes;
+        self
+    }
+
+    /// Prepares new operations on `threads` threads of their own (by default one per CPU).
+    pub fn preparing_threads(mut self, threads: usize) -> Self {
+        self.preparer = Preparer::new(threads);
         self
     }
 
@@ -234,20 +304,46 @@ impl Router {
         self.served().plans.prepared.load(Ordering::Relaxed)
     }
 
-    /// Runs the stages before any subgraph is asked (prepare, variables) and drops the result:
-    /// what a request can cost the router on its own. The fuzz target drives this.
+    /// Runs the stages before any subgraph is asked (prepare, `@defer` split, variables) on this
+    /// thread, without the plan cache, and drops the result: what a request can cost the router on
+    /// its own. The fuzz target drives this.
     pub fn admit_only(&self, request: GraphqlRequest<'_>) -> Result<(), RequestError> {
-        self.admit(&self.served(), request).map(drop)
+        let served = self.served();
+        let query =
+            self.persisted
+                .resolve(request.query, request.document_id, request.extensions)?;
+        let prepared = crate::plan::prepare(
+            &served.supergraph,
+            &query,
+            request.operation_name,
+            &self.limits,
+        )?;
+        let variables = self.checked(&served, &prepared, request)?;
+        if prepared.defers {
+            let split = crate::plan::defer::split(&query, request.operation_name, &variables)?;
+            for part in split.iter().flat_map(|split| {
+                std::iter::once(&split.initial).chain(split.deferred.iter().map(|d| &d.query))
+            }) {
+                crate::plan::prepare(
+                    &served.supergraph,
+                    part,
+                    request.operation_name,
+                    &self.limits,
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// [`Router::admit`], counting a refused request in the metrics.
-    fn admit_counted<'r>(
+    async fn admit_counted<'r>(
         &self,
         served: &Served,
         request: GraphqlRequest<'r>,
+        client: &ClientKey,
         started: Instant,
     ) -> Result<Admitted<'r>, RequestError> {
-        self.admit(served, request).inspect_err(|_| {
+        self.admit(served, request, client).await.inspect_err(|_| {
             let seconds = started.elapsed().as_secs_f64();
             // Before it is prepared, the name is only what the client claims: not a label.
             self.client
@@ -256,35 +352,38 @@ impl Router {
         })
     }
 
-    /// Stages 0 to 2: the query text, the prepared operation (from the cache or made now) and
-    /// the coerced variables, or why the request cannot run.
-    fn admit<'r>(
+    /// The prepared form of `query`, from the cache or made now on a preparing thread for
+    /// `client`, counted in the metrics.
+    async fn prepared(
         &self,
         served: &Served,
-        request: GraphqlRequest<'r>,
-    ) -> Result<Admitted<'r>, RequestError> {
-        let supergraph = &served.supergraph;
-        let query =
-            self.persisted
-                .resolve(request.query, request.document_id, request.extensions)?;
+        query: &str,
+        operation_name: Option<&str>,
+        client: &ClientKey,
+    ) -> Result<Arc<Prepared>, RequestError> {
         let span = tracing::info_span!(
             target: TARGET,
             "graphql.prepare",
             taproom.plan_cache.hit = tracing::field::Empty,
-        )
-        .entered();
-        let looked_up =
-            served
-                .plans
-                .get_or_prepare(supergraph, &query, request.operation_name, &self.limits);
+        );
+        let looked_up = served
+            .plans
+            .get_or_prepare(
+                &served.supergraph,
+                query,
+                operation_name,
+                &self.limits,
+                &self.preparer,
+                client,
+            )
+            .instrument(span.clone())
+            .await;
         // A caller that waited for another's preparing (of the same text) shared its work: a hit.
         let result = match &looked_up {
-            Ok((_, false)) => Found::miss,
             Ok((_, true)) => Found::hit,
-            Err(_) => Found::miss,
+            Ok((_, false)) | Err(_) => Found::miss,
         };
         span.record("taproom.plan_cache.hit", result == Found::hit);
-        drop(span);
         let metrics = &self.client.metrics;
         metrics
             .plan_cache
@@ -293,7 +392,39 @@ impl Router {
         if result == Found::miss {
             metrics.prepared.inc();
         }
-        let (prepared, _) = looked_up?;
+        Ok(looked_up?.0)
+    }
+
+    /// Stages 0 to 2: the query text, the prepared operation (from the cache or made now) and
+    /// the coerced variables, or why the request cannot run.
+    async fn admit<'r>(
+        &self,
+        served: &Served,
+        request: GraphqlRequest<'r>,
+        client: &ClientKey,
+    ) -> Result<Admitted<'r>, RequestError> {
+        let query =
+            self.persisted
+                .resolve(request.query, request.document_id, request.extensions)?;
+        let prepared = self
+            .prepared(served, &query, request.operation_name, client)
+            .await?;
+        let variables = self.checked(served, &prepared, request)?;
+        Ok(Admitted {
+            query,
+            prepared,
+            variables,
+        })
+    }
+
+    /// What the router refuses of a prepared operation here (introspection turned off, a mutation
+    /// over `GET`), and its coerced variables.
+    fn checked(
+        &self,
+        served: &Served,
+        prepared: &Prepared,
+        request: GraphqlRequest<'_>,
+    ) -> Result<Map<String, Value>, RequestError> {
         if prepared.introspects_schema && !self.introspection {
             return Err(RequestError::new(
                 StatusCode::BAD_REQUEST,
@@ -308,16 +439,11 @@ impl Router {
                 "mutations are only accepted over POST",
             ));
         }
-        let variables = variables::coerce(
+        Ok(variables::coerce(
             &prepared.variables,
             request.variables,
-            &supergraph.planner.consumer_schema.document,
-        )?;
-        Ok(Admitted {
-            query,
-            prepared,
-            variables,
-        })
+            &served.supergraph.planner.consumer_schema.document,
+        )?)
     }
 
     /// Runs one GraphQL request through the pipeline; `headers` are the client's (some are
@@ -329,11 +455,14 @@ impl Router {
     ) -> Result<Vec<u8>, RequestError> {
         let started = Instant::now();
         let served = self.served();
+        let client = ClientKey::address(headers);
         let Admitted {
             prepared,
             variables,
             ..
-        } = self.admit_counted(&served, request, started)?;
+        } = self
+            .admit_counted(&served, request, &client, started)
+            .await?;
         refuse_subscription(&prepared)?;
         let shaped = self.shape(&served, &prepared, &variables, headers).await;
         self.count(&prepared, shaped.errors.is_empty(), started);
@@ -355,15 +484,27 @@ impl Router {
     ) -> Result<Answer, RequestError> {
         let started = Instant::now();
         let served = self.served();
+        let client = ClientKey::address(headers);
         let Admitted {
             query,
             prepared,
             variables,
-        } = self.admit_counted(&served, request, started)?;
+        } = self
+            .admit_counted(&served, request, &client, started)
+            .await?;
         refuse_subscription(&prepared)?;
         let split = if prepared.defers {
-            crate::plan::defer::split(&query, request.operation_name, &variables)
-                .map_err(RequestError::from)?
+            // Splitting parses the operation again: a preparing thread's work too.
+            let (text, name, coerced) = (
+                query.to_string(),
+                request.operation_name.map(str::to_owned),
+                variables.clone(),
+            );
+            self.preparer
+                .run(&client, move || {
+                    crate::plan::defer::split(&text, name.as_deref(), &coerced)
+                })
+                .await??
         } else {
             None
         };
@@ -373,23 +514,28 @@ impl Router {
                     .await,
             ));
         };
-        let prepare =
-            |text: &str| {
-                served
-                .plans
-                .get_or_prepare(&served.supergraph, text, request.operation_name, &self.limits)
-                .map(|(prepared, _)| prepared)
-                .map_err(|error| {
-                    tracing::error!(%error, text, "a query split off at @defer does not prepare");
-                    RequestError::from(error)
-                })
-            };
-        let initial = prepare(&split.initial)?;
-        let parts = split
-            .deferred
-            .iter()
-            .map(|deferred| prepare(&deferred.query))
-            .collect::<Result<Vec<_>, _>>()?;
+        let prepare = |text: &str| {
+            let served = &served;
+            let client = &client;
+            let name = request.operation_name;
+            let text = text.to_owned();
+            async move {
+                self.prepared(served, &text, name, client)
+                    .await
+                    .inspect_err(|error| {
+                        tracing::error!(
+                            ?error,
+                            text,
+                            "a query split off at @defer does not prepare"
+                        );
+                    })
+            }
+        };
+        let initial = prepare(&split.initial).await?;
+        let mut parts = Vec::with_capacity(split.deferred.len());
+        for deferred in &split.deferred {
+            parts.push(prepare(&deferred.query).await?);
+        }
         let (sender, receiver) = tokio::sync::mpsc::channel(4);
         let router = self.clone();
         let variables = Arc::new(variables);
@@ -514,26 +660,33 @@ impl Router {
             prepared,
             variables,
             ..
-        } = self.admit_counted(&served, request, started)?;
+        } = self
+            .admit_counted(&served, request, &ClientKey::address(headers), started)
+            .await?;
         if prepared.kind != Kind::Subscription {
             return Ok(Answer::Whole(
                 self.whole(&served, &prepared, &variables, headers, started)
                     .await,
             ));
         }
+        let own = self
+            .subscriptions_per_client
+            .take(&ClientKey::holder(headers))
+            .ok_or_else(|| self.subscriptions_per_client.refusal())?;
         let place = self
             .subscriptions
             .clone()
             .try_acquire_owned()
-            .map_err(|_| {
-                RequestError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+            .map_err(|_| RequestError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                errors: vec![GraphqlError::new(
                     Code::RateLimited,
                     format!(
                         "this router has its most subscriptions open ({}); try again later",
                         self.max_subscriptions
                     ),
                 )
+                .retry_after(1)],
             })?;
         let Some(primary) = prepared
             .planned
@@ -582,7 +735,7 @@ impl Router {
                         served, prepared, primary, variables, headers, upstream, sender,
                     )
                     .await;
-                drop(place);
+                drop((place, own));
             }
             .in_current_span(),
         );
@@ -655,7 +808,7 @@ impl Router {
         payload: Vec<u8>,
     ) -> (Vec<u8>, bool) {
         let supergraph = &served.supergraph;
-        let bodies = Bodies::default();
+        let bodies = Bodies::limited(self.max_answer_bytes);
         let Some((operation, plan)) = &prepared.planned else {
             unreachable!("a subscription is always planned");
         };
@@ -670,7 +823,9 @@ impl Router {
             .gated(self.merging.as_ref())
             .run_event(plan, primary, event)
             .await;
-        let shaped = response::shape(supergraph, variables, executed, operation, &prepared.root);
+        let shaped = off_the_worker(bodies.bytes(), || {
+            response::shape(supergraph, variables, executed, operation, &prepared.root)
+        });
         let clean = shaped.errors.is_empty();
         (shaped.into_body(&prepared.root_keys, None), clean)
     }
@@ -712,7 +867,7 @@ impl Router {
         headers: &HeaderMap,
     ) -> Shaped {
         let supergraph = &served.supergraph;
-        let bodies = Bodies::default();
+        let bodies = Bodies::limited(self.max_answer_bytes);
         let mut shaped = match &prepared.planned {
             Some((operation, plan)) => {
                 let span = tracing::info_span!(
@@ -728,7 +883,9 @@ impl Router {
                         .instrument(span)
                         .await;
                 let _shaping = tracing::info_span!(target: TARGET, "graphql.shape").entered();
-                response::shape(supergraph, variables, executed, operation, &prepared.root)
+                off_the_worker(bodies.bytes(), || {
+                    response::shape(supergraph, variables, executed, operation, &prepared.root)
+                })
             }
             None => Shaped::default(),
         };

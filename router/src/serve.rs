@@ -103,6 +103,10 @@ pub async fn serve(
                 None => "the composed supergraph".to_owned(),
             }
         })?;
+    let preparing_threads = args.preparing_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        |threads| usize::try_from(threads).unwrap_or(usize::MAX),
+    );
     let router = Arc::new(
         Router::new(
             supergraph,
@@ -115,6 +119,7 @@ pub async fn serve(
                 max_depth: args.max_depth,
                 max_aliases: args.max_aliases,
                 max_fields: args.max_fields,
+                max_deferred: args.max_deferred_fragments,
             },
         )
         .merging(
@@ -129,7 +134,11 @@ pub async fn serve(
             safelist: args.safelist,
         })?)
         .introspection(!args.no_introspection)
-        .max_subscriptions(args.max_subscriptions),
+        .max_subscriptions(args.max_subscriptions)
+        .max_subscriptions_per_client(args.max_subscriptions_per_client)
+        .max_connections_per_client(args.max_connections_per_client)
+        .max_answer_bytes(args.max_answer_bytes)
+        .preparing_threads(preparing_threads),
     );
     if router.persisted.watches_a_file() {
         tokio::spawn(watch_manifest(router.clone()));
@@ -167,6 +176,7 @@ pub async fn serve(
             ranges: args.trusted_proxy.clone(),
             header: args.client_address_header,
         },
+        websocket_idle: Duration::from_secs(args.websocket_idle_secs),
     };
     if let Some(address) = args.metrics_listen {
         let metrics = TcpListener::bind(address)

@@ -92,12 +92,16 @@ impl Upstream {
             "cannot be sent the subscription".to_owned()
         })?;
         let opened = async {
-            let (mut socket, _) = tokio_tungstenite::connect_async(request)
-                .await
-                .map_err(|e| {
-                    tracing::warn!(cause = %e, "a subgraph refused a subscription's WebSocket");
-                    "refused the subscription's WebSocket".to_owned()
-                })?;
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(taproom_http::WEBSOCKET_BUFFER_BYTES)
+                .write_buffer_size(taproom_http::WEBSOCKET_BUFFER_BYTES);
+            let (mut socket, _) =
+                tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(cause = %e, "a subgraph refused a subscription's WebSocket");
+                        "refused the subscription's WebSocket".to_owned()
+                    })?;
             send(
                 &mut socket,
                 json!({"type": "connection_init", "payload": {}}),

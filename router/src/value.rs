@@ -18,19 +18,43 @@ use serde::{
 };
 
 /// The subgraph response bodies of one operation. Values parsed from a body borrow from it, so it
-/// is kept (never moved or freed) until the operation's answer is written.
+/// is kept (never moved or freed) until the operation's answer is written. What one operation
+/// keeps is bounded ([`Bodies::limited`]): the answer it is building is made of them.
 #[derive(Default)]
 pub struct Bodies {
     kept: elsa::sync::FrozenVec<Vec<u8>>,
     bytes: std::sync::atomic::AtomicUsize,
+    /// The most bytes kept (0: no bound).
+    limit: usize,
+}
+
+/// A body that would take an operation past its bound: what it and the others come to.
+#[derive(Debug)]
+pub struct TooLarge {
+    pub limit: usize,
 }
 
 impl Bodies {
-    /// Keeps `body` for the rest of the operation and lends it out.
-    pub fn keep(&self, body: Vec<u8>) -> &[u8] {
-        self.bytes
+    /// Bodies of at most `limit` bytes in all (0: no bound).
+    pub fn limited(limit: usize) -> Self {
+        Bodies {
+            limit,
+            ..Bodies::default()
+        }
+    }
+
+    /// Keeps `body` for the rest of the operation and lends it out, unless it takes the
+    /// operation past its bound.
+    pub fn keep(&self, body: Vec<u8>) -> Result<&[u8], TooLarge> {
+        let before = self
+            .bytes
             .fetch_add(body.len(), std::sync::atomic::Ordering::Relaxed);
-        self.kept.push_get(body)
+        if self.limit > 0 && before + body.len() > self.limit {
+            self.bytes
+                .fetch_sub(body.len(), std::sync::atomic::Ordering::Relaxed);
+            return Err(TooLarge { limit: self.limit });
+        }
+        Ok(self.kept.push_get(body))
     }
 
     /// The bytes kept so far.

@@ -10,7 +10,13 @@
 //!   then `complete`; a request that cannot run, or a subscription that ends with errors (the
 //!   subgraph went away, the supergraph changed), gets `error` with them. At most
 //!   `max_per_connection` operations run at once on one connection; one more gets `error`.
-//! - The server pings every [`PING_EVERY`] (the client answers `pong`) and answers pings.
+//! - The server pings every [`PING_EVERY`] (the client answers `pong`) and answers pings. A client
+//!   heard nothing from for [`SILENT_FOR`] is gone: the socket closes (4408). A socket with no
+//!   operation running for `idle` closes too (1000): a client that needs it again reconnects, as
+//!   `graphql-ws` does by itself.
+//! - Each client address keeps at most `max_per_client` sockets (and event streams) open: one more
+//!   upgrade is refused with 429 and `RATE_LIMITED`. Each socket's buffers are
+//!   [`taproom_http::WEBSOCKET_BUFFER_BYTES`], so an idle one costs a few kilobytes.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -39,6 +45,9 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the server pings an idle client.
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 
+/// How long a client may say nothing (not even `pong`) before its socket is closed.
+pub const SILENT_FOR: Duration = Duration::from_secs(2 * 15 + 10);
+
 /// What one WebSocket connection may do.
 #[derive(Debug, Clone, Copy)]
 pub struct WsLimits {
@@ -46,6 +55,8 @@ pub struct WsLimits {
     pub max_per_connection: usize,
     /// The largest message, in bytes.
     pub max_message_bytes: usize,
+    /// How long a socket with no operation running stays open.
+    pub idle: Duration,
 }
 
 /// Whether `headers` ask to upgrade to a WebSocket.
@@ -56,11 +67,12 @@ pub fn upgrading(headers: &HeaderMap) -> bool {
 }
 
 /// Upgrades the request (`headers` are the client's, as the HTTP face prepared them) to a
-/// GraphQL WebSocket, or answers why not.
+/// GraphQL WebSocket held as `held` (the client's connection budget), or answers why not.
 pub async fn upgrade(
     router: Arc<Router>,
     limits: WsLimits,
     headers: HeaderMap,
+    held: crate::client::Held,
     mut parts: axum::http::request::Parts,
 ) -> Response {
     let offered = headers
@@ -84,7 +96,12 @@ pub async fn upgrade(
     upgrade
         .protocols([PROTOCOL])
         .max_message_size(limits.max_message_bytes)
-        .on_upgrade(move |socket| serve(router, limits, headers, socket))
+        .read_buffer_size(taproom_http::WEBSOCKET_BUFFER_BYTES)
+        .write_buffer_size(taproom_http::WEBSOCKET_BUFFER_BYTES)
+        .on_upgrade(move |socket| async move {
+            serve(router, limits, headers, socket).await;
+            drop(held);
+        })
         .into_response()
 }
 
@@ -107,10 +124,21 @@ async fn serve(router: Arc<Router>, limits: WsLimits, mut headers: HeaderMap, so
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    // Reset by every message from the client, and (`idle`) by the end of every operation.
+    let silent = tokio::time::sleep(SILENT_FOR);
+    tokio::pin!(silent);
+    let idle = tokio::time::sleep(limits.idle);
+    tokio::pin!(idle);
     let close: Option<Close> = loop {
         tokio::select! {
             () = &mut init_deadline, if !acknowledged => {
                 break Some(Close(4408, "Connection initialisation timeout".into()));
+            }
+            () = &mut silent => {
+                break Some(Close(4408, "the client stopped answering pings".into()));
+            }
+            () = &mut idle, if acknowledged && running.is_empty() => {
+                break Some(Close(1000, "idle: no operation for a while; connect again when you need one".into()));
             }
             _ = ping.tick(), if acknowledged => {
                 if send(&mut sink, json!({"type": "ping"})).await.is_err() {
@@ -125,9 +153,11 @@ async fn serve(router: Arc<Router>, limits: WsLimits, mut headers: HeaderMap, so
                 }
                 Out::Done(id) => {
                     running.remove(&id);
+                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle);
                 }
             },
             message = stream.next() => {
+                silent.as_mut().reset(tokio::time::Instant::now() + SILENT_FOR);
                 let text = match message {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
                     Some(Ok(Message::Text(text))) => text,
@@ -207,6 +237,7 @@ async fn serve(router: Arc<Router>, limits: WsLimits, mut headers: HeaderMap, so
                         if let Some(Value::String(id)) = message.get("id") {
                             if let Some(task) = running.remove(id) {
                                 task.abort();
+                                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle);
                             }
                         }
                     }

@@ -215,6 +215,8 @@ async fn subscriptions<E: Executor>(
     );
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(taproom_http::WEBSOCKET_BUFFER_BYTES)
+        .write_buffer_size(taproom_http::WEBSOCKET_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             GraphQLWebSocket::new(socket, executor, protocol)
                 .on_connection_init(move |payload| async move {
