@@ -362,9 +362,88 @@ impl Authenticator for RemoteAuthenticator {
     }
 }
 
+/// Verifications with the issuer shared by every stream of one token: each running subscription
+/// checks its token every few seconds, and ten thousand subscriptions of one token were ten
+/// thousand checks every two seconds, which swamped the users service. A check made less than
+/// `within` ago (or being made now) answers for all of them.
+pub struct SharedChecks {
+    authenticator: Arc<dyn Authenticator>,
+    recent: moka::future::Cache<[u8; 32], Option<Caller>>,
+}
+
+impl SharedChecks {
+    /// Checks with `authenticator`, each answer shared for `within`.
+    pub fn new(authenticator: Arc<dyn Authenticator>, within: Duration) -> Self {
+        SharedChecks {
+            authenticator,
+            recent: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(within)
+                .build(),
+        }
+    }
+
+    /// The issuer's answer for `token`, at most `within` old. Failures are not shared: the next
+    /// caller asks again.
+    pub async fn verify(&self, token: &str) -> Result<Option<Caller>, Unavailable> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.recent
+            // Made inside the future: only the caller whose future runs asks the issuer.
+            .try_get_with(key, async {
+                self.authenticator.verify(token, Freshness::Now).await
+            })
+            .await
+            .map_err(|e| Unavailable(e.0.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts its checks; every token is valid.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Authenticator for Counting {
+        fn verify<'a>(
+            &'a self,
+            _token: &'a str,
+            freshness: Freshness,
+        ) -> BoxFuture<'a, Result<Option<Caller>, Unavailable>> {
+            assert_eq!(freshness, Freshness::Now, "shared checks ask the issuer");
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async {
+                tokio::task::yield_now().await;
+                Ok(Some(Caller {
+                    user_id: 1,
+                    is_admin: false,
+                }))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_thousand_streams_of_one_token_share_one_check() {
+        let counting = Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+        let checks = SharedChecks::new(counting.clone(), Duration::from_secs(3600));
+        let all = (0..1000).map(|_| checks.verify("one-token"));
+        let answers = futures_util::future::join_all(all).await;
+        assert!(answers.iter().all(|a| matches!(a, Ok(Some(_)))));
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        checks.verify("another-token").await.expect("checks");
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_shared_check_is_made_again_once_it_is_old() {
+        let counting = Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+        let checks = SharedChecks::new(counting.clone(), Duration::from_millis(1));
+        checks.verify("t").await.expect("checks");
+        // Waiting for the answer to go stale is a wait for a state, not a measure of speed.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        checks.verify("t").await.expect("checks");
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn reads_bearer_headers() {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_graphql::{dataloader::DataLoader, Schema};
 use taproom_common::{
-    auth::Authenticator,
+    auth::{Authenticator, SharedChecks},
     http::{federation_sdl, schema_builder},
 };
 
@@ -43,6 +43,10 @@ pub fn schema(state: AppState, authenticator: Arc<dyn Authenticator>) -> OrdersS
             ItemsLoader { db },
             taproom_common::telemetry::spawn,
         ))
+        .data(Arc::new(SharedChecks::new(
+            authenticator.clone(),
+            subscription::SHARED_CHECK,
+        )))
         .data(authenticator)
         .data(state)
         .finish()

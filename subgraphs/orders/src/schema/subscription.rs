@@ -2,8 +2,9 @@
 //! admins), from [`crate::events`].
 //!
 //! The caller is verified when the subscription starts, as for a query, and with the token's
-//! issuer again every [`REVERIFY`] while it runs: a revoked token (or an admin who is no longer
-//! one) ends the stream with `UNAUTHENTICATED` (or `FORBIDDEN`) within that bound. While the
+//! issuer again every [`REVERIFY`] while it runs, one check shared by every stream of the token
+//! for [`SHARED_CHECK`]: a revoked token (or an admin who is no longer one) ends the stream with
+//! `UNAUTHENTICATED` (or `FORBIDDEN`) within 3 s. While the
 //! issuer cannot be asked the stream goes on for at most [`MAX_CACHE_TTL`] since the last
 //! verification, as a cached verification would, then ends with an internal error.
 
@@ -12,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use async_graphql::{Context, Result, Subscription as SubscriptionObject};
 use futures_util::{stream, Stream};
 use taproom_common::{
-    auth::{self, Authenticator, Caller, Freshness, MAX_CACHE_TTL},
+    auth::{self, Caller, SharedChecks, MAX_CACHE_TTL},
     error::{graphql_error, ErrorCode},
 };
 use tokio::{
@@ -28,6 +29,10 @@ use crate::{
 
 /// How often a running subscription's token is verified again with its issuer.
 pub const REVERIFY: Duration = Duration::from_secs(2);
+
+/// How long one check answers for every subscription of the same token ([`SharedChecks`]): a
+/// token revoked just after a check is still refused within `REVERIFY + SHARED_CHECK`, 3 s.
+pub const SHARED_CHECK: Duration = Duration::from_secs(1);
 
 /// The orders subgraph's root subscription type.
 pub struct Subscription;
@@ -60,7 +65,7 @@ impl Subscription {
 struct Watch<F> {
     events: Receiver<Event>,
     wanted: F,
-    authenticator: Arc<dyn Authenticator>,
+    checks: Arc<SharedChecks>,
     token: String,
     caller: Caller,
     /// Whether the stream is for admins only.
@@ -86,7 +91,7 @@ impl<F: Fn(&Change) -> bool + Send + 'static> Watch<F> {
         let watch = Watch {
             events: state.events.subscribe(),
             wanted,
-            authenticator: ctx.data_unchecked::<Arc<dyn Authenticator>>().clone(),
+            checks: ctx.data_unchecked::<Arc<SharedChecks>>().clone(),
             token,
             caller,
             admin_only,
@@ -134,7 +139,7 @@ impl<F: Fn(&Change) -> bool + Send + 'static> Watch<F> {
 
     /// Verifies the token again: the error that ends the stream, if it must end.
     async fn verify(&mut self) -> Option<async_graphql::Error> {
-        match self.authenticator.verify(&self.token, Freshness::Now).await {
+        match self.checks.verify(&self.token).await {
             Ok(Some(now)) if now.user_id == self.caller.user_id => {
                 self.verified = Instant::now();
                 if self.admin_only && !now.is_admin {
