@@ -7,6 +7,7 @@
 pub mod fixture;
 pub mod leaks;
 pub mod otlp;
+pub mod ws;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -342,6 +343,8 @@ pub struct TestRouter {
     max_subscriptions: usize,
     /// The subgraphs whose mutations with an idempotency key may be retried.
     idempotent: Vec<String>,
+    /// Any other setting of the router, applied last.
+    tune: Option<Box<dyn FnOnce(Router) -> Router>>,
 }
 
 impl TestRouter {
@@ -362,7 +365,14 @@ impl TestRouter {
             introspection: true,
             max_subscriptions: taproom_router::MAX_SUBSCRIPTIONS,
             idempotent: Vec::new(),
+            tune: None,
         }
+    }
+
+    /// Applies `tune` to the router last (`Router::max_subscriptions_per_client`, say).
+    pub fn tuned(mut self, tune: impl FnOnce(Router) -> Router + 'static) -> Self {
+        self.tune = Some(Box::new(tune));
+        self
     }
 
     /// Lets mutations with an idempotency key to `subgraph` be retried (`--idempotent-subgraph`).
@@ -431,7 +441,8 @@ impl TestRouter {
     pub async fn start(self) -> RunningRouter {
         let supergraph = Supergraph::load(&self.supergraph, &self.subgraph_urls, 100)
             .unwrap_or_else(|e| panic!("the supergraph does not load: {e}"));
-        let state = Arc::new(
+        let tune = self.tune.unwrap_or_else(|| Box::new(|router| router));
+        let state = Arc::new(tune(
             Router::new(
                 supergraph,
                 SubgraphClient::new(self.timeout)
@@ -447,7 +458,7 @@ impl TestRouter {
             )
             .introspection(self.introspection)
             .max_subscriptions(self.max_subscriptions),
-        );
+        ));
         let scanner = leaks::Scanner::default();
         let scanning = scanner.clone();
         let routes = routes(state.clone(), self.http).layer(axum::middleware::map_response(

@@ -3,9 +3,6 @@
 //! (`graphql-transport-ws`), Server-Sent Events and multipart HTTP; revocation, limits, a subgraph
 //! that drops the socket and a supergraph swap ending streams with an error.
 
-use std::time::Duration;
-
-use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{json, Value};
 use taproom_e2e::Federation;
 use tokio::{
@@ -13,92 +10,11 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::watch,
 };
-use tokio_tungstenite::{
-    tungstenite::{client::IntoClientRequest as _, Message},
-    MaybeTlsStream, WebSocketStream,
-};
 
 const ORDER_CHANGED: &str =
     "subscription { orderChanged { id status owner { username } items { sku quantity beer { name } } } }";
 
-/// How long a test waits for any one message.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A `graphql-transport-ws` client.
-struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
-
-impl Ws {
-    /// Connects to `router` (its HTTP URL) and initialises, with `token` in the
-    /// `connection_init` payload as browsers send it.
-    async fn connect(router: &str, token: Option<&str>) -> Self {
-        let mut request = router
-            .replace("http://", "ws://")
-            .into_client_request()
-            .expect("a WebSocket URL");
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            "graphql-transport-ws".parse().expect("a header"),
-        );
-        let (socket, response) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("the router upgrades");
-        assert_eq!(
-            response.headers()["sec-websocket-protocol"],
-            "graphql-transport-ws"
-        );
-        let mut ws = Ws(socket);
-        let payload = match token {
-            Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
-            None => json!({}),
-        };
-        ws.send(json!({ "type": "connection_init", "payload": payload }))
-            .await;
-        assert_eq!(ws.next().await["type"], "connection_ack");
-        ws
-    }
-
-    async fn send(&mut self, message: Value) {
-        self.0
-            .send(Message::text(message.to_string()))
-            .await
-            .expect("sends");
-    }
-
-    async fn subscribe(&mut self, id: &str, query: &str) {
-        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query } }))
-            .await;
-    }
-
-    /// The next protocol message (pings answered), or `{"type": "closed", "code": ..}`.
-    async fn next(&mut self) -> Value {
-        loop {
-            let message = tokio::time::timeout(PATIENCE, self.0.next())
-                .await
-                .expect("a message in time");
-            match message {
-                Some(Ok(Message::Text(text))) => {
-                    let leaks = taproom_e2e::leaks::leaks_in(&text);
-                    assert!(
-                        leaks.is_empty(),
-                        "the router gave away its insides: {leaks:?}"
-                    );
-                    let message: Value = serde_json::from_str(&text).expect("JSON");
-                    if message["type"] == "ping" {
-                        self.send(json!({ "type": "pong" })).await;
-                        continue;
-                    }
-                    return message;
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    let code = frame.map(|f| u16::from(f.code));
-                    return json!({ "type": "closed", "code": code });
-                }
-                Some(Ok(_)) => {}
-                None | Some(Err(_)) => return json!({ "type": "closed", "code": null }),
-            }
-        }
-    }
-}
+use taproom_e2e::ws::{Ws, PATIENCE};
 
 async fn add(f: &Federation, token: &str, sku: &str, quantity: i32) -> Value {
     let added = f
@@ -469,19 +385,9 @@ async fn limits_and_protocol_errors() {
         json!({ "type": "closed", "code": 4409 })
     );
     // A subscribe before connection_init: 4401.
-    let mut request = router
-        .graphql_url()
-        .replace("http://", "ws://")
-        .into_client_request()
-        .expect("a URL");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("a header"),
-    );
-    let (socket, _) = tokio_tungstenite::connect_async(request)
+    let mut raw = Ws::uninitialised(&router.graphql_url(), &[])
         .await
         .expect("upgrades");
-    let mut raw = Ws(socket);
     raw.subscribe("x", ORDER_CHANGED).await;
     assert_eq!(raw.next().await, json!({ "type": "closed", "code": 4401 }));
     // @defer has no place in a subscription.
