@@ -12,8 +12,10 @@ export TAPROOM_SUBGRAPH_SECRET="apollo-$(head -c 24 /dev/urandom | od -An -tx1 |
 source scripts/stack.sh
 safelist_pid=""
 cleanup() {
+  local rc=$?
   if [ -n "$safelist_pid" ]; then kill -TERM "$safelist_pid" 2>/dev/null || true; wait "$safelist_pid" 2>/dev/null || true; fi
-  stack_stop
+  stack_stop || rc=1
+  exit "$rc"
 }
 trap cleanup EXIT
 stack_start

@@ -11,7 +11,7 @@ fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 cargo build --locked --bin taproom
 source scripts/stack.sh
-trap stack_stop EXIT
+trap stack_exit EXIT
 stack_start
 mkdir -p target
 (cd tests/browser && TAPROOM_ROUTER_URL="http://127.0.0.1:$router/" TAPROOM_SCREENSHOT="$PWD/../../target/playground.png" node --test)

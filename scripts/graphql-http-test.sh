@@ -18,7 +18,7 @@ cargo build --locked --bin taproom
 export TAPROOM_SUBGRAPH_SECRET="audit-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export SUBGRAPH_SECRET="$TAPROOM_SUBGRAPH_SECRET"
 source scripts/stack.sh
-trap stack_stop EXIT
+trap stack_exit EXIT
 stack_start
 node tests/graphql-http/audit.mjs \
   "router=http://127.0.0.1:$router/graphql" \

@@ -61,9 +61,18 @@ async fn run_scenario(name: &str) {
     let mut router = TestRouter::new(supergraph).start().await;
     let http = reqwest::Client::new();
 
+    assert!(
+        !subgraphs.is_empty(),
+        "{name} has no subgraph: a scenario without one tests nothing"
+    );
     let queries = dir.join("queries");
     let mut failures = Vec::new();
-    for (query_name, path) in files(&queries, ".graphql") {
+    let asked = files(&queries, ".graphql");
+    assert!(
+        !asked.is_empty(),
+        "{name} has no query: a scenario without one tests nothing"
+    );
+    for (query_name, path) in asked {
         let variables = queries.join(format!("{query_name}.variables.json"));
         let variables: Value = if variables.exists() {
             serde_json::from_str(&read(&variables)).expect("variables are JSON")
@@ -108,6 +117,58 @@ async fn run_scenario(name: &str) {
         service.stop().await;
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every scenario, each run by one test below.
+const SCENARIOS: [&str; 19] = [
+    "several_keys",
+    "requires_provides",
+    "abstract_types",
+    "mutations_and_conditions",
+    "errors_and_nulls",
+    "shareable_override_inaccessible",
+    "compound_keys",
+    "interface_object",
+    "hops_and_partial_keys",
+    "requires_chains",
+    "fed1_style",
+    "provides_nested",
+    "enum_and_input_intersections",
+    "override_with_requires",
+    "requires_arguments",
+    "covariant_interface_fields",
+    "values_outside_the_api_schema",
+    "null_keys_on_a_path",
+    "output_coercion_and_list_variables",
+];
+
+/// A scenario folder no test runs would pass by never running: every folder is in [`SCENARIOS`],
+/// and every entry there is a folder (and is run by a test that names it: this file's own text).
+#[test]
+fn every_scenario_folder_is_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance");
+    let mut folders: Vec<String> = std::fs::read_dir(&root)
+        .expect("the conformance folder")
+        .map(|entry| entry.expect("an entry").path())
+        .filter(|path| path.is_dir())
+        .map(|path| {
+            path.file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    folders.sort();
+    let mut listed: Vec<String> = SCENARIOS.iter().map(|s| (*s).to_owned()).collect();
+    listed.sort();
+    assert_eq!(folders, listed, "conformance folders and SCENARIOS differ");
+    let source = include_str!("conformance.rs");
+    for scenario in SCENARIOS {
+        assert!(
+            source.contains(&format!("run_scenario(\"{scenario}\")")),
+            "no test runs {scenario}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -186,10 +186,15 @@ mod tests {
     async fn drains_through_the_grace_period_and_finishes_in_flight_requests() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
+        // The slow request says when it is in flight, and finishes when the test lets it.
+        let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+        let release = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (entering, released) = (entered.clone(), release.clone());
         let app = Router::new().route("/ready", get(ready)).route(
             "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_millis(1500)).await;
+            get(move || async move {
+                entering.notify_one();
+                released.notified().await;
                 "done"
             }),
         );
@@ -209,16 +214,24 @@ mod tests {
             .expect("ready")
             .starts_with("HTTP/1.1 200"));
         let slow = tokio::spawn(get_once(address, "/slow"));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        entered.notified().await;
         let started = Instant::now();
         signal.send(()).expect("the server waits for it");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let during = get_once(address, "/ready").await.expect("still serving");
+        // Not ready once the signal is handled; a probe before that is retried.
+        let during = loop {
+            let during = get_once(address, "/ready").await.expect("still serving");
+            if !during.starts_with("HTTP/1.1 200") {
+                break during;
+            }
+            tokio::task::yield_now().await;
+        };
         assert!(during.starts_with("HTTP/1.1 503"), "{during}");
         assert!(
             during.to_ascii_lowercase().contains("connection: close"),
             "{during}"
         );
+        // The request that was in flight at the signal still gets its answer.
+        release.notify_one();
         let slow = slow.await.expect("joined").expect("the slow request");
         assert!(
             slow.starts_with("HTTP/1.1 200") && slow.ends_with("done"),
@@ -237,9 +250,12 @@ mod tests {
     async fn the_drain_deadline_bounds_the_wait() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
+        let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+        let entering = entered.clone();
         let app = Router::new().route(
             "/stuck",
-            get(|| async {
+            get(move || async move {
+                entering.notify_one();
                 tokio::time::sleep(Duration::from_secs(600)).await;
                 "never"
             }),
@@ -256,9 +272,10 @@ mod tests {
             .await
         });
         let _stuck = tokio::spawn(get_once(address, "/stuck"));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        entered.notified().await;
         signal.send(()).expect("the server waits for it");
-        tokio::time::timeout(Duration::from_secs(5), server)
+        // The bound is the drain deadline (1 s): a wait of ten minutes would be the stuck request.
+        tokio::time::timeout(Duration::from_secs(300), server)
             .await
             .expect("returns after the deadline")
             .expect("joined")

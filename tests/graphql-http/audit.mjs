@@ -6,7 +6,8 @@
 // (`ok` or `FAIL`, id, name; for a failure its level, the reason the audit gives, the request it
 // made and the response it saw), then `NAME: passed/total` per target, and at the end
 // `graphql-http: N passed, N failed` over all targets. Every result other than `ok` counts as a
-// failure, including the `warn` (SHOULD) and `notice` (MAY) levels. Exit status 1 if anything
+// failure, including the `warn` (SHOULD) and `notice` (MAY) levels, and so does a target that
+// answered fewer audits than graphql-http has (none at all, say). Exit status 1 if anything
 // failed, 2 on bad arguments. With SUBGRAPH_SECRET set, every request presents it in
 // x-taproom-subgraph-secret (subgraphs of the local stack require it).
 import { auditServer, serverAudits } from 'graphql-http';
@@ -151,6 +152,16 @@ for (const target of targets) {
   console.log(`${target.name}: ${ok}/${results.length}`);
   passed += ok;
   failed += results.length - ok;
+  // An audit that ran nothing proves nothing: every target answers every audit graphql-http has.
+  const expected = serverAudits({ url: target.url, fetchFn: recordingFetch }).length;
+  if (expected === 0 || results.length !== expected) {
+    console.log(`FAIL ${target.name}: ${results.length} audits ran, graphql-http has ${expected}`);
+    failed += 1;
+  }
+}
+if (passed === 0) {
+  console.log('FAIL no audit passed at all');
+  failed += 1;
 }
 console.log(`graphql-http: ${passed} passed, ${failed} failed`);
 process.exitCode = failed > 0 ? 1 : 0;
