@@ -5,7 +5,10 @@
 //! traffic (`taproom-load`). Meanwhile the test kills one replica of each service, rolls every
 //! replica (SIGTERM, start again) one at a time, and cuts the PostgreSQL host off for five seconds.
 //! No request may fail at the kill or the roll; during the cut, requests fail with clear codes
-//! and within the timeout. The lab's logs are kept in `target/tmp/hosts-logs/` after a run.
+//! and within the timeout. Last, a second client host guesses passwords until its address is
+//! throttled, and the first still signs in: the routers trust HAProxy's `X-Forwarded-For`
+//! (`--trusted-proxy`), so each client is its own address, not the balancer's. The lab's logs are
+//! kept in `target/tmp/hosts-logs/` after a run.
 //!
 //! Needs root (namespaces), `haproxy` and the PostgreSQL server binaries; `scripts/test.sh`
 //! installs what is missing and runs it (`cargo test --test hosts -- --ignored`).
@@ -353,7 +356,9 @@ fn start_replica(lab: &mut Lab, replica: &Replica) {
                     ),
                 )
                 .env("SUBGRAPH_TIMEOUT_SECS", SUBGRAPH_TIMEOUT_SECS.to_string())
-                .env("IDEMPOTENT_SUBGRAPHS", "orders");
+                .env("IDEMPOTENT_SUBGRAPHS", "orders")
+                // Clients come through HAProxy, which appends their address.
+                .env("TRUSTED_PROXIES", format!("{}/32", lab.host("lb").address));
         }
         service => {
             command
@@ -437,8 +442,9 @@ fn haproxy_config(lab: &Lab) -> String {
         if service == "router" {
             // A client's reads (GET) may be sent again to the other router if the first dies
             // before answering, and so may its writes that carry an Idempotency-Key; no others.
+            // The routers learn the client's address from X-Forwarded-For.
             config.push_str(
-                "  option http-buffer-request\n  retry-on all-retryable-errors\n  http-request disable-l7-retry if !METH_GET !{ req.hdr(idempotency-key) -m found }\n",
+                "  option http-buffer-request\n  retry-on all-retryable-errors\n  http-request disable-l7-retry if !METH_GET !{ req.hdr(idempotency-key) -m found }\n  option forwardfor\n",
             );
         }
         for replica in REPLICAS.iter().filter(|r| r.service == service) {
@@ -522,6 +528,7 @@ fn replicas_on_separate_hosts_through_a_kill_a_rolling_restart_and_a_database_cu
         ("router1", 41),
         ("router2", 42),
         ("client", 50),
+        ("guesser", 51),
     ]);
 
     // PostgreSQL on its own host, one database per service.
@@ -842,4 +849,70 @@ fn replicas_on_separate_hosts_through_a_kill_a_rolling_restart_and_a_database_cu
         "hosts: {total_acknowledged} acknowledged addToOrders all stored once; {} unanswered",
         unknown.values().sum::<i64>()
     );
+
+    // 4. Behind the balancer, each client is its own address. The guesser's failed sign-ins get
+    // its address throttled (each users replica counts its own: at most 2 x 20 get through);
+    // the client, through the same HAProxy, still signs in. Were the routers to see every client
+    // as HAProxy's address, the client would be locked out too.
+    let signed_up = graphql(
+        &lab,
+        "client",
+        &router,
+        r#"mutation { register(input: { username: "proxied", email: "proxied@example.com", password: "Secret123" }) { token } }"#,
+    );
+    assert!(signed_up["errors"].is_null(), "{signed_up}");
+    let mut guesses = 0;
+    let throttled = loop {
+        guesses += 1;
+        assert!(
+            guesses <= 60,
+            "the guesser was never throttled: is every client one address?"
+        );
+        let guess = graphql(
+            &lab,
+            "guesser",
+            &router,
+            &format!(
+                r#"mutation {{ login(username: "nobody{guesses}", password: "Wrong0000A") {{ token }} }}"#
+            ),
+        );
+        let code = guess["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if code == "RATE_LIMITED" {
+            break guess;
+        }
+        assert_eq!(code, "UNAUTHENTICATED", "{guess}");
+    };
+    let signed_in = graphql(
+        &lab,
+        "client",
+        &router,
+        r#"mutation { login(username: "proxied", password: "Secret123") { token } }"#,
+    );
+    assert!(
+        signed_in["data"]["login"]["token"].is_string(),
+        "a client behind the same balancer was locked out by another's guesses: {signed_in}"
+    );
+    println!(
+        "hosts: the guesser was throttled after {guesses} guesses ({}); the client still signed in",
+        throttled["errors"][0]["message"]
+    );
+}
+
+/// POSTs `query` to `url` from `host`; the answer's JSON.
+fn graphql(lab: &Lab, host: &str, url: &str, query: &str) -> Value {
+    let body = serde_json::json!({ "query": query }).to_string();
+    let answer = run(lab.host(host).command("curl").args([
+        "-s",
+        "-m",
+        "15",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &body,
+        url,
+    ]));
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{url} answered {answer:?}: {e}"))
 }

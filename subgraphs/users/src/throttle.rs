@@ -95,15 +95,24 @@ impl Default for Throttle {
 pub struct Attempt {
     username: Arc<Mutex<Record>>,
     address: Option<Arc<Mutex<Record>>>,
+    /// The address's block before this attempt counted against it, restored on success.
+    address_before: Option<Instant>,
 }
 
 impl Attempt {
-    /// The credentials were right: the username's failures are forgotten.
+    /// The credentials were right: the username's failures are forgotten, and this attempt no
+    /// longer counts against the address (its earlier failures still do: signing in to one's own
+    /// account must not reset a guesser's count).
     pub fn succeeded(self) {
         *self
             .username
             .lock()
             .expect("a record's lock is never poisoned") = Record::default();
+        if let Some(address) = &self.address {
+            let mut record = address.lock().expect("a record's lock is never poisoned");
+            record.failures = record.failures.saturating_sub(1);
+            record.blocked_until = self.address_before;
+        }
     }
 
     /// The credentials were wrong, as found at `now`: the wait this failure earns runs from now
@@ -156,6 +165,7 @@ impl Throttle {
             return Err(wait.max(1));
         }
         user_record.fail(USERNAME_FREE_FAILURES, now);
+        let address_before = address_record.as_ref().and_then(|r| r.blocked_until);
         if let Some(record) = address_record.as_mut() {
             record.fail(ADDRESS_FREE_FAILURES, now);
         }
@@ -164,6 +174,7 @@ impl Throttle {
         Ok(Attempt {
             username: username.clone(),
             address: address.clone(),
+            address_before,
         })
     }
 }
@@ -256,6 +267,40 @@ mod tests {
             .attempt("someone", address(8), now)
             .await
             .expect("another address is not slowed");
+    }
+
+    #[tokio::test]
+    async fn sign_ins_that_succeed_do_not_count_against_the_address() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        // An office behind one address: many people sign in, rightly.
+        for i in 0..3 * ADDRESS_FREE_FAILURES {
+            throttle
+                .attempt(&format!("colleague{i}"), address(9), now)
+                .await
+                .expect("successes are not failures")
+                .succeeded();
+        }
+        // Its failures still add up, and a success does not wipe them.
+        for i in 0..ADDRESS_FREE_FAILURES - 1 {
+            throttle
+                .attempt(&format!("typo{i}"), address(9), now)
+                .await
+                .expect("free");
+        }
+        throttle
+            .attempt("rightly", address(9), now)
+            .await
+            .expect("one short of the limit")
+            .succeeded();
+        throttle
+            .attempt("typo-last", address(9), now)
+            .await
+            .expect("the twentieth failure");
+        assert_eq!(
+            throttle.attempt("anyone", address(9), now).await.err(),
+            Some(1)
+        );
     }
 
     #[test]
