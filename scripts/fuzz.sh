@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the router's request path and the subgraphs' HTTP layer and input rules with cargo-fuzz
 # (nightly, libFuzzer with AddressSanitizer), SECONDS per target (default 60):
-#   router_request   POST body → parse → limits → validate → normalize → plan → variables
+#   router_request     POST body → parse → limits → validate → @defer split → normalize → plan → variables
+#   router_ws_message  a WebSocket message (graphql-transport-ws) → a subscribe's payload, as router_request
 #   subgraph_http    any body to the beers subgraph's /graphql as an admin (SQLite scratch database)
 #   subgraph_inputs  prices, skus, names, searches, image URLs, usernames, emails, passwords
 # Each run starts from the seeds (fuzz/seeds/<target>) and first replays every input kept from an
@@ -14,7 +15,7 @@ seconds="${1:-60}"
 if ! cargo fuzz --help >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
-targets=(router_request subgraph_http subgraph_inputs)
+targets=(router_request router_ws_message subgraph_http subgraph_inputs)
 cargo +nightly fuzz build -O
 for target in "${targets[@]}"; do
   echo "== fuzz $target for ${seconds}s"

@@ -57,7 +57,7 @@ pub mod supergraph;
 mod tooling;
 mod value;
 mod variables;
-mod ws;
+pub mod ws;
 
 /// The typed GraphQL error and request error, shared with the subgraphs' HTTP shell.
 pub use taproom_http::error;

@@ -113,8 +113,67 @@ enum Out {
     Done(String),
 }
 
-/// Why the connection is closed by the server.
-struct Close(u16, String);
+/// Why the connection is closed by the server: the close code and reason.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Close(pub u16, pub String);
+
+/// A client's message of the protocol, read.
+#[derive(Debug, PartialEq)]
+pub enum ClientMessage {
+    /// `connection_init`, with the token its payload carries, if any.
+    Init(Option<HeaderValue>),
+    /// `ping`, with its payload, which the `pong` returns.
+    Ping(Option<Value>),
+    Pong,
+    /// `subscribe`: the operation's id and its payload (a GraphQL request), as JSON text.
+    Subscribe { id: String, payload: String },
+    /// `complete` of an operation (the id, if the message had one).
+    Complete(Option<String>),
+}
+
+/// Reads one text message of a client, or the close a malformed one calls for (4400). Whether it
+/// is allowed now (before `connection_init`, say) is the connection's to judge. The fuzz target
+/// `router_ws_message` drives this.
+pub fn read_message(text: &str) -> Result<ClientMessage, Close> {
+    let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
+        return Err(Close(4400, "a message must be a JSON object".into()));
+    };
+    match message.get("type").and_then(Value::as_str) {
+        Some("connection_init") => {
+            let token = message
+                .get("payload")
+                .and_then(|p| p.get("Authorization").or_else(|| p.get("authorization")));
+            match token {
+                None => Ok(ClientMessage::Init(None)),
+                Some(token) => token
+                    .as_str()
+                    .and_then(|t| HeaderValue::from_str(t).ok())
+                    .map(|value| ClientMessage::Init(Some(value)))
+                    .ok_or_else(|| {
+                        Close(
+                            4400,
+                            "connection_init's Authorization must be a header value".into(),
+                        )
+                    }),
+            }
+        }
+        Some("ping") => Ok(ClientMessage::Ping(message.get("payload").cloned())),
+        Some("pong") => Ok(ClientMessage::Pong),
+        Some("subscribe") => match (message.get("id"), message.get("payload")) {
+            (Some(Value::String(id)), Some(payload @ Value::Object(_))) => {
+                Ok(ClientMessage::Subscribe {
+                    id: id.clone(),
+                    payload: payload.to_string(),
+                })
+            }
+            _ => Err(Close(4400, "subscribe needs an id and a payload".into())),
+        },
+        Some("complete") => Ok(ClientMessage::Complete(
+            message.get("id").and_then(Value::as_str).map(str::to_owned),
+        )),
+        _ => Err(Close(4400, "unknown message type".into())),
+    }
+}
 
 async fn serve(router: Arc<Router>, limits: WsLimits, mut headers: HeaderMap, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
@@ -166,21 +225,16 @@ async fn serve(router: Arc<Router>, limits: WsLimits, mut headers: HeaderMap, so
                     }
                     Some(Ok(_)) => continue,
                 };
-                let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text.as_str()) else {
-                    break Some(Close(4400, "a message must be a JSON object".into()));
+                let message = match read_message(text.as_str()) {
+                    Ok(message) => message,
+                    Err(close) => break Some(close),
                 };
-                match message.get("type").and_then(Value::as_str) {
-                    Some("connection_init") => {
+                match message {
+                    ClientMessage::Init(token) => {
                         if acknowledged {
                             break Some(Close(4429, "Too many initialisation requests".into()));
                         }
-                        if let Some(token) = message
-                            .get("payload")
-                            .and_then(|p| p.get("Authorization").or_else(|| p.get("authorization")))
-                        {
-                            let Some(value) = token.as_str().and_then(|t| HeaderValue::from_str(t).ok()) else {
-                                break Some(Close(4400, "connection_init's Authorization must be a header value".into()));
-                            };
+                        if let Some(value) = token {
                             headers.insert(header::AUTHORIZATION, value);
                         }
                         acknowledged = true;
@@ -188,26 +242,21 @@ async fn serve(router: Arc<Router>, limits: WsLimits, mut headers: HeaderMap, so
                             break None;
                         }
                     }
-                    Some("ping") => {
+                    ClientMessage::Ping(payload) => {
                         let mut pong = json!({"type": "pong"});
-                        if let Some(payload) = message.get("payload") {
-                            pong["payload"] = payload.clone();
+                        if let Some(payload) = payload {
+                            pong["payload"] = payload;
                         }
                         if send(&mut sink, pong).await.is_err() {
                             break None;
                         }
                     }
-                    Some("pong") => {}
-                    Some("subscribe") => {
+                    ClientMessage::Pong => {}
+                    ClientMessage::Subscribe { id, payload } => {
                         if !acknowledged {
                             break Some(Close(4401, "Unauthorized".into()));
                         }
-                        let (Some(Value::String(id)), Some(payload @ Value::Object(_))) =
-                            (message.get("id"), message.get("payload"))
-                        else {
-                            break Some(Close(4400, "subscribe needs an id and a payload".into()));
-                        };
-                        if running.contains_key(id) {
+                        if running.contains_key(&id) {
                             break Some(Close(4409, format!("Subscriber for {id} already exists")));
                         }
                         if running.len() >= limits.max_per_connection {
@@ -227,21 +276,18 @@ async fn serve(router: Arc<Router>, limits: WsLimits, mut headers: HeaderMap, so
                         let task = tokio::spawn(operation(
                             router.clone(),
                             id.clone(),
-                            payload.to_string(),
+                            payload,
                             headers.clone(),
                             out.clone(),
                         ));
-                        running.insert(id.clone(), task);
+                        running.insert(id, task);
                     }
-                    Some("complete") => {
-                        if let Some(Value::String(id)) = message.get("id") {
-                            if let Some(task) = running.remove(id) {
-                                task.abort();
-                                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle);
-                            }
+                    ClientMessage::Complete(id) => {
+                        if let Some(task) = id.and_then(|id| running.remove(&id)) {
+                            task.abort();
+                            idle.as_mut().reset(tokio::time::Instant::now() + limits.idle);
                         }
                     }
-                    _ => break Some(Close(4400, "unknown message type".into())),
                 }
             }
         }
