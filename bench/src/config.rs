@@ -54,6 +54,10 @@ pub(crate) struct Args {
     /// Concurrent connections, one load run each.
     #[arg(long, value_delimiter = ',', default_value = "10,50")]
     pub(crate) connections: Vec<usize>,
+    /// WebSockets, then subscriptions, opened on Taproom's router to measure the memory each
+    /// holds (with the shop's operations); 0: not measured.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) streams: usize,
     /// Rounds over all gateways; results are medians over rounds.
     #[arg(long, default_value_t = 2)]
     pub(crate) rounds: usize,

@@ -96,8 +96,13 @@ impl<'a> Gateways<'a> {
         self.start_with(gateway, supergraph, Vec::new()).await
     }
 
+    /// Where the gateways under test listen.
+    pub(crate) fn address(&self) -> std::net::SocketAddr {
+        self.target.addr
+    }
+
     /// [`Gateways::start`], with `extra` added to Taproom's router's environment.
-    async fn start_with(
+    pub(crate) async fn start_with(
         &self,
         gateway: Gateway,
         supergraph: &Path,

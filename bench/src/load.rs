@@ -241,6 +241,25 @@ pub(crate) async fn answers_typename(target: Target) -> bool {
     send(&[target], &mut connections, &step).await.is_ok()
 }
 
+/// The body of `GET path` at `addr` (a gateway's `/metrics`).
+pub(crate) async fn get_text(addr: SocketAddr, path: &str) -> Result<String> {
+    let mut sender = connect(addr).await?;
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .context("building a request")?;
+    let body = sender
+        .send_request(request)
+        .await
+        .context("sending a request")?
+        .into_body()
+        .collect()
+        .await
+        .context("reading an answer")?
+        .to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(addr)
         .await

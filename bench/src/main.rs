@@ -16,6 +16,8 @@
 //!    checks its answers equal Taproom's as JSON ([`verify`]), warms up, loads it for a fixed time,
 //!    reads its CPU time and peak RSS from `/proc`, and stops it; then Taproom's router once more
 //!    on the heavy operation per response encoding (bytes on the wire, CPU per answer);
+//!    With the shop's subgraphs running, [`streams`]: the memory an idle WebSocket and an open
+//!    subscription hold.
 //! 5. [`report`]: writes `results.json` (every run), `results.md` (medians, ratios, targets;
 //!    [`markdown`]) and `chart.svg` ([`chart`]).
 //!
@@ -33,6 +35,7 @@ mod procs;
 mod record;
 mod report;
 mod seed;
+mod streams;
 mod subgraphs;
 mod verify;
 
@@ -101,6 +104,7 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
     let (mut baselines, mut measurements) = (Vec::new(), Vec::new());
     let (mut compression, mut tracing) = (Vec::new(), Vec::new());
     let mut measured = Vec::new();
+    let mut streams = None;
     for scenario in [Scenario::RouterBound, Scenario::Shop] {
         let (mut ops, rest): (Vec<Operation>, Vec<Operation>) =
             operations.drain(..).partition(|op| op.scenario == scenario);
@@ -148,6 +152,21 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
                 );
             }
         }
+        // What an open stream costs, on the shop's subgraphs (orders serves the subscriptions).
+        if let (Scenario::Shop, Some(databases)) = (scenario, &databases) {
+            if args.streams > 0 && args.gateways.contains(&gateways::Gateway::TaproomDedupe) {
+                streams = Some(
+                    streams::measure(
+                        &gateways,
+                        &subgraphs,
+                        &subgraphs.supergraph_path,
+                        &databases.model.tokens,
+                        args.streams,
+                    )
+                    .await?,
+                );
+            }
+        }
         subgraphs.stop().await?;
         // The heavy operation once more on subgraphs without the orders subgraph's subtree memo:
         // its before and after, in the same run.
@@ -187,5 +206,6 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
     );
     report.compression = compression;
     report.tracing = tracing;
+    report.streams = streams;
     report.write(&args.out)
 }

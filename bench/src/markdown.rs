@@ -136,6 +136,17 @@ impl Report {
                 );
             }
         }
+        if let Some(streams) = &self.streams {
+            let kib = |bytes: f64| bytes / 1024.0;
+            let _ = writeln!(
+                out,
+                "\n## What an open stream costs (Taproom's router, dedupe on; {} of each, resident memory before and after)\n\n| held | router, KiB each | orders subgraph, KiB each |\n| --- | ---: | ---: |\n| an idle WebSocket (initialised, no operation) | {:.1} | |\n| an open subscription (`orderChanged`, over a WebSocket already open) | {:.1} | {:.1} |",
+                streams.count,
+                kib(streams.router_per_idle_websocket),
+                kib(streams.router_per_subscription),
+                kib(streams.orders_per_subscription),
+            );
+        }
         if let Some(off) = self.tracing.first() {
             let _ = writeln!(
                 out,

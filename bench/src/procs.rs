@@ -133,6 +133,17 @@ impl Process {
         Ok(ticks as f64 / clock_ticks_per_second() as f64)
     }
 
+    /// The process's resident set size now (VmRSS), in bytes.
+    pub(crate) fn rss_bytes(&self) -> Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in /proc status")?;
+        Ok(kib * 1024.0)
+    }
+
     /// The process's peak resident set size (VmHWM), in MiB.
     pub(crate) fn peak_rss_mib(&self) -> Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;

@@ -179,6 +179,8 @@ pub(crate) struct Report {
     pub(crate) compression: Vec<Variant>,
     /// Taproom's router on the heavy operation with traces off, sampled 100% and 1%.
     pub(crate) tracing: Vec<Variant>,
+    /// The memory an idle WebSocket and an open subscription hold ([`crate::streams`]).
+    pub(crate) streams: Option<crate::streams::StreamMemory>,
 }
 
 /// One load run of Taproom's router in one setting (an `Accept-Encoding`, a trace sampler).
@@ -264,6 +266,7 @@ impl Report {
             measurements,
             compression: Vec::new(),
             tracing: Vec::new(),
+            streams: None,
         }
     }
 

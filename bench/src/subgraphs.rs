@@ -168,6 +168,15 @@ impl Subgraphs {
         })
     }
 
+    /// The resident memory now of subgraph `name`'s process, in bytes.
+    pub(crate) fn rss_bytes(&self, name: &str) -> Result<f64> {
+        self.processes
+            .iter()
+            .find(|process| process.name == name)
+            .with_context(|| format!("no subgraph process named {name}"))?
+            .rss_bytes()
+    }
+
     /// The supergraph with subgraph `i`'s URL replaced by `url(i)`.
     pub(crate) fn supergraph_pointed_at(&self, url: impl Fn(usize) -> String) -> Result<String> {
         rewrite_supergraph(&self.supergraph, &urls(self.names, url))

@@ -128,6 +128,10 @@ pub struct RouterMetrics {
     pub reloads: Family<ReloadLabels, Counter<u64, AtomicU64>>,
     /// `taproom_router_supergraph_info{sha256}`: 1 for the supergraph in service.
     pub supergraph: Family<SupergraphLabels, Gauge<i64, AtomicI64>>,
+    /// `taproom_router_subscriptions_open`: subscriptions open now, over every transport.
+    pub subscriptions_open: Gauge<i64, AtomicI64>,
+    /// `taproom_router_websockets_open`: client WebSockets open now, idle or not.
+    pub websockets_open: Gauge<i64, AtomicI64>,
     operation_names: BoundedValues,
     /// Samples for the dashboard ([`crate::dashboard`]).
     pub history: crate::dashboard::History,
@@ -205,6 +209,18 @@ impl Default for RouterMetrics {
             "The supergraph in service: 1 for its SHA-256.",
             supergraph.clone(),
         );
+        let subscriptions_open = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "taproom_router_subscriptions_open",
+            "Subscriptions open now, over every transport.",
+            subscriptions_open.clone(),
+        );
+        let websockets_open = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "taproom_router_websockets_open",
+            "Client WebSockets open now, idle or not.",
+            websockets_open.clone(),
+        );
         RouterMetrics {
             registry,
             operations,
@@ -218,6 +234,8 @@ impl Default for RouterMetrics {
             prepared,
             reloads,
             supergraph,
+            subscriptions_open,
+            websockets_open,
             operation_names: BoundedValues::new(MAX_OPERATION_NAMES),
             history: crate::dashboard::History::default(),
         }

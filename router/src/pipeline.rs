@@ -728,6 +728,7 @@ impl Router {
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
         let router = self.clone();
         let headers = headers.clone();
+        self.client.metrics.subscriptions_open.inc();
         tokio::spawn(
             async move {
                 router
@@ -736,6 +737,7 @@ impl Router {
                     )
                     .await;
                 drop((place, own));
+                router.client.metrics.subscriptions_open.dec();
             }
             .in_current_span(),
         );

@@ -99,7 +99,10 @@ pub async fn upgrade(
         .read_buffer_size(taproom_http::WEBSOCKET_BUFFER_BYTES)
         .write_buffer_size(taproom_http::WEBSOCKET_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            serve(router, limits, headers, socket).await;
+            let open = &router.client.metrics.websockets_open;
+            open.inc();
+            serve(router.clone(), limits, headers, socket).await;
+            router.client.metrics.websockets_open.dec();
             drop(held);
         })
         .into_response()
@@ -126,7 +129,10 @@ pub enum ClientMessage {
     Ping(Option<Value>),
     Pong,
     /// `subscribe`: the operation's id and its payload (a GraphQL request), as JSON text.
-    Subscribe { id: String, payload: String },
+    Subscribe {
+        id: String,
+        payload: String,
+    },
     /// `complete` of an operation (the id, if the message had one).
     Complete(Option<String>),
 }
