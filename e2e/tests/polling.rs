@@ -25,15 +25,20 @@ type Query { hello: String world: String }
 type Beer @key(fields: "sku") { sku: Int! }
 "#;
 
-/// A subgraph whose SDL the test can change.
-async fn changing_subgraph(sdl: Arc<Mutex<&'static str>>) -> String {
+/// A subgraph whose SDL the test can change; `served` counts each SDL it has answered.
+async fn changing_subgraph(
+    sdl: Arc<Mutex<&'static str>>,
+    served: Arc<Mutex<Vec<&'static str>>>,
+) -> String {
     let app = Router::new().route(
         "/graphql",
         post(move |body: String| {
-            let sdl = sdl.clone();
+            let (sdl, served) = (sdl.clone(), served.clone());
             async move {
                 let answer = if body.contains("_service") {
-                    json!({ "data": { "_service": { "sdl": *sdl.lock().expect("lock") } } })
+                    let sdl = *sdl.lock().expect("lock");
+                    served.lock().expect("lock").push(sdl);
+                    json!({ "data": { "_service": { "sdl": sdl } } })
                 } else {
                     json!({ "data": { "hello": "hi", "world": "earth" } })
                 };
@@ -63,7 +68,8 @@ async fn ask(url: &str, query: &str) -> Value {
 async fn schema_changes_are_swapped_in_only_when_they_compose() {
     let f = Federation::start().await;
     let sdl = Arc::new(Mutex::new(V1));
-    let extra = changing_subgraph(sdl.clone()).await;
+    let served = Arc::new(Mutex::new(Vec::new()));
+    let extra = changing_subgraph(sdl.clone(), served.clone()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let url = format!("http://{}/graphql", listener.local_addr().expect("bound"));
     // The flags as an operator writes them; every other setting at its default.
@@ -111,7 +117,8 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
 
     *sdl.lock().expect("lock") = V2;
     let mut swapped = Value::Null;
-    for _ in 0..50 {
+    // A bound for a broken test (a poll a second), not a measure.
+    for _ in 0..600 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         swapped = ask(&url, "{ world }").await;
         if swapped.get("errors").is_none() {
@@ -125,7 +132,16 @@ async fn schema_changes_are_swapped_in_only_when_they_compose() {
     );
 
     *sdl.lock().expect("lock") = BROKEN;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Until two polls have seen the broken schema.
+    let broken_polls = || {
+        served
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|sdl| **sdl == BROKEN)
+            .count()
+    };
+    taproom_e2e::until("two polls of the broken schema", || broken_polls() >= 2).await;
     let kept = ask(&url, r#"{ world beer(sku: "123457") { sku name } }"#).await;
     assert_eq!(
         kept,

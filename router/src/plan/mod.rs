@@ -237,6 +237,7 @@ pub fn prepare(
 ) -> Result<Prepared, PrepareError> {
     // The parser recurses per nesting level: refuse absurd nesting before parsing, with the same
     // error the precise check below gives.
+    let started = std::time::Instant::now();
     let checking = tracing::info_span!(target: TARGET, "graphql.parse_validate").entered();
     let nesting = brace_depth(query);
     if nesting > limits.max_depth + 1 {
@@ -325,6 +326,18 @@ pub fn prepare(
     });
 
     drop(checking);
+    // The deadline counts from the start of the work: what parsing and validating took is no
+    // longer the planner's.
+    let deadline = |stage: &str| {
+        if started.elapsed() > PLANNING_TIMEOUT {
+            Err(PrepareError::Planning(format!(
+                "{stage}: preparing took longer than {PLANNING_TIMEOUT:?}"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    deadline("after validation")?;
     let planned = if rest.is_empty() {
         None
     } else {
@@ -346,6 +359,7 @@ pub fn prepare(
         .map_err(|e| PrepareError::validation(e.to_string()))?
         .operation;
         fetch_hidden_typenames(supergraph, &mut normalized.selection_set, &root);
+        deadline("after normalization")?;
         if normalized.selection_set.items.is_empty() {
             // Everything was skipped (`@skip(if: true)`, `@include(if: false)`): nothing to fetch.
             None
@@ -354,7 +368,9 @@ pub fn prepare(
                 supergraph.planner.plan_from_normalized_operation(
                     &normalized,
                     PlannerOverrideContext::default(),
-                    &CancellationToken::with_timeout(PLANNING_TIMEOUT),
+                    &CancellationToken::with_timeout(
+                        PLANNING_TIMEOUT.saturating_sub(started.elapsed()),
+                    ),
                 )
             }))
             .map_err(|panic| PrepareError::Planning(panic_message(panic)))?
@@ -491,5 +507,6 @@ static VALIDATION_RULES: std::sync::LazyLock<ValidationPlan> = std::sync::LazyLo
     ValidationPlan::from(rules)
 });
 
-/// The longest the planner may work on one operation.
+/// The longest preparing one operation may take, all stages together; the planner stops itself
+/// at it, and the stages before it are checked against it as they end.
 const PLANNING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
