@@ -99,11 +99,11 @@ enum Written {
 async fn once(
     state: &AppState,
     user_id: i64,
-    key: Option<&(String, String)>,
+    key: &Option<(String, String)>,
     kind: ChangeKind,
     write: impl Future<Output = Result<Written, Error>>,
 ) -> Result<Order> {
-    let key = key.map(|(key, fingerprint)| Idempotent { key, fingerprint });
+    let key = idempotent(key);
     if let Some(key) = key {
         if let Some(applied) = db::applied(&state.db, user_id, key.key).await? {
             tracing::info!(
@@ -185,14 +185,7 @@ impl Mutation {
             LineChange::Add(quantity.into()),
             idempotent(&key),
         );
-        once(
-            state,
-            caller.user_id,
-            key.as_ref(),
-            ChangeKind::Lines,
-            write,
-        )
-        .await
+        once(state, caller.user_id, &key, ChangeKind::Lines, write).await
     }
 
     /// Make the caller's open order hold exactly quantity of a beer: 1 to 1000 sets the line (creating the order if needed, at the beer's current price, like addToOrder); 0 removes the line, and changes nothing if there is none. NOT_FOUND if there is no open order to remove from. An open order left with no lines is not listed (myOrders, currentOrder, ordersConnection) until a line is added again. (orders)
@@ -230,14 +223,7 @@ impl Mutation {
                 .ok_or_else(|| Error::not_found(None, "there is no open order"))?;
             Ok(Written::Unchanged(order.id))
         };
-        once(
-            state,
-            caller.user_id,
-            key.as_ref(),
-            ChangeKind::Lines,
-            write,
-        )
-        .await
+        once(state, caller.user_id, &key, ChangeKind::Lines, write).await
     }
 
     /// Remove the whole line of that sku from the caller's open order. An open order left with no lines is not listed until a line is added again. (orders)
@@ -254,14 +240,7 @@ impl Mutation {
                 None => Err(no_line(&sku)),
             }
         };
-        once(
-            state,
-            caller.user_id,
-            key.as_ref(),
-            ChangeKind::Lines,
-            write,
-        )
-        .await
+        once(state, caller.user_id, &key, ChangeKind::Lines, write).await
     }
 
     /// Cancel one of the caller's orders while it is open; checkout and cancel are final. NOT_FOUND if it does not exist or belongs to someone else; BAD_USER_INPUT if it is checked out or cancelled already. (orders)
@@ -278,14 +257,7 @@ impl Mutation {
             tracing::info!(order_id, user_id = caller.user_id, "order cancelled");
             Ok(Written::Changed(snapshot))
         };
-        once(
-            state,
-            caller.user_id,
-            key.as_ref(),
-            ChangeKind::Cancel,
-            write,
-        )
-        .await
+        once(state, caller.user_id, &key, ChangeKind::Cancel, write).await
     }
 
     /// Close the caller's open order. BAD_USER_INPUT if it is empty or holds beers that have left the catalog or are not available now (the message names their skus); NOT_FOUND if there is no open order. (orders)
@@ -345,13 +317,6 @@ impl Mutation {
                 "the open order kept changing during checkout; try again",
             ))
         };
-        once(
-            state,
-            caller.user_id,
-            key.as_ref(),
-            ChangeKind::Checkout,
-            write,
-        )
-        .await
+        once(state, caller.user_id, &key, ChangeKind::Checkout, write).await
     }
 }
