@@ -1,9 +1,8 @@
 //! The router's request path before any subgraph is asked: an HTTP body (as the router reads a
-//! POST) → parse → limits → validate → normalize → plan → variables, over Taproom's supergraph.
+//! POST) → parse → limits → validate → `@defer` split → normalize → plan → variables, over
+//! Taproom's supergraph.
 //! Any input may be refused; none may panic, hang or exhaust memory.
 #![no_main]
-
-use std::{collections::HashMap, sync::OnceLock, time::Duration};
 
 use axum::{
     body::Bytes,
@@ -11,39 +10,10 @@ use axum::{
 };
 use libfuzzer_sys::fuzz_target;
 use taproom_http::Incoming;
-use taproom_router::{
-    fetch::SubgraphClient,
-    persisted::{Persisted, PersistedSettings},
-    plan::OperationLimits,
-    supergraph::Supergraph,
-    GraphqlRequest, Router,
-};
+use taproom_router::GraphqlRequest;
 
-fn router() -> &'static Router {
-    static ROUTER: OnceLock<Router> = OnceLock::new();
-    ROUTER.get_or_init(|| {
-        let supergraph = Supergraph::load(
-            include_str!("../../schema/supergraph.graphql"),
-            &HashMap::new(),
-            // A small plan cache, so inputs keep reaching the planner.
-            16,
-        )
-        .expect("the committed supergraph loads");
-        Router::new(
-            supergraph,
-            SubgraphClient::new(Duration::from_secs(1)),
-            OperationLimits::default(),
-        )
-        // APQ on, small, as the hashes and registrations are part of the request path.
-        .persisting(
-            Persisted::new(&PersistedSettings {
-                apq_cache_bytes: 1 << 16,
-                ..PersistedSettings::default()
-            })
-            .expect("no file to read"),
-        )
-    })
-}
+mod common;
+use common::router;
 
 fuzz_target!(|body: &[u8]| {
     let mut headers = HeaderMap::new();

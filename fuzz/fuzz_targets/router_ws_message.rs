@@ -4,33 +4,14 @@
 //! Any input may be refused; none may panic, hang or exhaust memory.
 #![no_main]
 
-use std::{collections::HashMap, sync::OnceLock, time::Duration};
-
 use libfuzzer_sys::fuzz_target;
 use taproom_router::{
-    fetch::SubgraphClient,
-    plan::OperationLimits,
-    supergraph::Supergraph,
     ws::{read_message, ClientMessage},
-    GraphqlRequest, Router,
+    GraphqlRequest,
 };
 
-fn router() -> &'static Router {
-    static ROUTER: OnceLock<Router> = OnceLock::new();
-    ROUTER.get_or_init(|| {
-        let supergraph = Supergraph::load(
-            include_str!("../../schema/supergraph.graphql"),
-            &HashMap::new(),
-            16,
-        )
-        .expect("the committed supergraph loads");
-        Router::new(
-            supergraph,
-            SubgraphClient::new(Duration::from_secs(1)),
-            OperationLimits::default(),
-        )
-    })
-}
+mod common;
+use common::router;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
