@@ -5,6 +5,8 @@
 # Extra arguments go to taproom-bench (see `--help`), e.g. `bash bench/run.sh --duration 5 --rounds 1`
 # or `--gateways taproom,apollo` (then Hive Router is not installed).
 # Results: target/bench/results.md, results.json and chart.svg.
+# `bash bench/run.sh --instructions` counts instructions per request under valgrind's callgrind
+# instead (Taproom's router and Hive Router, dedupe off and on): target/bench/instructions.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,11 @@ gateways="taproom,hive-router,taproom-dedupe,hive-router-dedupe,apollo,hive"
 args=("$@")
 for i in "${!args[@]}"; do
     case "${args[$i]}" in
+        --instructions)
+            if ! command -v valgrind >/dev/null; then
+                echo "bench: installing Debian's valgrind" >&2
+                apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+            fi ;;
         --gateways=*) gateways="${args[$i]#--gateways=}" ;;
         --gateways) gateways="${args[$((i + 1))]:-}" ;;
     esac

@@ -54,6 +54,11 @@ pub(crate) struct Args {
     /// Concurrent connections, one load run each.
     #[arg(long, value_delimiter = ',', default_value = "10,50")]
     pub(crate) connections: Vec<usize>,
+    /// Count instructions per request under valgrind's callgrind instead of the wall-clock run
+    /// (`instructions.md`, `instructions.json`); with the default gateways, Taproom's router and
+    /// Hive Router, dedupe off and on.
+    #[arg(long)]
+    pub(crate) instructions: bool,
     /// WebSockets, then subscriptions, opened on Taproom's router to measure the memory each
     /// holds (with the shop's operations); 0: not measured.
     #[arg(long, default_value_t = 1000)]

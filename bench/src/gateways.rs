@@ -108,6 +108,16 @@ impl<'a> Gateways<'a> {
         supergraph: &Path,
         extra: Vec<(&'static str, String)>,
     ) -> Result<Process> {
+        self.start_inner(gateway, supergraph, extra, None).await
+    }
+
+    async fn start_inner(
+        &self,
+        gateway: Gateway,
+        supergraph: &Path,
+        extra: Vec<(&'static str, String)>,
+        counted_into: Option<&Path>,
+    ) -> Result<Process> {
         let port = self.target.addr.port();
         let supergraph = supergraph.display().to_string();
         let hive_config;
@@ -169,13 +179,52 @@ impl<'a> Gateways<'a> {
                 }
             }
         };
+        let counted: Vec<String>;
+        let launch = match counted_into {
+            None => launch,
+            // Under callgrind: the same program and arguments after valgrind's own.
+            Some(dir) => {
+                counted = [
+                    "--tool=callgrind".to_owned(),
+                    format!(
+                        "--callgrind-out-file={}/callgrind.{}.%p",
+                        dir.display(),
+                        gateway.slug()
+                    ),
+                    "--dump-instr=no".to_owned(),
+                    launch.program.display().to_string(),
+                ]
+                .into_iter()
+                .chain(launch.args)
+                .collect();
+                Launch {
+                    program: Path::new("valgrind"),
+                    args: counted,
+                    ..launch
+                }
+            }
+        };
         let mut process = Process::start(launch)?;
+        // Under callgrind a start takes many times longer.
+        let within = if counted_into.is_some() { 600 } else { 60 };
         process
-            .wait_ready(Duration::from_secs(60), || {
+            .wait_ready(Duration::from_secs(within), || {
                 load::answers_typename(self.target.clone())
             })
             .await?;
         Ok(process)
+    }
+
+    /// [`Gateways::start`], under valgrind's callgrind, its counts written into `dir`
+    /// (`callgrind.<gateway>.<pid>.<n>`).
+    pub(crate) async fn start_counted(
+        &self,
+        gateway: Gateway,
+        supergraph: &Path,
+        dir: &Path,
+    ) -> Result<Process> {
+        self.start_inner(gateway, supergraph, Vec::new(), Some(dir))
+            .await
     }
 
     /// For each round, each gateway (the order rotating between rounds), each operation and each
@@ -358,12 +407,20 @@ impl<'a> Gateways<'a> {
 
 /// The name its log and config files go under.
 fn gateway_slug(gateway: Gateway) -> &'static str {
-    match gateway {
-        Gateway::Taproom | Gateway::TaproomDedupe => "taproom-router",
-        Gateway::HiveRouter => "hive-router",
-        Gateway::HiveRouterDedupe => "hive-router-dedupe",
-        Gateway::Apollo => "apollo-gateway",
-        Gateway::Hive => "hive-gateway",
+    gateway.slug()
+}
+
+impl Gateway {
+    /// The gateway as file names write it.
+    pub(crate) fn slug(self) -> &'static str {
+        match self {
+            Gateway::Taproom => "taproom-router",
+            Gateway::TaproomDedupe => "taproom-router-dedupe",
+            Gateway::HiveRouter => "hive-router",
+            Gateway::HiveRouterDedupe => "hive-router-dedupe",
+            Gateway::Apollo => "apollo-gateway",
+            Gateway::Hive => "hive-gateway",
+        }
     }
 }
 

@@ -27,6 +27,7 @@
 mod chart;
 mod config;
 mod gateways;
+mod instructions;
 mod load;
 mod markdown;
 mod ops;
@@ -68,6 +69,65 @@ fn main() -> Result<()> {
         .block_on(run(args, cpus, pinned))
 }
 
+/// `--instructions`: instructions per request of every operation, for each gateway (of those
+/// counted: Taproom's router and Hive Router, dedupe off and on), written to `instructions.md`
+/// and `instructions.json`.
+async fn count_instructions(
+    args: &Args,
+    mut operations: Vec<Operation>,
+    databases: Option<&seed::Databases>,
+    gateways: &Gateways<'_>,
+    other_cpus: Option<&str>,
+    dirs: &OutDirs,
+) -> Result<()> {
+    use gateways::Gateway;
+    let counted: Vec<Gateway> = args
+        .gateways
+        .iter()
+        .copied()
+        .filter(|g| !g.is_node())
+        .collect();
+    let mut counts = Vec::new();
+    for scenario in [Scenario::RouterBound, Scenario::Shop] {
+        let (ops, rest): (Vec<Operation>, Vec<Operation>) =
+            operations.drain(..).partition(|op| op.scenario == scenario);
+        operations = rest;
+        if ops.is_empty() {
+            continue;
+        }
+        let subgraphs = match (scenario, databases) {
+            (Scenario::RouterBound, _) => {
+                Subgraphs::start_router_bound(args, other_cpus, &dirs.logs).await?
+            }
+            (Scenario::Shop, Some(databases)) => {
+                Subgraphs::start_shop(args, databases, other_cpus, &dirs.logs, true).await?
+            }
+            (Scenario::Shop, None) => unreachable!("the shop's operations come with databases"),
+        };
+        for op in &ops {
+            for &gateway in &counted {
+                let count = instructions::count(
+                    gateways,
+                    gateway,
+                    op,
+                    &subgraphs.supergraph_path,
+                    &dirs.logs,
+                )
+                .await?;
+                eprintln!(
+                    "{} {}: {:.0} instructions per request",
+                    op.name,
+                    gateway.label(),
+                    count.instructions_per_request
+                );
+                counts.push(count);
+            }
+        }
+        subgraphs.stop().await?;
+    }
+    instructions::write(&counts, &args.out)
+}
+
 fn pin_self(cpus: &str) -> Result<()> {
     let mut set = nix::sched::CpuSet::new();
     for cpu in cpus.split(',') {
@@ -98,6 +158,18 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
     };
     let mut operations = ops::selected(databases.as_ref().map(|d| &d.model), &args.operations)?;
     let gateways = Gateways::new(&args, gateway_cpus.as_deref(), &dirs.logs)?;
+
+    if args.instructions {
+        return count_instructions(
+            &args,
+            operations,
+            databases.as_ref(),
+            &gateways,
+            other_cpus.as_deref(),
+            &dirs,
+        )
+        .await;
+    }
 
     // 2. to 4., scenario by scenario: its subgraphs, the subgraphs alone, the gateways.
     let mut reference = Reference::default();
