@@ -48,7 +48,7 @@ pub(crate) struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "router-bound,heavy,one-hop,catalog"
+        default_value = "router-bound,router-bound-slow,heavy,one-hop,catalog"
     )]
     pub(crate) operations: Vec<String>,
     /// Concurrent connections, one load run each.

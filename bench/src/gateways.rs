@@ -241,7 +241,7 @@ impl<'a> Gateways<'a> {
         for round in 1..=self.args.rounds {
             for &gateway in &order {
                 for op in operations {
-                    for &connections in &self.args.connections {
+                    for &connections in op.connections.as_ref().unwrap_or(&self.args.connections) {
                         let m = self
                             .measure_once(round, gateway, op, connections, supergraph, reference)
                             .await?;

@@ -88,22 +88,14 @@ async fn count_instructions(
         .filter(|g| !g.is_node())
         .collect();
     let mut counts = Vec::new();
-    for scenario in [Scenario::RouterBound, Scenario::Shop] {
+    for scenario in SCENARIOS {
         let (ops, rest): (Vec<Operation>, Vec<Operation>) =
             operations.drain(..).partition(|op| op.scenario == scenario);
         operations = rest;
         if ops.is_empty() {
             continue;
         }
-        let subgraphs = match (scenario, databases) {
-            (Scenario::RouterBound, _) => {
-                Subgraphs::start_router_bound(args, other_cpus, &dirs.logs).await?
-            }
-            (Scenario::Shop, Some(databases)) => {
-                Subgraphs::start_shop(args, databases, other_cpus, &dirs.logs, true).await?
-            }
-            (Scenario::Shop, None) => unreachable!("the shop's operations come with databases"),
-        };
+        let subgraphs = start_subgraphs(scenario, args, databases, other_cpus, &dirs.logs).await?;
         for op in &ops {
             for &gateway in &counted {
                 let count = instructions::count(
@@ -126,6 +118,33 @@ async fn count_instructions(
         subgraphs.stop().await?;
     }
     instructions::write(&counts, &args.out)
+}
+
+/// The scenarios, in run order.
+const SCENARIOS: [Scenario; 3] = [
+    Scenario::RouterBound,
+    Scenario::SlowRouterBound,
+    Scenario::Shop,
+];
+
+/// Starts `scenario`'s subgraphs.
+async fn start_subgraphs(
+    scenario: Scenario,
+    args: &Args,
+    databases: Option<&seed::Databases>,
+    cpus: Option<&str>,
+    logs: &std::path::Path,
+) -> Result<Subgraphs> {
+    match (scenario, databases) {
+        (Scenario::RouterBound, _) => Subgraphs::start_router_bound(args, cpus, logs, 0).await,
+        (Scenario::SlowRouterBound, _) => {
+            Subgraphs::start_router_bound(args, cpus, logs, ops::SLOW_SUBGRAPH_MS).await
+        }
+        (Scenario::Shop, Some(databases)) => {
+            Subgraphs::start_shop(args, databases, cpus, logs, true).await
+        }
+        (Scenario::Shop, None) => unreachable!("the shop's operations come with databases"),
+    }
 }
 
 fn pin_self(cpus: &str) -> Result<()> {
@@ -177,23 +196,21 @@ async fn run(args: Args, cpus: usize, pinned: bool) -> Result<()> {
     let (mut compression, mut tracing) = (Vec::new(), Vec::new());
     let mut measured = Vec::new();
     let mut streams = None;
-    for scenario in [Scenario::RouterBound, Scenario::Shop] {
+    for scenario in SCENARIOS {
         let (mut ops, rest): (Vec<Operation>, Vec<Operation>) =
             operations.drain(..).partition(|op| op.scenario == scenario);
         operations = rest;
         if ops.is_empty() {
             continue;
         }
-        let subgraphs = match (scenario, &databases) {
-            (Scenario::RouterBound, _) => {
-                Subgraphs::start_router_bound(&args, other_cpus.as_deref(), &dirs.logs).await?
-            }
-            (Scenario::Shop, Some(databases)) => {
-                Subgraphs::start_shop(&args, databases, other_cpus.as_deref(), &dirs.logs, true)
-                    .await?
-            }
-            (Scenario::Shop, None) => unreachable!("the shop's operations come with databases"),
-        };
+        let subgraphs = start_subgraphs(
+            scenario,
+            &args,
+            databases.as_ref(),
+            other_cpus.as_deref(),
+            &dirs.logs,
+        )
+        .await?;
         // The subgraphs alone, sent the requests Taproom's router makes (recorded through a proxy).
         record::subgraph_work(&subgraphs, &gateways, &mut ops, &args.out).await?;
         let (warmup, duration) = (args.warmup_time(), args.measured_time());

@@ -9,7 +9,21 @@ use serde_json::{json, Value};
 use crate::{load::Step, seed::Model};
 
 /// Every operation's name, in run order.
-pub(crate) const NAMES: [&str; 4] = ["router-bound", "heavy", "one-hop", "catalog"];
+pub(crate) const NAMES: [&str; 5] = [
+    "router-bound",
+    "router-bound-slow",
+    "heavy",
+    "one-hop",
+    "catalog",
+];
+
+/// How long the slow scenario's subgraphs take to answer, as the public gateways benchmark's
+/// `SUBGRAPH_DELAY_MS`.
+pub(crate) const SLOW_SUBGRAPH_MS: u64 = 20;
+
+/// The slow scenario's concurrency: enough clients that 20 ms subgraphs, not the client count,
+/// would bound a router that admitted them all.
+pub(crate) const SLOW_CONNECTIONS: usize = 500;
 
 /// The subgraphs-alone figures of `heavy` on an orders subgraph without its subtree memo
 /// (`NO_SUBTREE_MEMO`): what they were before it.
@@ -21,6 +35,9 @@ pub(crate) enum Scenario {
     /// The four static subgraphs of `taproom-bench-subgraphs`, fast enough that the gateway sets
     /// the pace.
     RouterBound,
+    /// The same four, each answering after [`SLOW_SUBGRAPH_MS`]: what a gateway does while it
+    /// waits (how many operations it keeps going, and what they cost it in memory).
+    SlowRouterBound,
     /// The shop's three subgraphs on the seeded databases.
     Shop,
 }
@@ -36,6 +53,8 @@ pub(crate) struct Operation {
     pub(crate) gateway_work: Vec<Vec<Step>>,
     /// For the same requests, the subgraph requests Taproom's router made, as recorded.
     pub(crate) subgraph_work: Vec<Vec<Step>>,
+    /// The concurrencies it is run at, when not `--connections`.
+    pub(crate) connections: Option<Vec<usize>>,
 }
 
 /// The heavy one, orders → owner → orders → items → beer: the caller's orders with their lines' beers,
@@ -119,6 +138,7 @@ fn single_subgraph(
         description,
         gateway_work: Vec::new(),
         subgraph_work: Vec::new(),
+        connections: None,
     };
     for (i, variables) in variables.enumerate() {
         let (_, token) = &model.tokens[i % model.tokens.len()];
@@ -143,6 +163,18 @@ fn router_bound() -> Operation {
             accept_encoding: None,
         }]],
         subgraph_work: Vec::new(),
+        connections: None,
+    }
+}
+
+/// The router-bound operation on subgraphs that answer after 20 ms, at 500 connections.
+fn router_bound_slow() -> Operation {
+    Operation {
+        name: "router-bound-slow",
+        scenario: Scenario::SlowRouterBound,
+        description: "router-bound, every subgraph answering after 20 ms (the public benchmark's SUBGRAPH_DELAY_MS), at 500 connections",
+        connections: Some(vec![SLOW_CONNECTIONS]),
+        ..router_bound()
     }
 }
 
@@ -154,6 +186,7 @@ fn shop_operations(model: &Model) -> Result<Vec<Operation>> {
         description: "orders → owner → orders → lines → beers, across all three subgraphs",
         gateway_work: Vec::new(),
         subgraph_work: Vec::new(),
+        connections: None,
     };
     for (i, (_, token)) in model.tokens.iter().enumerate() {
         let images = i % 2 == 0;
@@ -190,7 +223,7 @@ fn shop_operations(model: &Model) -> Result<Vec<Operation>> {
 /// The operations named in `names` (`--operations`), in their fixed order; the shop's over the
 /// seeded data (`model`, present when any of them is asked for).
 pub(crate) fn selected(model: Option<&Model>, names: &[String]) -> Result<Vec<Operation>> {
-    let mut all = vec![router_bound()];
+    let mut all = vec![router_bound(), router_bound_slow()];
     if let Some(model) = model {
         all.extend(shop_operations(model)?);
     }

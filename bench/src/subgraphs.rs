@@ -43,12 +43,14 @@ pub(crate) struct Subgraphs {
 }
 
 impl Subgraphs {
-    /// Starts the router-bound scenario's four subgraphs (one process) pinned to `cpus`, waits until
-    /// each answers, and composes `supergraph-router-bound.graphql` in `--out` from them.
+    /// Starts the router-bound scenario's four subgraphs (one process) pinned to `cpus`, each
+    /// answering after `delay_ms`, waits until each answers, and composes
+    /// `supergraph-router-bound.graphql` in `--out` from them.
     pub(crate) async fn start_router_bound(
         args: &Args,
         cpus: Option<&str>,
         logs: &Path,
+        delay_ms: u64,
     ) -> Result<Subgraphs> {
         let offsets = 4..4 + ROUTER_BOUND.len() as u16;
         let listen: Vec<String> = ROUTER_BOUND
@@ -60,7 +62,7 @@ impl Subgraphs {
             name: "router-bound-subgraphs",
             program: &args.fixture,
             args: vec!["--listen".into(), listen.join(",")],
-            env: Vec::new(),
+            env: vec![("SUBGRAPH_DELAY_MS", delay_ms.to_string())],
             cpus,
             log_dir: logs,
         })?;
