@@ -330,9 +330,8 @@ pub struct TestRouter {
     timeout: Duration,
     /// Whether identical subgraph queries in flight share one request (on, as in production).
     dedupe: bool,
-    /// How many operations may hold subgraph answers at once (0: any number), and after how long
-    /// a wait for a subgraph an operation gives its place back.
-    merging: (usize, Duration),
+    /// The budget of answer bytes operations may hold at once (0: no bound).
+    answers_held: usize,
     /// Persisted queries: APQ on (1 MiB) by default, as a served router has it.
     persisted: PersistedSettings,
     /// The HTTP face's settings.
@@ -356,7 +355,7 @@ impl TestRouter {
             limits: OperationLimits::default(),
             timeout: Duration::from_secs(5),
             dedupe: true,
-            merging: (0, Duration::from_millis(100)),
+            answers_held: 0,
             persisted: PersistedSettings {
                 apq_cache_bytes: 1 << 20,
                 ..PersistedSettings::default()
@@ -428,11 +427,10 @@ impl TestRouter {
         self
     }
 
-    /// Lets at most `places` operations hold subgraph answers at once (0, the default here: any
-    /// number; the served router's default is 8 per CPU), an operation waiting longer than `slow`
-    /// for a subgraph giving its place back meanwhile.
-    pub fn merging(mut self, places: usize, slow: Duration) -> Self {
-        self.merging = (places, slow);
+    /// Lets operations hold about `bytes` of subgraph answers at once (0, the default here: no
+    /// bound; the served router's default is 16 MiB per CPU).
+    pub fn answers_held(mut self, bytes: usize) -> Self {
+        self.answers_held = bytes;
         self
     }
 
@@ -451,7 +449,7 @@ impl TestRouter {
                     .presenting(Some(HeaderValue::from_static(SUBGRAPH_SECRET))),
                 self.limits,
             )
-            .merging(self.merging.0, self.merging.1)
+            .answers_held(self.answers_held)
             .persisting(
                 Persisted::new(&self.persisted)
                     .unwrap_or_else(|e| panic!("persisted queries do not load: {e:#}")),

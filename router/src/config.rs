@@ -163,16 +163,13 @@ pub struct ServeArgs {
     /// Repeatable, or comma-separated. None by default: a mutation is never sent twice.
     #[arg(long, value_delimiter = ',', env = "IDEMPOTENT_SUBGRAPHS")]
     pub idempotent_subgraph: Vec<String>,
-    /// How many operations may hold subgraph answers at once; the others wait, with nothing read,
-    /// until one is answered. Bounds memory under load (each operation's answers are parsed and
-    /// merged in memory), and merging a few at a time keeps them in the CPU's caches. Default: 8
-    /// per CPU the router may run on; 0: no bound.
-    #[arg(long, env = "MAX_MERGING_OPERATIONS")]
-    pub max_merging_operations: Option<usize>,
-    /// A subgraph request slower than this (milliseconds) gives its operation's place back while
-    /// it waits, so a slow subgraph does not hold up operations on the others.
-    #[arg(long, env = "MERGING_RELEASE_MS", default_value_t = 100)]
-    pub merging_release_ms: u64,
+    /// About how many bytes of subgraph answers operations may hold at once: a new operation waits
+    /// to read its first answer while they hold more (once admitted, an operation never waits
+    /// again). Bounds the memory the router's answers take, never how many operations run: a
+    /// slow subgraph makes operations wait longer, not fewer of them run. Default: 16 MiB per CPU
+    /// the router may run on; 0: no bound.
+    #[arg(long, env = "MAX_ANSWERS_HELD_BYTES")]
+    pub max_answers_held_bytes: Option<usize>,
     /// How many prepared (parsed, validated, planned) operations are kept.
     #[arg(long, env = "PLAN_CACHE_SIZE", default_value_t = 1000)]
     pub plan_cache_size: u64,

@@ -490,7 +490,7 @@ async fn send(
 
 /// A subgraph's answer as the executor uses it, its data borrowing from its body kept in `bodies`.
 pub fn read_answer((status, bytes): (StatusCode, Bytes), bodies: &Bodies) -> FetchResult<'_> {
-    let bytes = bodies.keep(bytes.to_vec()).map_err(|too| {
+    let bytes = bodies.keep(bytes).map_err(|too| {
         format!(
             "answered more than this operation may hold: its subgraph answers came to over the router's limit of {} bytes",
             too.limit

@@ -20,7 +20,7 @@
 use std::{
     panic::AssertUnwindSafe,
     sync::{atomic::Ordering, Arc, RwLock},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use axum::http::{HeaderMap, StatusCode};
@@ -35,7 +35,7 @@ use crate::{
     body::Shaped,
     client::{Budget, ClientKey},
     error::{Code, GraphqlError, RequestError},
-    execute::{Execution, MergeGate},
+    execute::{AnswerBudget, Execution},
     fetch::{read_answer, SubgraphClient},
     metrics::{CacheLabels, Found, Outcome},
     persisted::{Persisted, QueryText},
@@ -130,7 +130,7 @@ pub struct Router {
     /// Limits on operations.
     pub limits: OperationLimits,
     /// Places for operations holding subgraph answers at once (none: no bound).
-    merging: Option<MergeGate>,
+    answers_held: Option<AnswerBudget>,
     /// Persisted queries and documents, and the safelist.
     pub persisted: Persisted,
     /// Whether `__schema` and `__type` are answered.
@@ -197,7 +197,7 @@ impl Router {
             served: RwLock::new(Served::new(supergraph)),
             client,
             limits,
-            merging: None,
+            answers_held: None,
             persisted: Persisted::new(&crate::persisted::PersistedSettings::default())
                 .expect("no file to read"),
             introspection: true,
@@ -266,11 +266,10 @@ impl Router {
         self
     }
 
-    /// Lets at most `places` operations hold subgraph answers at once (0: any number), an
-    /// operation waiting longer than `slow` for a subgraph giving its place back meanwhile (see
-    /// [`MergeGate`]).
-    pub fn merging(mut self, places: usize, slow: Duration) -> Self {
-        self.merging = (places > 0).then(|| MergeGate::new(places, slow));
+    /// Lets operations hold at most about `bytes` of subgraph answers at once (0: no bound): a
+    /// new operation waits to read its first answer while they hold more ([`AnswerBudget`]).
+    pub fn answers_held(mut self, bytes: usize) -> Self {
+        self.answers_held = (bytes > 0).then(|| AnswerBudget::new(bytes));
         self
     }
 
@@ -822,7 +821,7 @@ impl Router {
             }
         };
         let executed = Execution::new(supergraph, &self.client, headers, variables, &bodies)
-            .gated(self.merging.as_ref())
+            .budgeted(self.answers_held.as_ref())
             .run_event(plan, primary, event)
             .await;
         let shaped = off_the_worker(bodies.bytes(), || {
@@ -880,7 +879,7 @@ impl Router {
                 );
                 let executed =
                     Execution::new(supergraph, &self.client, headers, variables, &bodies)
-                        .gated(self.merging.as_ref())
+                        .budgeted(self.answers_held.as_ref())
                         .run(plan)
                         .instrument(span)
                         .await;

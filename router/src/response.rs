@@ -48,12 +48,13 @@ pub fn shape(
     operation: &OperationDefinition,
     root: &str,
 ) -> Shaped {
-    // The place is given back when the answer is written, at the end of this function.
+    // The operation's share of the answers held is given back when the answer is written, at
+    // the end of this function.
     let Executed {
         data,
         mut errors,
         fetched_bytes,
-        place: _place,
+        share: _share,
     } = executed;
     let mut shaper = Shaper {
         supergraph,

@@ -71,6 +71,9 @@ pub async fn compose_live(
     Ok(compose::compose(&sdls)?)
 }
 
+/// The default budget of answers held, per CPU the router may run on (`--max-answers-held-bytes`).
+const ANSWERS_HELD_PER_CPU: usize = 16 * 1024 * 1024;
+
 /// Loads the supergraph `args` name, then serves on `listener` until `shutdown` completes.
 pub async fn serve(
     args: ServeArgs,
@@ -122,12 +125,10 @@ pub async fn serve(
                 max_deferred: args.max_deferred_fragments,
             },
         )
-        .merging(
-            args.max_merging_operations.unwrap_or_else(|| {
-                8 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            }),
-            Duration::from_millis(args.merging_release_ms),
-        )
+        .answers_held(args.max_answers_held_bytes.unwrap_or_else(|| {
+            ANSWERS_HELD_PER_CPU
+                * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }))
         .persisting(Persisted::new(&PersistedSettings {
             apq_cache_bytes: if args.no_apq { 0 } else { args.apq_cache_bytes },
             manifest: args.persisted_documents.clone(),

@@ -22,7 +22,9 @@ use serde::{
 /// keeps is bounded ([`Bodies::limited`]): the answer it is building is made of them.
 #[derive(Default)]
 pub struct Bodies {
-    kept: elsa::sync::FrozenVec<Vec<u8>>,
+    /// Kept as the HTTP client read them: a body shared by deduplicated requests is one buffer,
+    /// not a copy per operation.
+    kept: elsa::sync::FrozenVec<Box<axum::body::Bytes>>,
     bytes: std::sync::atomic::AtomicUsize,
     /// The most bytes kept (0: no bound).
     limit: usize,
@@ -45,7 +47,7 @@ impl Bodies {
 
     /// Keeps `body` for the rest of the operation and lends it out, unless it takes the
     /// operation past its bound.
-    pub fn keep(&self, body: Vec<u8>) -> Result<&[u8], TooLarge> {
+    pub fn keep(&self, body: axum::body::Bytes) -> Result<&[u8], TooLarge> {
         let before = self
             .bytes
             .fetch_add(body.len(), std::sync::atomic::Ordering::Relaxed);
@@ -54,7 +56,7 @@ impl Bodies {
                 .fetch_sub(body.len(), std::sync::atomic::Ordering::Relaxed);
             return Err(TooLarge { limit: self.limit });
         }
-        Ok(self.kept.push_get(body))
+        Ok(self.kept.push_get(Box::new(body)))
     }
 
     /// The bytes kept so far.

@@ -16,8 +16,8 @@
 //! Takes the plan, the coerced variables and the client's headers; returns the [`Executed`] tree and
 //! its errors.
 
+mod budget;
 mod errors;
-mod gate;
 mod representations;
 mod rewrites;
 
@@ -29,12 +29,11 @@ use hive_router_query_planner::planner::plan_nodes::{
 };
 use hive_router_query_planner::state::supergraph_state::OperationKind;
 use serde_json::{Map, Value};
-use tokio::sync::SemaphorePermit;
 
+pub use self::budget::AnswerBudget;
+use self::budget::Share;
 pub use self::errors::subgraph_failed;
 use self::errors::{at_places, relocate_entity_error, relocate_root, strip_path};
-pub use self::gate::MergeGate;
-use self::gate::Place;
 use crate::{
     error::{Code, GraphqlError},
     fetch::{read_answer, SubgraphClient, SubgraphResponse, IDEMPOTENCY_HEADER},
@@ -50,9 +49,9 @@ pub struct Executed<'a> {
     pub errors: Vec<GraphqlError>,
     /// The subgraph answers' bytes, together: about what the answer will take.
     pub fetched_bytes: usize,
-    /// The operation's place among those holding subgraph answers (see [`MergeGate`]), kept
-    /// until its answer is written.
-    pub place: Option<SemaphorePermit<'a>>,
+    /// The answer bytes the operation holds of the router's budget ([`AnswerBudget`]), given
+    /// back when its answer is written.
+    pub share: Share<'a>,
 }
 
 /// Where an entity goes: its path, the index of its representation, and whether the object there
@@ -70,8 +69,8 @@ pub struct Execution<'a> {
     bodies: &'a Bodies,
     data: Mutex<Val<'a>>,
     errors: Mutex<Vec<GraphqlError>>,
-    /// The operation's place among those holding subgraph answers ([`MergeGate`]).
-    place: Place<'a>,
+    /// The operation's share of the router's budget of answers held ([`AnswerBudget`]).
+    share: Share<'a>,
     /// Mutation fetches sent so far: each one's idempotency key ends with its number.
     mutation_fetches: std::sync::atomic::AtomicU32,
     /// Whether the plan's `Subscription` node was answered already: an event ([`Execution::run_event`]).
@@ -97,15 +96,15 @@ impl<'a> Execution<'a> {
             bodies,
             data: Mutex::new(Val::Object(Obj::default())),
             errors: Mutex::new(Vec::new()),
-            place: Place::new(None),
+            share: Share::new(None),
             mutation_fetches: std::sync::atomic::AtomicU32::new(0),
             event: false,
         }
     }
 
-    /// Reads answers only while holding a place of `gate` (none: no bound).
-    pub fn gated(mut self, gate: Option<&'a MergeGate>) -> Self {
-        self.place = Place::new(gate);
+    /// Holds its answers within `budget` (none: no bound).
+    pub fn budgeted(mut self, budget: Option<&'a AnswerBudget>) -> Self {
+        self.share = Share::new(budget);
         self
     }
 
@@ -115,7 +114,7 @@ impl<'a> Execution<'a> {
             self.node(node).await;
         }
         Executed {
-            place: self.place.into_held(),
+            share: self.share,
             fetched_bytes: self.bodies.bytes(),
             data: self
                 .data
@@ -276,10 +275,12 @@ impl<'a> Execution<'a> {
             _ => self.headers,
         };
         let answer = self
-            .place
-            .wait_for(self.client.request(service, url, body, headers, shareable))
+            .client
+            .request(service, url, body, headers, shareable)
             .await;
-        self.place.take().await;
+        if let Ok((_, body)) = &answer {
+            self.share.hold(body.len()).await;
+        }
         match answer.and_then(|answer| read_answer(answer, self.bodies)) {
             Ok(response) => Some(response),
             Err(reason) => {
