@@ -83,6 +83,11 @@ impl FieldTypes {
         self.types.get(parent)?.fields.get(field).cloned()
     }
 
+    /// The named type (lists and non-null unwrapped) of `parent.field`, if the schema has it.
+    pub(super) fn named_type(&self, parent: &str, field: &str) -> Option<&str> {
+        self.types.get(parent)?.fields.get(field).map(named)
+    }
+
     fn is_object(&self, name: &str) -> bool {
         self.types.get(name).is_some_and(|kind| kind.object)
     }

@@ -8,6 +8,7 @@ pub mod defer;
 pub mod limits;
 mod locations;
 pub mod merging;
+mod meta;
 pub mod pool;
 mod split;
 mod typenames;
@@ -275,6 +276,13 @@ pub fn prepare(
             (e.message, locations)
         })
         .collect();
+    errors.extend(meta::unknown_meta_fields(
+        &supergraph.field_types,
+        &supergraph.planner.supergraph.query_type,
+        &root,
+        selection_set,
+        &fragments,
+    ));
     errors.extend(merging::conflicts(
         &supergraph.field_types,
         &root,
