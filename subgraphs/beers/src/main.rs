@@ -6,7 +6,7 @@ use clap::Parser;
 use taproom_beers::config::Cli;
 
 /// mimalloc instead of the system allocator: each request allocates thousands of small JSON values,
-/// and glibc's malloc was the largest single cost in profiles under load (README, "Benchmark").
+/// and glibc's malloc was the largest single cost in profiles under load (bench/README.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
