@@ -99,7 +99,7 @@ async fn callgrind_control(pid: i32, flag: &str) -> Result<()> {
 }
 
 /// The instructions (`Ir`) of the dump made with `--dump=second`: callgrind numbers its dumps
-/// `<out>.1`, `<out>.2`, ... and writes the reason on a `trigger:` line.
+/// `<out>.1`, `<out>.2`, ... and writes the reason on a `Trigger:` line.
 fn second_dump_instructions(out: &Path) -> Result<u64> {
     let dir = out.parent().context("a callgrind file has a folder")?;
     let stem = out
@@ -114,9 +114,10 @@ fn second_dump_instructions(out: &Path) -> Result<u64> {
             continue;
         }
         let text = std::fs::read_to_string(&path)?;
+        // Valgrind 3.19 writes `desc: Trigger: dump second`.
         if !text
             .lines()
-            .any(|l| l.starts_with("trigger:") && l.contains("second"))
+            .any(|l| l.to_ascii_lowercase().contains("trigger: dump") && l.contains("second"))
         {
             continue;
         }
