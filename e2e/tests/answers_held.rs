@@ -116,6 +116,19 @@ fn send_two(router: &RunningRouter, token: &str) -> Vec<tokio::task::JoinHandle<
         .collect()
 }
 
+/// Lets users answer, then expects each of `answers` to be dora's orders with their owner.
+async fn release_and_expect_orders(hold: &Hold, answers: Vec<tokio::task::JoinHandle<Value>>) {
+    hold.released.store(true, Ordering::SeqCst);
+    for answer in answers {
+        let answer = answer.await.expect("the client task ends");
+        assert_eq!(
+            answer["data"],
+            json!({ "myOrders": [{ "owner": { "username": "dora" } }] }),
+            "{answer:#}"
+        );
+    }
+}
+
 fn orders_requests(router: &RunningRouter) -> u64 {
     router
         .state
@@ -146,15 +159,7 @@ async fn with_the_budget_spent_a_new_operation_waits_to_read_its_first_answer() 
         "the second operation waits to read its orders"
     );
 
-    hold.released.store(true, Ordering::SeqCst);
-    for answer in answers {
-        let answer = answer.await.expect("the client task ends");
-        assert_eq!(
-            answer["data"],
-            json!({ "myOrders": [{ "owner": { "username": "dora" } }] }),
-            "{answer:#}"
-        );
-    }
+    release_and_expect_orders(&hold, answers).await;
     assert_eq!(hold.received(), 2);
 }
 
@@ -200,15 +205,7 @@ async fn operations_waiting_on_a_subgraph_leave_room_for_others() {
         stuck.iter().all(|s| !s.is_finished()),
         "the others still wait on users"
     );
-    hold.released.store(true, Ordering::SeqCst);
-    for answer in stuck {
-        let answer = answer.await.expect("the client task ends");
-        assert_eq!(
-            answer["data"],
-            json!({ "myOrders": [{ "owner": { "username": "dora" } }] }),
-            "{answer:#}"
-        );
-    }
+    release_and_expect_orders(&hold, stuck).await;
 }
 
 #[tokio::test]
