@@ -129,7 +129,7 @@ pub struct Router {
     pub client: SubgraphClient,
     /// Limits on operations.
     pub limits: OperationLimits,
-    /// Places for operations holding subgraph answers at once (none: no bound).
+    /// The budget of subgraph answer bytes operations hold at once (none: no bound).
     answers_held: Option<AnswerBudget>,
     /// Persisted queries and documents, and the safelist.
     pub persisted: Persisted,
